@@ -1,0 +1,17 @@
+"""Package-wide exception and warning types."""
+
+from __future__ import annotations
+
+__all__ = ["QKLSTMError", "ProductKernelWarning"]
+
+
+class QKLSTMError(RuntimeError):
+    """A backend, sampler job or run-directory failure (re-raised ``from`` its cause)."""
+
+
+class ProductKernelWarning(UserWarning):
+    """The feature map's fidelity kernel factorises into single-qubit kernels.
+
+    Such a kernel is a product of 2x2 overlaps and can be computed classically in O(n);
+    add re-uploading layers (``reps >= 2``) to make the entangler matter.
+    """
