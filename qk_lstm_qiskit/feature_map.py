@@ -8,12 +8,12 @@ import torch
 from qiskit.circuit import ParameterVector, QuantumCircuit
 from torch import nn
 
-__all__ = ["FeatureMap", "ENTANGLEMENTS"]
+__all__ = ["FeatureMap", "ENTANGLEMENTS", "entangling_pairs"]
 
 ENTANGLEMENTS = ("linear", "circular", "full", "none")
 
 
-def _entangling_pairs(num_qubits: int, entanglement: str) -> list[tuple[int, int]]:
+def entangling_pairs(num_qubits: int, entanglement: str) -> list[tuple[int, int]]:
     if entanglement == "linear":
         return [(i, i + 1) for i in range(num_qubits - 1)]
     if entanglement == "circular":
@@ -100,7 +100,7 @@ class FeatureMap(nn.Module):
             for i in range(n):
                 circuit.ry(theta[offset + i], i)
                 circuit.rz(theta[offset + n + i], i)
-            for control, target in _entangling_pairs(n, self.entanglement):
+            for control, target in entangling_pairs(n, self.entanglement):
                 circuit.cx(control, target)
         return circuit
 

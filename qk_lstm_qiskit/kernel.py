@@ -10,15 +10,9 @@ from torch import nn
 from .errors import ProductKernelWarning
 from .feature_map import FeatureMap
 from .statevector import StatevectorExecutor
+from .validation import check_finite
 
-__all__ = ["QuantumKernel", "check_finite"]
-
-
-def check_finite(owner: str, name: str, tensor: torch.Tensor) -> None:
-    """Raise ``ValueError`` naming ``owner`` and ``name`` when ``tensor`` holds NaN or ±inf."""
-    if not torch.isfinite(tensor).all():
-        bad = tensor[~torch.isfinite(tensor)].flatten()[0].item()
-        raise ValueError(f"{owner}: expected finite values in {name}, got {bad}")
+__all__ = ["QuantumKernel"]
 
 
 class QuantumKernel(nn.Module):

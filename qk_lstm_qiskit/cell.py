@@ -1,0 +1,186 @@
+"""LSTM cells whose gate pre-activations come from quantum circuits (QK-LSTM, eq. 3)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .feature_map import FeatureMap
+from .kernel import QuantumKernel
+from .validation import check_finite, check_int
+
+__all__ = ["GatedCell", "QKLSTMCell", "WEIGHTINGS", "REFERENCE_MODES"]
+
+WEIGHTINGS = ("paper", "per_gate")
+REFERENCE_MODES = ("fixed", "learned", "data")
+NUM_GATES = 4  # input, forget, cell candidate, output (torch's i, f, g, o order)
+
+
+class GatedCell(nn.Module):
+    """The LSTM update around gate pre-activations ``z = gates(v)``, ``v = [h_{t-1}; x_t]``.
+
+    .. math::
+        i, f, \\tilde C, o = \\sigma(z_i), \\sigma(z_f), \\tanh(z_g), \\sigma(z_o);\\quad
+        c_t = f \\odot c_{t-1} + i \\odot \\tilde C;\\quad h_t = o \\odot \\tanh(c_t)
+
+    Subclasses implement :meth:`gates` ``(N, H + input_size) → (N, 4, H)``.
+    ``forward(input, hx=None) -> (h_1, c_1)`` follows ``nn.LSTMCell``.
+
+    Shape:
+        ``input``: ``(N, input_size)`` or ``(input_size,)``; ``hx``: two ``(N, H)`` or ``(H,)``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        owner = type(self).__name__
+        check_int(owner, "input_size", input_size, 1)
+        check_int(owner, "hidden_size", hidden_size, 1)
+        self.input_size, self.hidden_size = input_size, hidden_size
+
+    def gates(self, v: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(
+        self, input: torch.Tensor, hx: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        owner = type(self).__name__
+        if input.dim() not in (1, 2):
+            raise ValueError(f"{owner}: expected input of 1 or 2 dimensions, got {input.dim()}")
+        if input.size(-1) != self.input_size:
+            raise ValueError(f"{owner}: expected input.size(-1) == {self.input_size}, got {input.size(-1)}")
+        check_finite(owner, "input", input)
+        unbatched = input.dim() == 1
+        x = input.unsqueeze(0) if unbatched else input
+        if hx is None:
+            zeros = x.new_zeros(x.size(0), self.hidden_size)
+            h, c = zeros, zeros
+        else:
+            h, c = (t.unsqueeze(0) if unbatched else t for t in hx)
+            for name, t in (("hx[0]", h), ("hx[1]", c)):
+                if t.shape != (x.size(0), self.hidden_size):
+                    expected = (self.hidden_size,) if unbatched else (x.size(0), self.hidden_size)
+                    raise ValueError(f"{owner}: expected {name} of shape {expected}, got {tuple(t.shape)}")
+        h, c = self.step(x, h, c)
+        return (h.squeeze(0), c.squeeze(0)) if unbatched else (h, c)
+
+    def step(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One unchecked update on batched tensors: ``x`` ``(N, in)``, ``h, c`` ``(N, H)``."""
+        z = self.gates(torch.cat([h, x], dim=-1))  # (N, 4, H)
+        i, f, g, o = z.unbind(1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, c
+
+
+class QKLSTMCell(GatedCell):
+    """QK-LSTM cell: each gate is a weighted sum of quantum kernels against reference vectors.
+
+    .. math::
+        u_t = P [h_{t-1}; x_t] + p, \\qquad
+        z^{g}_t = \\sum_{j=1}^{R} \\alpha^{g}_{j}\\, k(u_t, x^{g}_j) + b^{g},
+        \\quad g \\in \\{i, f, C, o\\}
+
+    ``P`` projects ``v_t`` to the ``num_qubits`` features of the feature map; every gate has
+    its own ``R`` reference vectors ``x^g_j``. Weighting ``"paper"`` shares one
+    ``Linear(R → H)`` (α, b) among the four gates, which gives Table I's 183 parameters;
+    ``"per_gate"`` gives each gate its own α and b (eq. 3 literally). All ``4R`` kernels of a
+    step are one :class:`QuantumKernel` call.
+
+    Args:
+        input_size, hidden_size: as ``nn.LSTMCell``.
+        num_qubits: qubits of the feature map (default 4).
+        num_references: reference vectors per gate, R (default 4).
+        reps, entanglement, input_scaling, trainable_scaling: passed to :class:`FeatureMap`.
+        weighting: ``"paper"`` (default) or ``"per_gate"``.
+        references: ``"fixed"`` (random N(0, 1) buffer, default), ``"learned"`` (parameter), or
+            ``"data"`` (buffer set from projected training inputs, see :meth:`set_references`).
+        sampler, pass_manager: evaluate kernels on a Qiskit ``BaseSamplerV2`` (default exact).
+
+    Shape:
+        ``input``: ``(N, input_size)`` or ``(input_size,)`` → ``h_1, c_1``: ``(N, H)`` or ``(H,)``.
+
+    Example:
+        >>> cell = QKLSTMCell(8, 6)
+        >>> h, c = cell(torch.randn(2, 8))
+        >>> h.shape
+        torch.Size([2, 6])
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        *,
+        num_qubits: int = 4,
+        num_references: int = 4,
+        reps: int = 1,
+        entanglement: str = "linear",
+        input_scaling: float = 1.0,
+        trainable_scaling: bool = False,
+        weighting: str = "paper",
+        references: str = "fixed",
+        sampler=None,
+        pass_manager=None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(input_size, hidden_size)
+        check_int("QKLSTMCell", "num_references", num_references, 1)
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"QKLSTMCell: expected weighting in {WEIGHTINGS}, got {weighting!r}")
+        if references not in REFERENCE_MODES:
+            raise ValueError(f"QKLSTMCell: expected references in {REFERENCE_MODES}, got {references!r}")
+        factory = {"device": device, "dtype": dtype}
+        self.num_references, self.weighting, self.reference_mode = num_references, weighting, references
+        feature_map = FeatureMap(
+            num_qubits, reps, entanglement, input_scaling=input_scaling, trainable_scaling=trainable_scaling, **factory
+        )
+        self.kernel = QuantumKernel(feature_map, sampler=sampler, pass_manager=pass_manager)
+        self.projection = nn.Linear(input_size + hidden_size, num_qubits, **factory)
+        refs = torch.empty(NUM_GATES, num_references, num_qubits, **factory)  # (4, R, q)
+        if references == "learned":
+            self.references = nn.Parameter(refs)
+        else:
+            self.register_buffer("references", refs)
+        shape = (hidden_size, num_references) if weighting == "paper" else (NUM_GATES, hidden_size, num_references)
+        self.weight = nn.Parameter(torch.empty(shape, **factory))  # α
+        self.bias = nn.Parameter(torch.empty(shape[:-1], **factory))  # b
+        self.reset_parameters()
+
+    @property
+    def num_qubits(self) -> int:
+        return self.kernel.feature_map.num_qubits
+
+    def reset_parameters(self) -> None:
+        """α, b ~ U(-1/√R, 1/√R) like ``nn.Linear(R, H)``; references ~ N(0, 1); projection reset."""
+        self.projection.reset_parameters()
+        bound = 1.0 / math.sqrt(self.num_references)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+        with torch.no_grad():
+            self.references.normal_()
+
+    @torch.no_grad()
+    def set_references(self, references: torch.Tensor) -> None:
+        """Overwrite the reference vectors with ``(4, R, q)`` or ``(4·R, q)`` values."""
+        expected = (NUM_GATES, self.num_references, self.num_qubits)
+        if references.numel() != math.prod(expected) or references.size(-1) != self.num_qubits:
+            raise ValueError(f"QKLSTMCell: expected references of shape {expected}, got {tuple(references.shape)}")
+        check_finite("QKLSTMCell", "references", references)
+        self.references.copy_(references.reshape(expected))
+
+    def gates(self, v: torch.Tensor) -> torch.Tensor:
+        u = self.projection(v)  # (N, q)
+        k = self.kernel(u, self.references.reshape(-1, self.num_qubits))  # (N, 4R): one kernel call
+        k = k.reshape(-1, NUM_GATES, self.num_references)  # (N, 4, R)
+        if self.weighting == "paper":
+            return k @ self.weight.t() + self.bias  # (N, 4, H)
+        return torch.einsum("ngr,ghr->ngh", k, self.weight) + self.bias
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.input_size}, {self.hidden_size}, num_qubits={self.num_qubits}, "
+            f"num_references={self.num_references}, weighting={self.weighting!r}, references={self.reference_mode!r}"
+        )

@@ -1,0 +1,121 @@
+"""``qk-lstm`` command line: train, reproduce the paper, evaluate, estimate hardware cost."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+from .errors import ProductKernelWarning, QKLSTMError
+
+__all__ = ["main"]
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "paper_pos.yaml"
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, dict]:
+    """Config overrides from the flags the user actually gave."""
+    mapping = {
+        "model": ("model", "kind"),
+        "seed": ("train", "seed"),
+        "epochs": ("train", "epochs"),
+        "lr": ("train", "lr"),
+        "optimizer": ("train", "optimizer"),
+        "batch_size": ("train", "batch_size"),
+        "data": ("data", "source"),
+        "backend": ("executor", "backend"),
+        "shots": ("executor", "shots"),
+    }
+    out: dict[str, dict] = {}
+    for flag, (section, key) in mapping.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            out.setdefault(section, {})[key] = value
+    return out
+
+
+def _config_path(args: argparse.Namespace) -> Path | None:
+    if args.config is not None:
+        return Path(args.config)
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .experiment import default_run_dir, run_training
+
+    config = load_config(_config_path(args), _overrides(args))
+    out_dir = Path(args.out) if args.out else default_run_dir(config)
+    if config.model.kind == "qk-lstm":
+        warnings.simplefilter("ignore", ProductKernelWarning)
+        if config.model.reps == 1 and config.model.entanglement != "none":
+            print("note: with reps=1 the CNOTs cancel in U†(y)U(x): the paper's kernel is a product of one-qubit kernels")
+    result = run_training(config, out_dir, resume=args.resume, progress=not args.no_progress)
+    print(f"model: {result['model']}  trainable parameters: {result['trainable_parameters']}")
+    print(f"final training accuracy: {result['final_accuracy']:.4f}  loss: {result['final_loss']:.4f}")
+    if "best_val_accuracy" in result:
+        print(f"best validation accuracy: {result['best_val_accuracy']:.4f}")
+    print(f"outputs: {out_dir}/metrics.json, {out_dir}/model.pt")
+    return 0
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import reproduce
+
+    warnings.simplefilter("ignore", ProductKernelWarning)
+    table = reproduce(
+        Path(args.out), seeds=args.seeds, epochs=args.epochs, config_path=_config_path(args), progress=not args.no_progress
+    )
+    print(table)
+    print(f"outputs: {args.out}/table1.md, {args.out}/fig3.png, {args.out}/summary.json")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qk-lstm", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a tagger (default: the paper's QK-LSTM)")
+    train.add_argument("--config", help="YAML overriding the defaults (default: configs/paper_pos.yaml)")
+    train.add_argument("--model", choices=("qk-lstm", "lstm", "qlstm"))
+    train.add_argument("--seed", type=int)
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--optimizer", choices=("adam", "sgd"))
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--data", help="'paper' or a path to a CoNLL-U file")
+    train.add_argument("--backend", help="exact (default) or aer")
+    train.add_argument("--shots", type=int)
+    train.add_argument("--out", help="run folder (default: a new folder under runs/)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.set_defaults(func=_cmd_train)
+
+    repro = sub.add_parser("reproduce", help="Table I and Fig. 3: QK-LSTM, LSTM and QLSTM over several seeds")
+    repro.add_argument("--config", help="base YAML (default: configs/paper_pos.yaml)")
+    repro.add_argument("--out", default="runs/reproduce")
+    repro.add_argument("--seeds", type=int, default=3)
+    repro.add_argument("--epochs", type=int)
+    repro.add_argument("--no-progress", action="store_true")
+    repro.set_defaults(func=_cmd_reproduce)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (QKLSTMError, ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"qk-lstm {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"qk-lstm {args.command}: interrupted; finished epochs are saved (rerun with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Run configuration: frozen dataclass defaults, overridden by YAML files and CLI flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+__all__ = ["ModelConfig", "DataConfig", "TrainConfig", "ExecutorConfig", "RunConfig", "load_config", "MODEL_KINDS"]
+
+MODEL_KINDS = ("qk-lstm", "lstm", "qlstm")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Tagger: Embedding(V, embedding_dim) → recurrent(hidden_dim) → Linear → log-softmax."""
+
+    kind: str = "qk-lstm"  # qk-lstm | lstm | qlstm
+    embedding_dim: int = 8
+    hidden_dim: int = 6
+    num_layers: int = 1
+    num_qubits: int = 4  # qk-lstm, qlstm
+    num_references: int = 4  # qk-lstm: R per gate
+    reps: int = 1  # qk-lstm: feature-map layers (1 = the paper's circuit)
+    entanglement: str = "linear"
+    input_scaling: float = 1.0
+    trainable_scaling: bool = False
+    weighting: str = "paper"  # paper | per_gate
+    references: str = "fixed"  # fixed | learned | data
+    vqc_depth: int = 1  # qlstm
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """``source``: ``paper`` (the two sentences) or a path to a CoNLL-U file."""
+
+    source: str = "paper"
+    tag_column: str = "upos"  # upos | xpos
+    lowercase: bool = False
+    min_freq: int = 1
+    max_length: typing.Optional[int] = None
+    validation_fraction: float = 0.0
+    split_seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 100
+    optimizer: str = "adam"  # adam | sgd
+    lr: float = 0.1
+    batch_size: int = 1
+    clip_grad_norm: typing.Optional[float] = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """Where kernels run: ``exact`` (torch statevectors) or a sampler backend name."""
+
+    backend: str = "exact"
+    shots: typing.Optional[int] = None
+    seed: typing.Optional[int] = None
+    optimization_level: int = 1
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_CHOICES = {
+    ("model", "kind"): MODEL_KINDS,
+    ("model", "weighting"): ("paper", "per_gate"),
+    ("model", "references"): ("fixed", "learned", "data"),
+    ("model", "entanglement"): ("linear", "circular", "full", "none"),
+    ("data", "tag_column"): ("upos", "xpos"),
+    ("train", "optimizer"): ("adam", "sgd"),
+}
+_POSITIVE = {
+    ("model", n) for n in ("embedding_dim", "hidden_dim", "num_layers", "num_qubits", "num_references", "reps", "vqc_depth")
+} | {("train", "epochs"), ("train", "batch_size"), ("train", "lr"), ("model", "input_scaling"), ("data", "min_freq"),
+     ("data", "max_length"), ("executor", "shots"), ("train", "clip_grad_norm")}
+
+
+def _coerce(where: str, section: str, name: str, value: Any, annotation: Any) -> Any:
+    optional = typing.get_origin(annotation) is typing.Union
+    base = [a for a in typing.get_args(annotation) if a is not type(None)][0] if optional else annotation
+    if value is None and optional:
+        return None
+    ok = isinstance(value, base) and not (isinstance(value, bool) and base is not bool)
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok:
+        raise ValueError(f"config{where}: expected {section}.{name} to be {base.__name__}, got {value!r}")
+    if (section, name) in _CHOICES and value not in _CHOICES[section, name]:
+        raise ValueError(f"config{where}: expected {section}.{name} in {_CHOICES[section, name]}, got {value!r}")
+    if (section, name) in _POSITIVE and not (math.isfinite(value) and value > 0):
+        raise ValueError(f"config{where}: expected {section}.{name} > 0, got {value!r}")
+    if (section, name) == ("data", "validation_fraction") and not 0.0 <= value < 1.0:
+        raise ValueError(f"config{where}: expected data.validation_fraction in [0, 1), got {value!r}")
+    return value
+
+
+def _merge(config: RunConfig, overrides: Mapping[str, Any], where: str) -> RunConfig:
+    sections = {f.name: f for f in dataclasses.fields(RunConfig)}
+    updated = {}
+    for section, values in overrides.items():
+        if section not in sections:
+            raise ValueError(f"config{where}: unknown section {section!r} (expected one of {sorted(sections)})")
+        if not isinstance(values, Mapping):
+            raise ValueError(f"config{where}: expected section {section!r} to be a mapping, got {values!r}")
+        current = getattr(config, section)
+        hints = typing.get_type_hints(type(current))
+        changes = {}
+        for name, value in values.items():
+            if name not in hints:
+                raise ValueError(f"config{where}: unknown key {section}.{name} (expected one of {sorted(hints)})")
+            changes[name] = _coerce(where, section, name, value, hints[name])
+        updated[section] = dataclasses.replace(current, **changes)
+    return dataclasses.replace(config, **updated)
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> RunConfig:
+    """Defaults ← YAML file ``path`` ← ``overrides`` (``{"train": {"seed": 1}}``), all validated.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: malformed YAML, unknown section or key, wrong type or out-of-range value.
+    """
+    config = RunConfig()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config: expected an existing YAML file, got {str(path)!r}")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise ValueError(f"config {path}: not valid YAML ({first})") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, Mapping):
+            raise ValueError(f"config {path}: expected a mapping of sections, got {type(loaded).__name__}")
+        config = _merge(config, loaded, f" {path}")
+    if overrides:
+        config = _merge(config, overrides, "")
+    return config

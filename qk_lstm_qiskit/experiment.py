@@ -1,0 +1,126 @@
+"""One training run end to end: data, model, executor, trainer, run folder."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .backends import make_sampler
+from .config import DataConfig, RunConfig
+from .data import TaggedSentence, Vocabulary, encode_corpus, make_batches, paper_corpus
+from .errors import QKLSTMError
+from .tagger import build_tagger, count_parameters
+from .trainer import Trainer, evaluate, seed_everything
+
+__all__ = ["TaskData", "prepare_data", "run_training", "default_run_dir"]
+
+log = logging.getLogger(__name__)
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass
+class TaskData:
+    """Encoded sentences and the vocabularies that index them."""
+
+    train: list[tuple[list[int], list[int]]]
+    validation: list[tuple[list[int], list[int]]]
+    words: Vocabulary
+    tags: Vocabulary
+
+
+def _encode(train: list[TaggedSentence], validation: list[TaggedSentence], words: Vocabulary, tags: Vocabulary) -> TaskData:
+    return TaskData(encode_corpus(train, words, tags), encode_corpus(validation, words, tags), words, tags)
+
+
+def prepare_data(config: DataConfig) -> TaskData:
+    """The paper's two sentences (``source: paper``) or a CoNLL-U treebank split."""
+    if config.source == "paper":
+        corpus = paper_corpus()
+        words = Vocabulary.build([w for w, _ in corpus], name="word")  # 9 case-sensitive words
+        tags = Vocabulary([t for _, ts in corpus for t in ts], name="tag")  # DET, NN, V
+        return _encode(corpus, [], words, tags)
+    from .treebank import load_task
+
+    return load_task(config)
+
+
+def default_run_dir(config: RunConfig) -> Path:
+    return Path("runs") / f"{config.model.kind}-s{config.train.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _check_run_dir(out_dir: Path, resume: bool, config: RunConfig) -> dict | None:
+    """Refuse to overwrite a finished or started run; return the resume state when asked."""
+    last = out_dir / "last.pt"
+    if not resume:
+        existing = [n for n in ("model.pt", "last.pt", "metrics.json") if (out_dir / n).exists()]
+        if existing:
+            raise QKLSTMError(
+                f"train: --out {out_dir} already holds a run ({', '.join(existing)}); "
+                "pass --resume to continue it or choose another folder"
+            )
+        return None
+    if not last.is_file():
+        raise QKLSTMError(f"train: --resume expected {last} from an earlier run, not found")
+    state = torch.load(last, map_location="cpu", weights_only=False)
+    saved, current = state["config"], config.to_dict()
+    for section in ("model", "data", "executor"):
+        for key, value in current[section].items():
+            if saved[section].get(key) != value:
+                raise QKLSTMError(
+                    f"train: --resume expected {section}.{key} = {saved[section].get(key)!r} as saved in {last}, got {value!r}"
+                )
+    return state
+
+
+def run_training(
+    config: RunConfig, out_dir: Path | None = None, *, resume: bool = False, progress: bool = True, sampler=None,
+) -> dict[str, Any]:
+    """Train the tagger of ``config`` and return its metrics (also written to ``out_dir``).
+
+    Args:
+        config: the whole run configuration.
+        out_dir: run folder (created); ``None`` keeps everything in memory.
+        resume: continue from ``out_dir/last.pt``.
+        sampler: a ``BaseSamplerV2`` overriding ``config.executor`` (Python API only).
+    """
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        resume_state = _check_run_dir(out_dir, resume, config)
+    else:
+        resume_state = None
+    data = prepare_data(config.data)
+    if sampler is None:
+        ex = config.executor
+        sampler = make_sampler(ex.backend, shots=ex.shots, seed=ex.seed)
+    seed_everything(config.train.seed)
+    model = build_tagger(config.model, len(data.words), len(data.tags), sampler=sampler)
+    if config.model.kind == "qk-lstm" and config.model.references == "data":
+        sample = make_batches(data.train[:32], 32, pad_index=data.words.pad_index or 0)[0]
+        model.recurrent.init_references_from_data(model.embedding(sample.words).detach())
+    metadata = {
+        "format": CHECKPOINT_FORMAT,
+        "model": config.model.kind,
+        "trainable_parameters": count_parameters(model),
+        "config": config.to_dict(),
+        "words": data.words.to_dict(),
+        "tags": data.tags.to_dict(),
+    }
+    trainer = Trainer(
+        model, config.train, out_dir=out_dir, metadata=metadata, pad_index=data.words.pad_index or 0, progress=progress
+    )
+    if resume_state is not None:
+        trainer.load_state(resume_state)
+    history = trainer.fit(data.train, data.validation or None)
+    final = evaluate(model, make_batches(data.train, config.train.batch_size, pad_index=data.words.pad_index or 0))
+    extra: dict[str, Any] = {"final_accuracy": final["accuracy"], "final_loss": final["loss"]}
+    if data.validation:
+        extra["best_val_accuracy"] = max(r["val_accuracy"] for r in history)
+    trainer.write_metrics(**extra)
+    meta = {k: v for k, v in metadata.items() if k not in ("words", "tags")}
+    return {**meta, "epochs": history, **extra, "out_dir": None if out_dir is None else str(out_dir)}

@@ -1,0 +1,65 @@
+"""Sequence taggers: Embedding → (QK-)LSTM / QLSTM → Linear → log-softmax."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+from .lstm import QKLSTM
+from .qlstm import QLSTM
+
+__all__ = ["Tagger", "build_tagger", "count_parameters"]
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable scalars."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+class Tagger(nn.Module):
+    """Per-token tag log-probabilities.
+
+    Shape:
+        ``words``: ``(N, L)`` long → ``(N, L, num_tags)`` log-probabilities.
+    """
+
+    def __init__(self, vocab_size: int, num_tags: int, embedding_dim: int, recurrent: nn.Module) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.recurrent = recurrent  # batch_first
+        self.classifier = nn.Linear(recurrent.hidden_size, num_tags)
+
+    def forward(self, words: torch.Tensor) -> torch.Tensor:
+        if words.dim() != 2:
+            raise ValueError(f"Tagger: expected words of shape (N, L), got {tuple(words.shape)}")
+        if words.numel() and (words.min() < 0 or words.max() >= self.embedding.num_embeddings):
+            raise ValueError(
+                f"Tagger: expected word indices in [0, {self.embedding.num_embeddings}), "
+                f"got [{words.min().item()}, {words.max().item()}]"
+            )
+        hidden, _ = self.recurrent(self.embedding(words))  # (N, L, H)
+        return torch.log_softmax(self.classifier(hidden), dim=-1)
+
+
+def build_tagger(
+    config: ModelConfig, vocab_size: int, num_tags: int, *, sampler=None, pass_manager=None
+) -> Tagger:
+    """The tagger of ``config.kind``; ``sampler``/``pass_manager`` reach the QK-LSTM kernels."""
+    e, h = config.embedding_dim, config.hidden_dim
+    if config.kind == "lstm":
+        recurrent = nn.LSTM(e, h, num_layers=config.num_layers, batch_first=True)
+    elif config.kind == "qlstm":
+        recurrent = QLSTM(
+            e, h, num_layers=config.num_layers, batch_first=True, num_qubits=config.num_qubits, depth=config.vqc_depth
+        )
+    elif config.kind == "qk-lstm":
+        recurrent = QKLSTM(
+            e, h, num_layers=config.num_layers, batch_first=True, num_qubits=config.num_qubits,
+            num_references=config.num_references, reps=config.reps, entanglement=config.entanglement,
+            input_scaling=config.input_scaling, trainable_scaling=config.trainable_scaling,
+            weighting=config.weighting, references=config.references, sampler=sampler, pass_manager=pass_manager,
+        )
+    else:
+        raise ValueError(f"build_tagger: expected kind in ('qk-lstm', 'lstm', 'qlstm'), got {config.kind!r}")
+    return Tagger(vocab_size, num_tags, e, recurrent)

@@ -1,0 +1,186 @@
+"""A readable training loop for taggers: NLL over real tokens, metrics, checkpoints, resume.
+
+The trainer knows nothing of the model's insides. Per epoch it shuffles with its own seeded
+generator, steps the optimizer per batch, records token-weighted loss and accuracy (and
+validation metrics), then writes ``metrics.json``/``metrics.csv``, ``last.pt`` (everything
+needed to resume bit-identically) and ``model.pt`` (best validation accuracy, or the latest
+epoch without validation data). Every file is replaced atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .config import TrainConfig
+from .data import PAD_TAG, Batch, make_batches
+
+__all__ = ["Trainer", "evaluate", "seed_everything", "save_atomic", "write_json_atomic"]
+
+log = logging.getLogger(__name__)
+Encoded = Sequence[tuple[list[int], list[int]]]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file, then rename: a crash never leaves a half file."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def write_json_atomic(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _batch_stats(log_probs: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, int, int]:
+    """(mean NLL over real tokens, correct, total)."""
+    flat = log_probs.reshape(-1, log_probs.size(-1))
+    targets = batch.tags.reshape(-1)
+    loss = nn.functional.nll_loss(flat, targets, ignore_index=PAD_TAG)
+    mask = targets != PAD_TAG
+    correct = int((flat.argmax(-1)[mask] == targets[mask]).sum())
+    return loss, correct, int(mask.sum())
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: Sequence[Batch]) -> dict[str, float]:
+    """Token-weighted ``loss`` and ``accuracy`` of ``model`` on ``batches`` (eval mode)."""
+    was_training = model.training
+    model.eval()
+    total_loss = correct = total = 0
+    for batch in batches:
+        loss, c, n = _batch_stats(model(batch.words), batch)
+        total_loss, correct, total = total_loss + loss.item() * n, correct + c, total + n
+    model.train(was_training)
+    return {"loss": total_loss / max(total, 1), "accuracy": correct / max(total, 1)}
+
+
+class Trainer:
+    """Train ``model`` with ``config``; write outputs under ``out_dir`` (if given).
+
+    Args:
+        model: maps ``words (N, L)`` to log-probabilities ``(N, L, T)``.
+        config: optimizer, learning rate, batch size, clipping, epochs, seed.
+        out_dir: run folder for metrics and checkpoints, or ``None`` to keep all in memory.
+        metadata: stored in every checkpoint and in ``metrics.json`` (config, vocabularies, …).
+        pad_index: word index used for padding.
+        progress: show a tqdm bar with loss and accuracy.
+    """
+
+    def __init__(
+        self, model: nn.Module, config: TrainConfig, *, out_dir: Path | None = None,
+        metadata: dict[str, Any] | None = None, pad_index: int = 0, progress: bool = True,
+    ) -> None:
+        self.model, self.config, self.out_dir = model, config, out_dir
+        self.metadata = dict(metadata or {})
+        self.pad_index, self.progress = pad_index, progress
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD
+        self.optimizer = optimizer(params, lr=config.lr)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.history: list[dict[str, float]] = []
+        self.best_accuracy = -1.0
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict[str, Any]:
+        return {
+            "model_state": self.model.state_dict(),
+            "optimizer_state": self.optimizer.state_dict(),
+            "generator_state": self.generator.get_state(),
+            "torch_rng_state": torch.get_rng_state(),
+            "numpy_rng_state": np.random.get_state(),
+            "python_rng_state": random.getstate(),
+            "epoch": len(self.history),
+            "history": self.history,
+            "best_accuracy": self.best_accuracy,
+            **self.metadata,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model_state"])
+        self.optimizer.load_state_dict(state["optimizer_state"])
+        self.generator.set_state(state["generator_state"])
+        torch.set_rng_state(state["torch_rng_state"])
+        np.random.set_state(state["numpy_rng_state"])
+        random.setstate(state["python_rng_state"])
+        self.history = list(state["history"])
+        self.best_accuracy = state["best_accuracy"]
+
+    # ------------------------------------------------------------------ loop
+    def fit(self, train: Encoded, validation: Encoded | None = None) -> list[dict[str, float]]:
+        """Train from the current epoch up to ``config.epochs``; return the per-epoch history."""
+        cfg = self.config
+        val_batches = make_batches(validation, cfg.batch_size, pad_index=self.pad_index) if validation else None
+        bar = tqdm(
+            range(len(self.history), cfg.epochs), initial=len(self.history), total=cfg.epochs,
+            desc="train", unit="epoch", disable=not self.progress, dynamic_ncols=True,
+        )
+        for epoch in bar:
+            start = time.perf_counter()
+            self.model.train()
+            total_loss = correct = total = 0
+            for batch in make_batches(train, cfg.batch_size, pad_index=self.pad_index, generator=self.generator):
+                loss, c, n = _batch_stats(self.model(batch.words), batch)
+                self.optimizer.zero_grad()
+                loss.backward()
+                if cfg.clip_grad_norm is not None:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad_norm)
+                self.optimizer.step()
+                total_loss, correct, total = total_loss + loss.item() * n, correct + c, total + n
+            record = {"epoch": epoch + 1, "loss": total_loss / total, "accuracy": correct / total}
+            if val_batches:
+                val = evaluate(self.model, val_batches)
+                record.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+            record["seconds"] = time.perf_counter() - start
+            self.history.append(record)
+            bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['accuracy']:.3f}")
+            self._save_epoch(record)
+        return self.history
+
+    def _save_epoch(self, record: dict[str, float]) -> None:
+        if self.out_dir is None:
+            return
+        score = record.get("val_accuracy", record["accuracy"])
+        improved = "val_accuracy" not in record or score > self.best_accuracy
+        self.best_accuracy = max(self.best_accuracy, score)
+        state = self.state()
+        save_atomic(state, self.out_dir / "last.pt")
+        if improved:
+            keep = ("model_state", "epoch", *self.metadata)
+            save_atomic({k: state[k] for k in keep}, self.out_dir / "model.pt")
+        self.write_metrics()
+        log.info("epoch %d: %s", record["epoch"], record)
+
+    def write_metrics(self, **extra: Any) -> None:
+        """``metrics.json`` (metadata + epochs + ``extra``) and ``metrics.csv`` (one row per epoch)."""
+        if self.out_dir is None:
+            return
+        meta = {k: v for k, v in self.metadata.items() if k not in ("words", "tags")}
+        write_json_atomic({**meta, "epochs": self.history, **extra}, self.out_dir / "metrics.json")
+        fields = list(dict.fromkeys(k for row in self.history for k in row))
+        tmp = self.out_dir / "metrics.csv.tmp"
+        with tmp.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(self.history)
+        os.replace(tmp, self.out_dir / "metrics.csv")
