@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -106,10 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import torch
+
+    # Tiny models: one intra-op thread is up to 20x faster than two on a busy 2-core machine.
+    torch.set_num_threads(int(os.environ.get("QK_LSTM_THREADS", "1")))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
     except (QKLSTMError, ValueError, TypeError, FileNotFoundError) as exc:
+        if args.verbose:
+            raise
         print(f"qk-lstm {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

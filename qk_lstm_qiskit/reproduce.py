@@ -1,0 +1,123 @@
+"""Table I and Fig. 3 of the paper: QK-LSTM, LSTM and QLSTM on the two-sentence POS task."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from statistics import mean, pstdev
+
+import numpy as np
+
+from .config import MODEL_KINDS, load_config
+from .experiment import prepare_data, run_training
+
+__all__ = ["reproduce", "table_one", "plot_curves"]
+
+LABELS = {"qk-lstm": "QK-LSTM", "lstm": "LSTM", "qlstm": "QLSTM"}
+
+
+def _epochs_to_perfect(run: dict) -> int | None:
+    return next((r["epoch"] for r in run["epochs"] if r["accuracy"] == 1.0), None)
+
+
+def table_one(runs: dict[str, list[dict]]) -> str:
+    """Markdown Table I from the runs of each model (the config of the first run per model)."""
+    kinds = [k for k in MODEL_KINDS if k in runs]
+    config = {k: runs[k][0]["config"] for k in kinds}
+    data = prepare_data(load_config(overrides={"data": config[kinds[0]]["data"]}).data)
+
+    def row(name: str, cell) -> str:
+        return f"| {name} | " + " | ".join(str(cell(k)) for k in kinds) + " |"
+
+    def spread(values: list[float]) -> str:
+        return f"{mean(values):.3f} ± {pstdev(values):.3f}"
+
+    def reached(k: str) -> str:
+        hits = [_epochs_to_perfect(r) for r in runs[k]]
+        done = [h for h in hits if h is not None]
+        return f"{len(done)}/{len(hits)}" + (f" (epoch {min(done)}–{max(done)})" if done else "")
+
+    lines = [
+        "| Parameter | " + " | ".join(LABELS[k] for k in kinds) + " |",
+        "|---|" + "---|" * len(kinds),
+        row("Epochs", lambda k: config[k]["train"]["epochs"]),
+        row("Learning rate", lambda k: f"{config[k]['train']['lr']} ({config[k]['train']['optimizer']})"),
+        row("Number of tags", lambda k: len(data.tags)),
+        row("Vocabulary size", lambda k: len(data.words)),
+        row("Embedding dimension", lambda k: config[k]["model"]["embedding_dim"]),
+        row("Hidden dimension", lambda k: config[k]["model"]["hidden_dim"]),
+        row("Qubits", lambda k: "–" if k == "lstm" else config[k]["model"]["num_qubits"]),
+        row("Total trainable parameters", lambda k: runs[k][0]["trainable_parameters"]),
+        row(f"Final training accuracy (mean ± std, {len(runs[kinds[0]])} seeds)",
+            lambda k: spread([r["final_accuracy"] for r in runs[k]])),
+        row("Final training loss", lambda k: spread([r["final_loss"] for r in runs[k]])),
+        row("Seeds reaching 100 % accuracy", reached),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(runs: dict[str, list[dict]], path: Path) -> None:
+    """Fig. 3: training accuracy (a) and loss (b) per epoch, mean line and min–max band over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for kind, kind_runs in runs.items():
+        for ax, key in zip(axes, ("accuracy", "loss")):
+            curves = np.array([[r[key] for r in run["epochs"]] for run in kind_runs])  # (seeds, epochs)
+            epochs = np.arange(1, curves.shape[1] + 1)
+            line = ax.plot(epochs, curves.mean(0), label=f"{LABELS[kind]} ({kind_runs[0]['trainable_parameters']} params)")
+            ax.fill_between(epochs, curves.min(0), curves.max(0), color=line[0].get_color(), alpha=0.2)
+    axes[0].set(xlabel="epoch", ylabel="training accuracy", title="(a) accuracy", ylim=(0, 1.02))
+    axes[1].set(xlabel="epoch", ylabel="training loss (NLL)", title="(b) loss", yscale="log")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend()
+    n = len(next(iter(runs.values())))
+    fig.suptitle(f"POS tagging, paper's task: mean over {n} seeds, band = min–max")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def reproduce(
+    out: Path, *, seeds: int = 3, epochs: int | None = None, config_path: Path | None = None, progress: bool = True,
+    kinds: tuple[str, ...] = MODEL_KINDS,
+) -> str:
+    """Train every model of ``kinds`` on seeds ``0 … seeds-1``; write Table I, Fig. 3 and a summary.
+
+    Returns the markdown table. Runs are kept in ``out/<kind>-s<seed>/``.
+    """
+    if seeds < 1:
+        raise ValueError(f"reproduce: expected seeds >= 1, got {seeds}")
+    base = load_config(config_path)
+    if epochs is not None:
+        base = dataclasses.replace(base, train=dataclasses.replace(base.train, epochs=epochs))
+    out = Path(out)
+    runs: dict[str, list[dict]] = {}
+    for kind in kinds:
+        for seed in range(seeds):
+            config = dataclasses.replace(
+                base,
+                model=dataclasses.replace(base.model, kind=kind),
+                train=dataclasses.replace(base.train, seed=seed),
+            )
+            runs.setdefault(kind, []).append(run_training(config, out / f"{kind}-s{seed}", progress=progress))
+    table = table_one(runs)
+    (out / "table1.md").write_text(table, encoding="utf-8")
+    plot_curves(runs, out / "fig3.png")
+    summary = {
+        kind: {
+            "trainable_parameters": rs[0]["trainable_parameters"],
+            "final_accuracy": [r["final_accuracy"] for r in rs],
+            "final_loss": [r["final_loss"] for r in rs],
+            "epochs_to_100": [_epochs_to_perfect(r) for r in rs],
+            "seconds": [sum(e["seconds"] for e in r["epochs"]) for r in rs],
+        }
+        for kind, rs in runs.items()
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return table
