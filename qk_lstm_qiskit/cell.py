@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
 from .feature_map import FeatureMap
-from .kernel import QuantumKernel
+from .kernel import PreparedSide, QuantumKernel
 from .validation import check_finite, check_int
 
 __all__ = ["GatedCell", "QKLSTMCell", "WEIGHTINGS", "REFERENCE_MODES"]
@@ -39,7 +40,11 @@ class GatedCell(nn.Module):
         check_int(owner, "hidden_size", hidden_size, 1)
         self.input_size, self.hidden_size = input_size, hidden_size
 
-    def gates(self, v: torch.Tensor) -> torch.Tensor:
+    def prepare(self) -> Any:
+        """Per-sequence constants handed to every :meth:`gates` call (default ``None``)."""
+        return None
+
+    def gates(self, v: torch.Tensor, prepared: Any = None) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(
@@ -61,13 +66,16 @@ class GatedCell(nn.Module):
             for name, t in (("hx[0]", h), ("hx[1]", c)):
                 if t.shape != (x.size(0), self.hidden_size):
                     expected = (self.hidden_size,) if unbatched else (x.size(0), self.hidden_size)
-                    raise ValueError(f"{owner}: expected {name} of shape {expected}, got {tuple(t.shape)}")
-        h, c = self.step(x, h, c)
+                    actual = tuple(t.squeeze(0).shape) if unbatched else tuple(t.shape)  # the caller's shape
+                    raise ValueError(f"{owner}: expected {name} of shape {expected}, got {actual}")
+        h, c = self.step(x, h, c, self.prepare())
         return (h.squeeze(0), c.squeeze(0)) if unbatched else (h, c)
 
-    def step(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(
+        self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, prepared: Any = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One unchecked update on batched tensors: ``x`` ``(N, in)``, ``h, c`` ``(N, H)``."""
-        z = self.gates(torch.cat([h, x], dim=-1))  # (N, 4, H)
+        z = self.gates(torch.cat([h, x], dim=-1), prepared)  # (N, 4, H)
         i, f, g, o = z.unbind(1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
@@ -171,13 +179,17 @@ class QKLSTMCell(GatedCell):
         check_finite("QKLSTMCell", "references", references)
         self.references.copy_(references.reshape(expected))
 
-    def gates(self, v: torch.Tensor) -> torch.Tensor:
+    def prepare(self) -> PreparedSide:
+        """The references' side of the kernel, shared by all time steps of a sequence."""
+        return self.kernel.prepare(self.references.reshape(-1, self.num_qubits))  # 4R references
+
+    def gates(self, v: torch.Tensor, prepared: PreparedSide | None = None) -> torch.Tensor:
         u = self.projection(v)  # (N, q)
-        k = self.kernel(u, self.references.reshape(-1, self.num_qubits))  # (N, 4R): one kernel call
-        k = k.reshape(-1, NUM_GATES, self.num_references)  # (N, 4, R)
-        if self.weighting == "paper":
-            return k @ self.weight.t() + self.bias  # (N, 4, H)
-        return torch.einsum("ngr,ghr->ngh", k, self.weight) + self.bias
+        prepared = self.prepare() if prepared is None else prepared
+        k = self.kernel.evaluate(u, prepared, check=False)  # (N, 4R): one kernel call; inputs checked upstream
+        if self.weighting == "paper":  # one Linear(R -> H) for all gates
+            return torch.addmm(self.bias, k.view(-1, self.num_references), self.weight.t()).view(-1, NUM_GATES, self.hidden_size)
+        return torch.einsum("ngr,ghr->ngh", k.view(-1, NUM_GATES, self.num_references), self.weight) + self.bias
 
     def extra_repr(self) -> str:
         return (

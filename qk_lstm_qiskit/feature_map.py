@@ -110,7 +110,7 @@ class FeatureMap(nn.Module):
             raise ValueError(f"FeatureMap: expected x.size(-1) == {self.num_qubits}, got {x.size(-1)}")
         scaled = x * self.scaling
         layer = torch.cat([torch.atan(scaled), torch.atan(scaled * scaled)], dim=-1)
-        return layer.repeat(*([1] * (x.dim() - 1)), self.reps)
+        return layer if self.reps == 1 else layer.repeat(*([1] * (x.dim() - 1)), self.reps)
 
     forward = angles
 

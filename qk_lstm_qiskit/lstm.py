@@ -57,13 +57,14 @@ class RecurrentStack(nn.Module):
             for name, t in (("h_0", h0), ("c_0", c0)):
                 if t.shape != state_shape:
                     expected = (self.num_layers, self.hidden_size) if unbatched else state_shape
-                    raise ValueError(f"{owner}: expected {name} of shape {expected}, got {tuple(t.shape)}")
+                    actual = tuple(t.squeeze(1).shape) if unbatched else tuple(t.shape)  # the caller's shape
+                    raise ValueError(f"{owner}: expected {name} of shape {expected}, got {actual}")
         h_n, c_n = [], []
         for layer, cell in enumerate(self.cells):
             h, c = h0[layer], c0[layer]
-            outputs = []
+            prepared, outputs = cell.prepare(), []
             for t in range(x.size(0)):
-                h, c = cell.step(x[t], h, c)
+                h, c = cell.step(x[t], h, c, prepared)
                 outputs.append(h)
             x = torch.stack(outputs)  # (L, N, H)
             h_n.append(h)
@@ -111,6 +112,13 @@ class QKLSTM(RecurrentStack):
         Runs the model on ``input`` (shape as :meth:`forward`) and draws ``4·R`` of its
         time-step vectors per layer without replacement (with replacement if too few).
         """
+        owner = f"{type(self).__name__}.init_references_from_data"
+        if input.dim() not in (2, 3) or input.size(-1) != self.input_size or input.numel() == 0:
+            raise ValueError(
+                f"{owner}: expected a non-empty input of 2 or 3 dimensions with size(-1) == {self.input_size}, "
+                f"got shape {tuple(input.shape)}"
+            )
+        check_finite(owner, "input", input)
         x = input.unsqueeze(1) if input.dim() == 2 else (input.transpose(0, 1) if self.batch_first else input)
         for cell in self.cells:
             h = c = x.new_zeros(x.size(1), self.hidden_size)

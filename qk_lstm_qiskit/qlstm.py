@@ -78,7 +78,7 @@ class QLSTMCell(GatedCell):
         self.output.reset_parameters()
         nn.init.uniform_(self.vqc_weights, 0.0, 2 * math.pi)
 
-    def gates(self, v: torch.Tensor) -> torch.Tensor:
+    def gates(self, v: torch.Tensor, prepared: None = None) -> torch.Tensor:
         angles = self.feature_map.angles(self.projection(v))  # (N, 2n)
         batch = angles.size(0)
         values = torch.cat(

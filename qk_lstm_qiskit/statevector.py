@@ -58,19 +58,30 @@ class _Gate1Q:
     a: np.ndarray
     b: np.ndarray
     c: np.ndarray
-    column: int  # index into the extended value vector (last column is a constant 0)
+    column: int  # value column of the angle, -1 for a constant angle
     scale: float  # φ = scale * value + shift
     shift: float
+    mult: float = 1.0  # φ = mult · ψ with ψ the gate's own angle
 
 
 @dataclass
 class _SingleQubitStage:
-    a: torch.Tensor  # (S, n, 2, 2) complex128
+    """Each qubit's run of one-qubit gates, padded to S slots; angles are affine in the values.
+
+    Complex form: slot gate = A + cos φ B + sin φ C with φ = values @ angle_map + angle_shift.
+    Bloch form (real): constant leading slots are folded into ``bloch_first``, the first
+    parameterised slot already applied to it; the rest rotate by ``A + cos ψ B + sin ψ C``.
+    """
+
+    a: torch.Tensor  # (S, n, 2, 2) complex
     b: torch.Tensor
     c: torch.Tensor
-    column: torch.Tensor  # (S, n) long
-    scale: torch.Tensor  # (S, n) float64
-    shift: torch.Tensor
+    angle_map: torch.Tensor  # (P, S·n)
+    angle_shift: torch.Tensor  # (S·n,)
+    bloch_first: torch.Tensor  # (3, n, 3): A r0, B r0, C r0 of the first parameterised slot
+    bloch_abc: torch.Tensor  # (S' - 1, n, 9, 3): rows (A, B, C) × i for the later parameterised slots
+    bloch_map: torch.Tensor  # (P, S'·n): ψ = values @ bloch_map + bloch_shift
+    bloch_shift: torch.Tensor  # (S'·n,)
 
 
 @dataclass
@@ -108,8 +119,24 @@ class StatevectorExecutor:
             raise ValueError("StatevectorExecutor: expected a numeric global phase, got a parameter expression")
         self.global_phase = float(circuit.global_phase)
         self._columns = {p: i for i, p in enumerate(self.parameters)}
+        self._rotations: dict[int, list[float]] = {}  # column -> coefficients a of its Pauli rotations
         self._stages = self._compile(circuit)
         self._cache: dict[tuple[torch.dtype, torch.device], list] = {}
+
+    @property
+    def shift_scales(self) -> tuple[float, ...] | None:
+        """Per column, the ``a`` of its one gate ``R(a·θ + b)`` (RX/RY/RZ/P), or ``None``.
+
+        When every parameter sits in exactly one such rotation, the two-term shift rule
+        ``∂f/∂θ = a [f(θ + π/2a) − f(θ − π/2a)] / 2`` is exact for any expectation or fidelity.
+        """
+        scales = []
+        for column in range(len(self.parameters)):
+            coefficients = self._rotations.get(column, [])
+            if len(coefficients) != 1 or coefficients[0] == 0.0:
+                return None
+            scales.append(coefficients[0])
+        return tuple(scales)
 
     @property
     def is_product_circuit(self) -> bool:
@@ -170,13 +197,13 @@ class StatevectorExecutor:
         return stages
 
     def _gate_1q(self, op) -> _Gate1Q:
-        zero_column = len(self.parameters)
+        zero_column = -1  # constant angle
         if op.name in _FIXED_1Q:
             return _Gate1Q(_FIXED_1Q[op.name], _ZERO, _ZERO, zero_column, 0.0, 0.0)
         a, b, c, mult = _PARAM_1Q[op.name]
         angle = op.params[0]
         if not isinstance(angle, ParameterExpression) or not angle.parameters:
-            return _Gate1Q(a, b, c, zero_column, 0.0, mult * float(angle))
+            return _Gate1Q(a, b, c, zero_column, 0.0, mult * float(angle), mult)
         if len(angle.parameters) != 1:
             raise ValueError(f"StatevectorExecutor: expected one parameter in gate '{op.name}', got {angle}")
         (param,) = angle.parameters
@@ -184,23 +211,51 @@ class StatevectorExecutor:
         coeff = float(angle.bind({param: 1.0})) - shift
         if not math.isclose(float(angle.bind({param: 2.0})), 2 * coeff + shift, abs_tol=1e-12):
             raise ValueError(f"StatevectorExecutor: expected an angle a*θ + b in gate '{op.name}', got {angle}")
-        return _Gate1Q(a, b, c, self._columns[param], mult * coeff, mult * shift)
+        column = self._columns[param]
+        self._rotations.setdefault(column, []).append(coeff)
+        return _Gate1Q(a, b, c, column, mult * coeff, mult * shift, mult)
 
     def _single_stage(self, pending: list[list[_Gate1Q]]) -> _SingleQubitStage:
         n, depth = len(pending), max(len(g) for g in pending)
-        identity = _Gate1Q(_I, _ZERO, _ZERO, len(self.parameters), 0.0, 0.0)
+        identity = _Gate1Q(_I, _ZERO, _ZERO, -1, 0.0, 0.0)
         slots = [[gates[s] if s < len(gates) else identity for gates in pending] for s in range(depth)]
 
-        def stack(field: str, dtype) -> torch.Tensor:
-            return torch.tensor(np.array([[getattr(g, field) for g in row] for row in slots]), dtype=dtype)
+        def stack(field: str) -> torch.Tensor:
+            return torch.tensor(np.array([[getattr(g, field) for g in row] for row in slots]), dtype=torch.complex128)
 
+        def affine(rows: list[list[_Gate1Q]], unit: str) -> tuple[torch.Tensor, torch.Tensor]:
+            """(P, len(rows)·n) map and shift of the slot angles; unit "phi" or "psi" = φ / mult."""
+            matrix = torch.zeros(len(self.parameters), len(rows) * n, dtype=torch.float64)
+            shift = torch.zeros(len(rows) * n, dtype=torch.float64)
+            for s, row in enumerate(rows):
+                for q, g in enumerate(row):
+                    div = g.mult if unit == "psi" else 1.0
+                    if g.column >= 0:
+                        matrix[g.column, s * n + q] = g.scale / div
+                    shift[s * n + q] = g.shift / div
+            return matrix, shift
+
+        forms = [[_bloch_form(g) for g in row] for row in slots]  # (S, n) of (3, 3, 3)
+        bloch = np.tile(np.array([0.0, 0.0, 1.0]), (n, 1))  # |0> on every qubit
+        lead = 0
+        while lead < depth and all(g.column < 0 for g in slots[lead]):  # fold constant slots
+            bloch = np.einsum("nij,nj->ni", np.array([f[0] + math.cos(g.shift / g.mult) * f[1] + math.sin(g.shift / g.mult) * f[2] for f, g in zip(forms[lead], slots[lead])]), bloch)
+            lead += 1
+        rest = list(range(lead, depth))
+        if not rest:  # no parameter: the first "slot" is the constant result
+            first = np.stack([bloch, np.zeros_like(bloch), np.zeros_like(bloch)])
+            later = np.zeros((0, n, 9, 3))
+            bloch_map, bloch_shift = affine([[_Gate1Q(_I, _ZERO, _ZERO, -1, 0.0, 0.0, 1.0)] * n], "psi")
+        else:
+            first = np.einsum("nkij,nj->kni", np.array(forms[rest[0]]), bloch)
+            later = np.array([[f for f in forms[s]] for s in rest[1:]]).reshape(-1, n, 9, 3)  # (S'-1, n, (k, i), j)
+            bloch_map, bloch_shift = affine([slots[s] for s in rest], "psi")
+        angle_map, angle_shift = affine(slots, "phi")
         return _SingleQubitStage(
-            a=stack("a", torch.complex128),
-            b=stack("b", torch.complex128),
-            c=stack("c", torch.complex128),
-            column=stack("column", torch.long).reshape(depth, n),
-            scale=stack("scale", torch.float64).reshape(depth, n),
-            shift=stack("shift", torch.float64).reshape(depth, n),
+            a=stack("a"), b=stack("b"), c=stack("c"), angle_map=angle_map, angle_shift=angle_shift,
+            bloch_first=torch.tensor(first, dtype=torch.float64),
+            bloch_abc=torch.tensor(np.ascontiguousarray(later), dtype=torch.float64),
+            bloch_map=bloch_map, bloch_shift=bloch_shift,
         )
 
     def _stages_for(self, dtype: torch.dtype, device: torch.device) -> list:
@@ -210,14 +265,12 @@ class StatevectorExecutor:
             moved = []
             for s in self._stages:
                 if isinstance(s, _SingleQubitStage):
-                    moved.append(
-                        _SingleQubitStage(
-                            *(t.to(device, cdtype) for t in (s.a, s.b, s.c)),
-                            s.column.to(device),
-                            s.scale.to(device, dtype),
-                            s.shift.to(device, dtype),
-                        )
+                    complex_parts = (t.to(device, cdtype) for t in (s.a, s.b, s.c))
+                    real_parts = (
+                        t.to(device, dtype)
+                        for t in (s.angle_map, s.angle_shift, s.bloch_first, s.bloch_abc, s.bloch_map, s.bloch_shift)
                     )
+                    moved.append(_SingleQubitStage(*complex_parts, *real_parts))
                 else:
                     phase = None if s.phase is None else s.phase.to(device, cdtype)
                     moved.append(_MonomialStage(s.perm.to(device), phase))
@@ -234,7 +287,6 @@ class StatevectorExecutor:
         if values.dtype not in (torch.float32, torch.float64):
             raise TypeError(f"StatevectorExecutor: expected float32 or float64 values, got {values.dtype}")
         n, batch = self.num_qubits, values.size(0)
-        extended = torch.cat([values, values.new_zeros(batch, 1)], dim=1)  # (B, P + 1)
         state = None  # None stands for |0...0>
         for stage in self._stages_for(values.dtype, values.device):
             if isinstance(stage, _MonomialStage):
@@ -244,18 +296,44 @@ class StatevectorExecutor:
                 if stage.phase is not None:
                     state = state * stage.phase
                 continue
-            phi = extended[:, stage.column] * stage.scale + stage.shift  # (B, S, n)
-            cos, sin = torch.cos(phi)[..., None, None], torch.sin(phi)[..., None, None]
-            mats = stage.a + cos * stage.b + sin * stage.c  # (B, S, n, 2, 2)
-            unitary = mats[:, 0]
-            for s in range(1, mats.size(1)):
-                unitary = mats[:, s] @ unitary  # (B, n, 2, 2)
-            state = _product_state(unitary[..., 0]) if state is None else _apply_local(state, unitary)
+            if state is None:  # on |0...0> the stage makes a product state
+                state = _product_state(_columns(stage, values))
+            else:
+                state = _apply_local(state, _unitaries(stage, values))
         if state is None:
             state = _zero_state(batch, n, values)
         if self.global_phase:
             state = state * complex(math.cos(self.global_phase), math.sin(self.global_phase))
         return state
+
+    def product_bloch(self, values: torch.Tensor) -> torch.Tensor:
+        """Bloch vectors ``(n, 3, B)`` (qubit-major) of the qubits of a product circuit.
+
+        For :attr:`is_product_circuit` circuits ``U(θ)|0⟩ = M ⊗_q u_q(θ)`` with a constant
+        unitary ``M`` (CX/CZ/SWAP stages), so ``|⟨ψ(θ')|ψ(θ)⟩|² = Π_q (1 + r_q(θ)·r_q(θ')) / 2``
+        with ``r_q`` the Bloch vector of ``u_q``. Each gate acts on ``r`` as the SO(3) rotation
+        ``A + cos ψ B + sin ψ C`` derived from its 2×2 matrix at compile time; real arithmetic.
+        """
+        if not self.is_product_circuit:
+            raise ValueError("StatevectorExecutor: expected a product circuit for product_bloch, got entangling stages")
+        stages = self._stages_for(values.dtype, values.device)
+        n, batch = self.num_qubits, values.size(0)
+        if not stages or not isinstance(stages[0], _SingleQubitStage):
+            bloch = values.new_zeros(n, 3, batch)
+            bloch[:, 2] = 1.0  # |0>
+            return bloch
+        stage = stages[0]
+        psi = torch.addmm(stage.bloch_shift[:, None], stage.bloch_map.t(), values.t())  # (S'·n, B)
+        ones = values.new_ones(n, 1, batch)
+        bloch = None
+        for s, angle in enumerate(psi.view(-1, n, 1, batch).unbind(0)):  # (n, 1, B) per slot
+            coef = torch.cat([ones, torch.cos(angle), torch.sin(angle)], dim=1)  # (n, 3, B): 1, cos ψ, sin ψ
+            if bloch is None:  # first slot on the folded constant vector: terms (n, 3 terms, 3)
+                terms = stage.bloch_first.permute(1, 0, 2)[..., None]  # (n, 3, 3, 1)
+            else:  # (n, 9, 3) @ (n, 3, B): A r, B r, C r for every qubit at once
+                terms = torch.bmm(stage.bloch_abc[s - 1], bloch).view(n, 3, 3, batch)
+            bloch = (coef[:, :, None, :] * terms).sum(1)  # (n, 3, B)
+        return bloch
 
     def probabilities(self, values: torch.Tensor) -> torch.Tensor:
         """Born probabilities ``(B, 2**n)`` of the computational basis states."""
@@ -265,6 +343,54 @@ class StatevectorExecutor:
     def __repr__(self) -> str:
         kinds = ["1q" if isinstance(s, _SingleQubitStage) else "perm" for s in self._stages]
         return f"StatevectorExecutor(num_qubits={self.num_qubits}, parameters={len(self.parameters)}, stages={kinds})"
+
+
+def _angles(stage: _SingleQubitStage, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    phi = torch.addmm(stage.angle_shift, values, stage.angle_map).view(values.size(0), stage.a.size(0), -1)  # (B, S, n)
+    return torch.cos(phi), torch.sin(phi)
+
+
+def _columns(stage: _SingleQubitStage, values: torch.Tensor) -> torch.Tensor:
+    """``(B, n, 2)``: each qubit's gates applied to |0⟩, one column carried through the slots."""
+    cos, sin = _angles(stage, values)
+    a, b, c = (m[0, :, :, 0] for m in (stage.a, stage.b, stage.c))  # first slot on |0>: (n, 2)
+    columns = a + cos[:, 0, :, None] * b + sin[:, 0, :, None] * c
+    for s in range(1, cos.size(1)):
+        abc = torch.einsum("knij,bnj->kbni", torch.stack([stage.a[s], stage.b[s], stage.c[s]]), columns)  # (3, B, n, 2)
+        columns = abc[0] + cos[:, s, :, None] * abc[1] + sin[:, s, :, None] * abc[2]
+    return columns
+
+
+def _unitaries(stage: _SingleQubitStage, values: torch.Tensor) -> torch.Tensor:
+    """``(B, n, 2, 2)``: the product of each qubit's gates in the stage."""
+    cos, sin = _angles(stage, values)
+    mats = stage.a + cos[..., None, None] * stage.b + sin[..., None, None] * stage.c  # (B, S, n, 2, 2)
+    unitary = mats[:, 0]
+    for s in range(1, mats.size(1)):
+        unitary = mats[:, s] @ unitary
+    return unitary
+
+
+_PAULIS = (_X, _Y, _Z)
+
+
+def _bloch_form(gate: _Gate1Q) -> np.ndarray:
+    """``(3, 3, 3)``: A, B, C with Bloch rotation ``R(ψ) = A + cos ψ B + sin ψ C`` of the gate.
+
+    ``R_ij = ½ Tr(σ_i U σ_j U†)``; sampled at ψ = 0, π/2, π and checked at a fourth angle.
+    """
+
+    def rotation(psi: float) -> np.ndarray:
+        phi = gate.mult * psi
+        u = gate.a + math.cos(phi) * gate.b + math.sin(phi) * gate.c
+        return np.array([[0.5 * np.trace(si @ u @ sj @ u.conj().T).real for sj in _PAULIS] for si in _PAULIS])
+
+    r0, r1, r2 = rotation(0.0), rotation(math.pi / 2), rotation(math.pi)
+    a, b = (r0 + r2) / 2, (r0 - r2) / 2
+    c = r1 - a
+    if not np.allclose(rotation(0.7), a + math.cos(0.7) * b + math.sin(0.7) * c, atol=1e-12):
+        raise ValueError("StatevectorExecutor: a gate's Bloch rotation is not of the form A + cos ψ B + sin ψ C")
+    return np.stack([a, b, c])
 
 
 def _zero_state(batch: int, n: int, like: torch.Tensor) -> torch.Tensor:
