@@ -326,7 +326,7 @@ class StatevectorExecutor:
         psi = torch.addmm(stage.bloch_shift[:, None], stage.bloch_map.t(), values.t())  # (S'·n, B)
         ones = values.new_ones(n, 1, batch)
         bloch = None
-        for s, angle in enumerate(psi.view(-1, n, 1, batch).unbind(0)):  # (n, 1, B) per slot
+        for s, angle in enumerate(psi.view(psi.size(0) // n, n, 1, batch).unbind(0)):  # (n, 1, B) per slot
             coef = torch.cat([ones, torch.cos(angle), torch.sin(angle)], dim=1)  # (n, 3, B): 1, cos ψ, sin ψ
             if bloch is None:  # first slot on the folded constant vector: terms (n, 3 terms, 3)
                 terms = stage.bloch_first.permute(1, 0, 2)[..., None]  # (n, 3, 3, 1)

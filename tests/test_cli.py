@@ -1,0 +1,99 @@
+"""``qk-lstm`` command line: train and reproduce outputs, exit code 2 with one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from qk_lstm_qiskit import cli
+
+
+def one_line_error(err: str, command: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert lines[0].startswith(f"qk-lstm {command}: error: ")
+    return lines[0]
+
+
+def test_train_prints_parameters_and_accuracy_and_writes_outputs(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", "--out", str(out), "--epochs", "3", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (out / "model.pt").is_file()
+    assert len(metrics["epochs"]) == 3 and metrics["config"]["train"]["epochs"] == 3
+    assert "model: qk-lstm  trainable parameters: 183" in printed
+    assert f"final training accuracy: {metrics['final_accuracy']:.4f}  loss: {metrics['final_loss']:.4f}" in printed
+    assert "product of one-qubit kernels" in printed  # the reps=1 note
+    # the same folder again, without --resume: refused, nothing lost
+    assert cli.main(["train", "--out", str(out), "--epochs", "3", "--no-progress"]) == 2
+    line = one_line_error(capsys.readouterr().err, "train")
+    assert "already holds a run" in line and "--resume" in line
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+
+
+def test_train_lstm_with_flags(tmp_path, capsys):
+    out = tmp_path / "lstm"
+    argv = ["train", "--model", "lstm", "--seed", "3", "--lr", "0.05", "--optimizer", "sgd", "--epochs", "2",
+            "--out", str(out), "--no-progress"]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "model: lstm  trainable parameters: 477" in printed and "product of one-qubit" not in printed
+    train = json.loads((out / "metrics.json").read_text())["config"]["train"]
+    assert (train["seed"], train["lr"], train["optimizer"], train["epochs"]) == (3, 0.05, "sgd", 2)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--epochs", "0"], r"config: expected train.epochs > 0, got 0"),
+        (["--lr", "-1"], r"config: expected train.lr > 0, got -1.0"),
+        (["--batch-size", "0"], r"config: expected train.batch_size > 0, got 0"),
+        (["--config", "missing.yaml"], r"config: expected an existing YAML file, got 'missing.yaml'"),
+    ],
+)
+def test_bad_train_flag_values_exit_2_with_one_line(tmp_path, capsys, argv, message):
+    out = tmp_path / "run"
+    assert cli.main(["train", "--out", str(out), "--no-progress", *argv]) == 2
+    captured = capsys.readouterr()
+    assert message in one_line_error(captured.err, "train")
+    assert not out.exists()
+
+
+def test_malformed_config_file_exits_2(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("train:\n  epochs: [1\n")
+    assert cli.main(["train", "--config", str(config), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    assert "not valid YAML" in one_line_error(capsys.readouterr().err, "train")
+
+
+def test_argparse_rejects_non_integer_epochs(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", "--epochs", "ten"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --epochs: invalid int value: 'ten'" in err and "Traceback" not in err
+
+
+def test_reproduce_writes_table_one_and_figure_three(tmp_path, capsys):
+    out = tmp_path / "repro"
+    assert cli.main(["reproduce", "--out", str(out), "--seeds", "1", "--epochs", "3", "--no-progress"]) == 0
+    table = (out / "table1.md").read_text()
+    assert "| Parameter | QK-LSTM | LSTM | QLSTM |" in table
+    assert "| Total trainable parameters | 183 | 477 | 231 |" in table
+    assert "| Vocabulary size | 9 | 9 | 9 |" in table and "| Number of tags | 3 | 3 | 3 |" in table
+    assert "| Epochs | 3 | 3 | 3 |" in table
+    png = (out / "fig3.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+    summary = json.loads((out / "summary.json").read_text())
+    assert {k: v["trainable_parameters"] for k, v in summary.items()} == {"qk-lstm": 183, "lstm": 477, "qlstm": 231}
+    assert table in capsys.readouterr().out
+    for kind in ("qk-lstm", "lstm", "qlstm"):
+        assert len(json.loads((out / f"{kind}-s0" / "metrics.json").read_text())["epochs"]) == 3
+
+
+def test_reproduce_bad_seeds_exit_2(tmp_path, capsys):
+    assert cli.main(["reproduce", "--out", str(tmp_path / "r"), "--seeds", "0", "--no-progress"]) == 2
+    assert "reproduce: expected seeds >= 1, got 0" in one_line_error(capsys.readouterr().err, "reproduce")
