@@ -101,6 +101,11 @@ def _coerce(where: str, section: str, name: str, value: Any, annotation: Any) ->
     ok = isinstance(value, base) and not (isinstance(value, bool) and base is not bool)
     if base is float and isinstance(value, int) and not isinstance(value, bool):
         value, ok = float(value), True
+    if base is float and isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
+        try:
+            value, ok = float(value), True
+        except ValueError:
+            pass
     if not ok:
         raise ValueError(f"config{where}: expected {section}.{name} to be {base.__name__}, got {value!r}")
     if (section, name) in _CHOICES and value not in _CHOICES[section, name]:
