@@ -62,10 +62,10 @@ class TrainConfig:
 class ExecutorConfig:
     """Where kernels run: ``exact`` (torch statevectors) or a sampler backend name."""
 
-    backend: str = "exact"
+    backend: str = "exact"  # exact | aer | aer-noisy:<device> | fake:<device> | ibm:<device>
     shots: typing.Optional[int] = None
     seed: typing.Optional[int] = None
-    optimization_level: int = 1
+    optimization_level: int = 2  # preset pass manager for device backends
 
 
 @dataclass(frozen=True)

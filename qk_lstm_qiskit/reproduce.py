@@ -73,9 +73,9 @@ def plot_curves(runs: dict[str, list[dict]], path: Path) -> None:
             ax.fill_between(epochs, curves.min(0), curves.max(0), color=line[0].get_color(), alpha=0.2)
     axes[0].set(xlabel="epoch", ylabel="training accuracy", title="(a) accuracy", ylim=(0, 1.02))
     axes[1].set(xlabel="epoch", ylabel="training loss (NLL)", title="(b) loss", yscale="log")
-    for ax in axes:
+    for ax, where in zip(axes, ("lower right", "upper right")):
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(loc=where)
     n = len(next(iter(runs.values())))
     fig.suptitle(f"POS tagging, paper's task: mean over {n} seeds, band = min–max")
     fig.tight_layout()

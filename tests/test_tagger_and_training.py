@@ -236,7 +236,7 @@ def write(tmp_path: Path, text: str) -> Path:
         ("train:\n  epochs: ten\n", r"expected train.epochs to be int, got 'ten'"),
         ("train:\n  epochs: true\n", r"expected train.epochs to be int, got True"),
         ("train:\n  epochs: 2.5\n", r"expected train.epochs to be int, got 2.5"),
-        ("train:\n  lr: '0.1'\n", r"expected train.lr to be float, got '0.1'"),
+        ("train:\n  lr: fast\n", r"expected train.lr to be float, got 'fast'"),
         ("train:\n  lr: -0.1\n", r"expected train.lr > 0, got -0.1"),
         ("train:\n  lr: .nan\n", r"expected train.lr > 0, got nan"),
         ("train:\n  epochs: 0\n", r"expected train.epochs > 0, got 0"),
@@ -271,3 +271,10 @@ def test_config_coercion_and_precedence(tmp_path):
 def test_missing_config_file_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"config: expected an existing YAML file, got '.*missing.yaml'"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_yaml_float_strings_are_read_as_floats(tmp_path):
+    """PyYAML (YAML 1.1) reads ``1e-3`` as a string; the config accepts it as the float it means."""
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  lr: 1e-3\n", encoding="utf-8")
+    assert load_config(path).train.lr == pytest.approx(0.001)
