@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import re
-import warnings
 
 import pytest
 import torch
@@ -13,24 +11,13 @@ from torch import nn
 from torch.func import functional_call
 
 from qk_lstm_qiskit.cell import REFERENCE_MODES, WEIGHTINGS, GatedCell
-from qk_lstm_qiskit.errors import ProductKernelWarning
 from qk_lstm_qiskit.lstm import QKLSTM, RecurrentStack
+
+from _assertions import raises_one_line
 
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _quiet_product_kernel():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ProductKernelWarning)
-        yield
-
-
-@contextlib.contextmanager
-def raises_one_line(error: type[Exception], match: str):
-    with pytest.raises(error, match=match) as info:
-        yield info
-    assert "\n" not in str(info.value)
 
 
 class LinearGatedCell(GatedCell):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import warnings
 from pathlib import Path
 
 import pytest
@@ -13,20 +12,15 @@ from torch import nn
 
 from qk_lstm_qiskit.checkpoint import load_checkpoint, load_tagger
 from qk_lstm_qiskit.config import DataConfig, ModelConfig, RunConfig, load_config
-from qk_lstm_qiskit.data import PAPER_SENTENCES, Vocabulary, encode_corpus, paper_corpus
-from qk_lstm_qiskit.errors import ProductKernelWarning, QKLSTMError
+from qk_lstm_qiskit.data import PAPER_SENTENCES, Vocabulary, encode_corpus
+from qk_lstm_qiskit.errors import QKLSTMError
 from qk_lstm_qiskit.experiment import prepare_data, run_training
 from qk_lstm_qiskit.tagger import Tagger, build_tagger, count_parameters
 from qk_lstm_qiskit.trainer import Trainer
 
+
 PAPER_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "paper_pos.yaml"
 
-
-@pytest.fixture(autouse=True)
-def _quiet_product_kernel():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ProductKernelWarning)
-        yield
 
 
 def with_train(config: RunConfig, **changes) -> RunConfig:
