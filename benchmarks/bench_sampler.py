@@ -1,0 +1,201 @@
+"""Seconds per training epoch of the paper's QK-LSTM tagger: sampler path vs naive build vs exact.
+
+In one process, the paper's POS task (two sentences, Adam lr 0.1, batch size 1, the 183-parameter
+QK-LSTM of ``configs/paper_pos.yaml``) trains for ``--epochs`` epochs three times from the same
+initial weights:
+
+(a) ``sampler``: the package's sampler path on Aer ``SamplerV2`` at ``--shots`` shots — per time
+    step one ``QuantumKernel`` call = one sampler job with one PUB (N·16 bindings), and one
+    parameter-shift job with one PUB in the backward pass;
+(b) ``naive``: the same model built in the qiskit-machine-learning docs style — one
+    ``SamplerQNN`` + ``TorchConnector`` per reference vector and gate (16 QNN calls per time
+    step), stock ``ParamShiftSamplerGradient`` (one PUB per shifted binding), same sampler;
+(c) ``exact``: the torch statevector executor.
+
+Prints seconds per epoch, sampler jobs / PUBs / bindings per epoch, and the ratios naive/sampler
+(target ≥ 30×) and sampler/exact.
+
+    python benchmarks/bench_sampler.py [--epochs 2] [--shots 1024] [--aer-threads 1] [--torch-threads 1] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from qiskit.primitives import BaseSamplerV2
+from torch import nn
+
+from qk_lstm_qiskit.config import load_config
+from qk_lstm_qiskit.errors import ProductKernelWarning
+from qk_lstm_qiskit.experiment import prepare_data
+from qk_lstm_qiskit.feature_map import FeatureMap
+from qk_lstm_qiskit.kernel import PreparedSide, QuantumKernel
+from qk_lstm_qiskit.tagger import build_tagger, count_parameters
+from qk_lstm_qiskit.trainer import Trainer, seed_everything
+
+PAPER_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "paper_pos.yaml"
+
+
+class CountingSampler(BaseSamplerV2):
+    """Delegates to a sampler and counts jobs, PUBs and parameter bindings."""
+
+    def __init__(self, inner: BaseSamplerV2) -> None:
+        self.inner = inner
+        self.jobs = self.pubs = self.bindings = 0
+
+    def run(self, pubs, *, shots=None):
+        pubs = list(pubs)
+        self.jobs += 1
+        self.pubs += len(pubs)
+        for pub in pubs:
+            values = torch.as_tensor(pub[1]) if len(pub) > 1 else torch.zeros(1, 0)
+            self.bindings += values.numel() // max(values.shape[-1], 1) if values.dim() else 1
+        return self.inner.run(pubs) if shots is None else self.inner.run(pubs, shots=shots)
+
+    def reset(self) -> dict[str, int]:
+        counts = {"jobs": self.jobs, "pubs": self.pubs, "bindings": self.bindings}
+        self.jobs = self.pubs = self.bindings = 0
+        return counts
+
+
+def _all_zeros(outcome: int) -> int:
+    return 0 if outcome == 0 else 1
+
+
+class NaiveKernel(QuantumKernel):
+    """The docs-style build: one ``SamplerQNN`` + ``TorchConnector`` per reference vector.
+
+    ``evaluate(x (N, d), prepared (M refs)) -> (N, M)`` calls the m-th QNN on
+    ``[angles(x), angles(y_m)]``; gradients w.r.t. every circuit input, stock
+    ``ParamShiftSamplerGradient``. Same ``feature_map`` submodule as ``QuantumKernel``, so the
+    tagger's ``state_dict`` is unchanged.
+    """
+
+    def __init__(self, feature_map: FeatureMap, sampler: BaseSamplerV2, num_references: int) -> None:
+        super().__init__(feature_map)
+        from qiskit_machine_learning.connectors import TorchConnector
+        from qiskit_machine_learning.neural_networks import SamplerQNN
+
+        circuit, x, y = feature_map.fidelity_circuit()
+        self.connectors = [  # a list, not a ModuleList: their empty weights stay out of state_dict
+            TorchConnector(
+                SamplerQNN(
+                    circuit=circuit, sampler=sampler, input_params=[*x, *y], interpret=_all_zeros,
+                    output_shape=2, input_gradients=True,
+                )
+            )
+            for _ in range(num_references)
+        ]
+
+    def prepare(self, y: torch.Tensor) -> PreparedSide:
+        return PreparedSide(self.feature_map.angles(y), None)
+
+    def evaluate(self, x: torch.Tensor, prepared: PreparedSide, **options) -> torch.Tensor:
+        """``(N, M)`` kernel; ``QuantumKernel.evaluate``'s keyword options (``check``) are ignored."""
+        ax, ay = self.feature_map.angles(x), prepared.angles.to(x.dtype)  # (N, P), (M, P)
+        columns = [
+            connector(torch.cat([ax, ay[m].expand(ax.size(0), -1)], dim=1))[:, 0]  # (N,)
+            for m, connector in enumerate(self.connectors)
+        ]
+        return torch.stack(columns, dim=1).to(x.dtype)  # (N, M)
+
+
+def build(executor: str, config, data, sampler: BaseSamplerV2 | None) -> nn.Module:
+    seed_everything(config.train.seed)
+    model = build_tagger(
+        config.model, len(data.words), len(data.tags), sampler=sampler if executor == "sampler" else None
+    )
+    if executor == "naive":
+        for cell in model.recurrent.cells:
+            cell.kernel = NaiveKernel(cell.kernel.feature_map, sampler, 4 * cell.num_references)
+    return model
+
+
+def train(executor: str, config, data, counting: CountingSampler | None) -> dict:
+    model = build(executor, config, data, counting)
+    trainer = Trainer(model, config.train, pad_index=data.words.pad_index or 0, progress=False)
+    epochs, calls = [], []
+    for epoch in range(config.train.epochs):
+        trainer.config = replace(config.train, epochs=epoch + 1)
+        record = trainer.fit(data.train)[-1]
+        epochs.append(record)
+        if counting is not None:
+            calls.append(counting.reset())
+        print(
+            f"  {executor:8s} epoch {epoch + 1}: {record['seconds']:8.2f} s  loss {record['loss']:.4f}  "
+            f"accuracy {record['accuracy']:.3f}" + (f"  {calls[-1]}" if calls else ""),
+            flush=True,
+        )
+    seconds = [r["seconds"] for r in epochs]
+    return {
+        "executor": executor,
+        "trainable_parameters": count_parameters(model),
+        "seconds_per_epoch": statistics.mean(seconds),
+        "epoch_seconds": seconds,
+        "loss": [r["loss"] for r in epochs],
+        "accuracy": [r["accuracy"] for r in epochs],
+        "sampler_calls_per_epoch": calls[-1] if calls else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--shots", type=int, default=1024)
+    parser.add_argument("--seed", type=int, default=0, help="model/data seed and Aer seed")
+    parser.add_argument(
+        "--aer-threads", type=int, default=1,
+        help="Aer max_parallel_threads (default 1; 0 = Aer's default, all cores: slow on shared cores)",
+    )
+    parser.add_argument("--torch-threads", type=int, default=1, help="torch.set_num_threads (default 1, as the CLI)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=("sampler", "naive", "exact"))
+    parser.add_argument("--json", help="also write the numbers to this JSON file")
+    args = parser.parse_args(argv)
+    for name in ("epochs", "shots"):
+        if getattr(args, name) <= 0:
+            parser.error(f"expected --{name} > 0, got {getattr(args, name)}")
+    warnings.simplefilter("ignore", ProductKernelWarning)
+    torch.set_num_threads(args.torch_threads)
+    from qiskit_aer.primitives import SamplerV2
+
+    config = load_config(PAPER_CONFIG, {"train": {"epochs": args.epochs, "seed": args.seed}})
+    data = prepare_data(config.data)
+    backend_options = {"max_parallel_threads": args.aer_threads} if args.aer_threads > 0 else {}
+    print(
+        f"paper POS task: {len(data.train)} sentences, batch size {config.train.batch_size}, {args.epochs} epochs; "
+        f"Aer SamplerV2 {args.shots} shots, backend_options {backend_options}; torch threads {torch.get_num_threads()}"
+    )
+    results = {}
+    for executor in ("sampler", "naive", "exact"):
+        if executor in args.skip:
+            continue
+        counting = None
+        if executor != "exact":
+            aer = SamplerV2(default_shots=args.shots, seed=args.seed, options={"backend_options": backend_options})
+            counting = CountingSampler(aer)
+        results[executor] = train(executor, config, data, counting)
+    print("\nexecutor   s/epoch   jobs/epoch   PUBs/epoch   bindings/epoch")
+    for name, r in results.items():
+        calls = r["sampler_calls_per_epoch"] or {"jobs": 0, "pubs": 0, "bindings": 0}
+        print(f"{name:8s} {r['seconds_per_epoch']:9.2f} {calls['jobs']:12d} {calls['pubs']:12d} {calls['bindings']:16d}")
+    ratios = {}
+    if "sampler" in results and "naive" in results:
+        ratios["naive/sampler"] = results["naive"]["seconds_per_epoch"] / results["sampler"]["seconds_per_epoch"]
+    if "sampler" in results and "exact" in results:
+        ratios["sampler/exact"] = results["sampler"]["seconds_per_epoch"] / results["exact"]["seconds_per_epoch"]
+    for name, value in ratios.items():
+        print(f"{name}: {value:.1f}x" + ("  (target >= 30x)" if name == "naive/sampler" else ""))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"args": vars(args), "results": results, "ratios": ratios}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
