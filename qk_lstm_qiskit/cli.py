@@ -49,11 +49,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     config = load_config(_config_path(args), _overrides(args))
     out_dir = Path(args.out) if args.out else default_run_dir(config)
-    if config.model.kind == "qk-lstm":
-        warnings.simplefilter("ignore", ProductKernelWarning)
-        if config.model.reps == 1 and config.model.entanglement != "none":
-            print("note: with reps=1 the CNOTs cancel in U†(y)U(x): the paper's kernel is a product of one-qubit kernels")
-    result = run_training(config, out_dir, resume=args.resume, progress=not args.no_progress)
+    if config.model.kind == "qk-lstm" and config.model.reps == 1 and config.model.entanglement != "none":
+        print("note: with reps=1 the CNOTs cancel in U†(y)U(x): the paper's kernel is a product of one-qubit kernels")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ProductKernelWarning)  # said once above
+        result = run_training(config, out_dir, resume=args.resume, progress=not args.no_progress)
     print(f"model: {result['model']}  trainable parameters: {result['trainable_parameters']}")
     print(f"final training accuracy: {result['final_accuracy']:.4f}  loss: {result['final_loss']:.4f}")
     if "best_val_accuracy" in result:
@@ -65,10 +65,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import reproduce
 
-    warnings.simplefilter("ignore", ProductKernelWarning)
-    table = reproduce(
-        Path(args.out), seeds=args.seeds, epochs=args.epochs, config_path=_config_path(args), progress=not args.no_progress
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ProductKernelWarning)
+        table = reproduce(
+            Path(args.out), seeds=args.seeds, epochs=args.epochs, config_path=_config_path(args),
+            progress=not args.no_progress,
+        )
     print(table)
     print(f"outputs: {args.out}/table1.md, {args.out}/fig3.png, {args.out}/summary.json")
     return 0
@@ -88,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--optimizer", choices=("adam", "sgd"))
     train.add_argument("--batch-size", type=int)
     train.add_argument("--data", help="'paper' or a path to a CoNLL-U file")
-    train.add_argument("--backend", help="exact (default) or aer")
+    train.add_argument("--backend", help="exact (default), aer, aer-noisy:<device>, fake:<device> or ibm:<device>")
     train.add_argument("--shots", type=int)
     train.add_argument("--out", help="run folder (default: a new folder under runs/)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
@@ -102,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("--epochs", type=int)
     repro.add_argument("--no-progress", action="store_true")
     repro.set_defaults(func=_cmd_reproduce)
+
+    from .hardware_cli import add_commands  # evaluate, estimate
+
+    add_commands(sub)
     return parser
 
 

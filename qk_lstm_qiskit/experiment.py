@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from .backends import make_sampler
+from .backends import resolve_backend
 from .config import DataConfig, RunConfig
 from .data import TaggedSentence, Vocabulary, encode_corpus, make_batches, paper_corpus
 from .errors import QKLSTMError
@@ -95,11 +95,24 @@ def run_training(
     else:
         resume_state = None
     data = prepare_data(config.data)
+    pass_manager = backend = None
     if sampler is None:
         ex = config.executor
-        sampler = make_sampler(ex.backend, shots=ex.shots, seed=ex.seed)
+        backend = resolve_backend(ex.backend, shots=ex.shots, seed=ex.seed, optimization_level=ex.optimization_level)
+        sampler, pass_manager = backend.sampler, backend.pass_manager
+    try:
+        return _train(config, data, out_dir, resume_state, progress, sampler, pass_manager)
+    finally:
+        if backend is not None:
+            backend.close()
+
+
+def _train(
+    config: RunConfig, data: TaskData, out_dir: Path | None, resume_state: dict | None, progress: bool,
+    sampler, pass_manager,
+) -> dict[str, Any]:
     seed_everything(config.train.seed)
-    model = build_tagger(config.model, len(data.words), len(data.tags), sampler=sampler)
+    model = build_tagger(config.model, len(data.words), len(data.tags), sampler=sampler, pass_manager=pass_manager)
     if config.model.kind == "qk-lstm" and config.model.references == "data":
         sample = make_batches(data.train[:32], 32, pad_index=data.words.pad_index or 0)[0]
         model.recurrent.init_references_from_data(model.embedding(sample.words).detach())

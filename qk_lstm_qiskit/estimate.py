@@ -1,0 +1,351 @@
+"""What a QK-LSTM run costs on a QPU, counted before anything is submitted.
+
+A QK-LSTM cell evaluates, at every time step, the kernels of its ``G = 4`` gates between the
+``N`` projected inputs of the batch and the ``R`` reference vectors of each gate, in ONE
+sampler call (one job, one PUB of ``N·G·R`` bindings). The time steps are sequential
+(``h_t`` needs ``h_{t-1}``), and so are the ``K`` stacked layers, so each batch costs
+``K·L`` job rounds for the forward pass. Training with the parameter-shift rule adds, per
+forward binding, two shifted evaluations for each of the ``P_s`` circuit parameters it
+differentiates, sent as one backward job per forward job.
+
+Counts, for batches ``b`` of ``N_b`` sentences padded to length ``L_b`` (padding is computed
+too), ``E`` epochs (1 for inference) and ``S`` shots per circuit:
+
+.. math::
+    C_{fwd} = E \\sum_b K L_b N_b G R, \\qquad C_{bwd} = 2 P_s C_{fwd}\\ (training),\\ 0\\ (inference)
+
+    J = E \\sum_b K L_b \\cdot (1 + [training]), \\qquad \\text{shots} = S (C_{fwd} + C_{bwd})
+
+    T_{QPU} \\approx J\\, t_{job} + S (C_{fwd} + C_{bwd}) (t_{circ} + t_{rep})
+
+``t_circ`` is the critical path of the ISA fidelity circuit from the device target's gate
+and readout durations (``target[op][qargs].duration``), ``t_rep`` the device's default
+repetition delay (``backend.default_rep_delay``, 250 µs if unknown) and ``t_job`` a per-job
+overhead (default 3 s, an assumption: IBM's workload-usage guide shows a one-circuit 4096-shot
+job using ≈ 4 s). In session mode IBM bills wall-clock time instead, which this cannot know.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+from qiskit.primitives import BaseSamplerV2, BitArray, DataBin, PrimitiveResult, SamplerPubResult
+from qiskit.primitives.containers.sampler_pub import SamplerPub
+from qiskit.primitives.primitive_job import PrimitiveJob
+
+from .errors import QKLSTMError
+
+__all__ = [
+    "CostEstimate",
+    "DryRunSampler",
+    "DEFAULT_JOB_OVERHEAD_S",
+    "DEFAULT_REP_DELAY_S",
+    "OPEN_PLAN_SECONDS",
+    "batch_shapes",
+    "check_budget",
+    "circuit_duration",
+    "estimate_cost",
+    "rep_delay",
+]
+
+logger = logging.getLogger(__name__)
+
+NUM_GATES = 4
+DEFAULT_REP_DELAY_S = 250e-6
+DEFAULT_JOB_OVERHEAD_S = 3.0
+OPEN_PLAN_SECONDS = 600.0  # 10 QPU minutes per month
+_SECONDS_PER_UNIT = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9, "ps": 1e-12}
+FORMULA = (
+    "C_fwd = E·Σ_b K·L_b·N_b·G·R; C_bwd = 2·P_s·C_fwd if training else 0; "
+    "J = E·Σ_b K·L_b·(2 if training else 1); shots = S·(C_fwd + C_bwd); "
+    "T_QPU ≈ J·t_job + S·(C_fwd + C_bwd)·(t_circ + t_rep)"
+)
+
+
+def circuit_duration(circuit, target) -> float | None:
+    """Critical-path duration in seconds of an ISA ``circuit`` on ``target`` (ASAP schedule).
+
+    Every instruction starts when all its qubits are free and lasts
+    ``target[name][physical qubits].duration``; barriers align their qubits; ``delay`` lasts its
+    own duration. Returns ``None`` when some instruction has no duration in ``target``.
+    """
+    free = [0.0] * circuit.num_qubits  # time each qubit becomes free
+    for instruction in circuit.data:
+        op = instruction.operation
+        qubits = tuple(circuit.find_bit(q).index for q in instruction.qubits)
+        if not qubits:
+            continue
+        start = max(free[q] for q in qubits)
+        if op.name == "barrier":
+            duration = 0.0
+        elif op.name == "delay":
+            scale = target.dt if op.unit == "dt" else _SECONDS_PER_UNIT.get(op.unit)
+            duration = None if scale is None else float(op.duration) * scale
+        else:
+            try:
+                props = target[op.name][qubits]
+            except KeyError:
+                return None
+            duration = None if props is None else props.duration
+        if duration is None:
+            return None
+        for q in qubits:
+            free[q] = start + duration
+    return max(free, default=0.0)
+
+
+def rep_delay(device) -> float:
+    """The device's default repetition delay in seconds (``DEFAULT_REP_DELAY_S`` if unknown)."""
+    for getter in (lambda: device.default_rep_delay, lambda: device.configuration().default_rep_delay):
+        try:
+            value = getter()
+        except Exception:
+            continue
+        if value is not None and math.isfinite(float(value)) and float(value) >= 0:
+            return float(value)
+    return DEFAULT_REP_DELAY_S
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """Counts and QPU time of a run; :meth:`summary` prints them with the formula.
+
+    Attributes (inputs):
+        backend, device: backend name and device name (``None`` off-device).
+        shots: ``S``; ``training``: forward + parameter-shift backward, else forward only.
+        num_layers, num_gates, num_references: ``K``, ``G``, ``R``.
+        shift_parameters: ``P_s``; ``epochs``: ``E``; ``batches``: ``((N_b, L_b), …)``.
+        circuit_seconds, rep_delay_seconds, job_overhead_seconds: ``t_circ``, ``t_rep``, ``t_job``.
+    Attributes (outputs):
+        forward_circuits, backward_circuits, circuits (= bindings), total_shots, jobs,
+        rounds (sequential job rounds), qpu_seconds (``None`` without durations; 0 off-QPU).
+    """
+
+    backend: str
+    device: str | None
+    shots: int
+    training: bool
+    num_layers: int
+    num_gates: int
+    num_references: int
+    shift_parameters: int
+    epochs: int
+    batches: tuple[tuple[int, int], ...]
+    circuit_seconds: float | None
+    rep_delay_seconds: float
+    job_overhead_seconds: float
+    on_qpu: bool
+    forward_circuits: int = field(init=False)
+    backward_circuits: int = field(init=False)
+    circuits: int = field(init=False)
+    total_shots: int = field(init=False)
+    jobs: int = field(init=False)
+    rounds: int = field(init=False)
+    qpu_seconds: float | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        steps = self.epochs * sum(self.num_layers * length for _, length in self.batches)
+        forward = self.epochs * sum(
+            self.num_layers * length * size * self.num_gates * self.num_references for size, length in self.batches
+        )
+        backward = 2 * self.shift_parameters * forward if self.training else 0
+        jobs = steps * (2 if self.training else 1)
+        circuits = forward + backward
+        if not self.on_qpu:
+            qpu = 0.0
+        elif self.circuit_seconds is None:
+            qpu = None
+        else:
+            qpu = jobs * self.job_overhead_seconds + self.shots * circuits * (self.circuit_seconds + self.rep_delay_seconds)
+        values = {
+            "forward_circuits": forward, "backward_circuits": backward, "circuits": circuits,
+            "total_shots": self.shots * circuits, "jobs": jobs, "rounds": jobs, "qpu_seconds": qpu,
+        }
+        for key, value in values.items():
+            object.__setattr__(self, key, value)
+
+    @property
+    def formula(self) -> str:
+        return FORMULA
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["batches"] = [list(b) for b in self.batches]
+        out["formula"] = FORMULA
+        out["open_plan_months"] = None if self.qpu_seconds is None else self.qpu_seconds / OPEN_PLAN_SECONDS
+        return out
+
+    def summary(self) -> str:
+        """Multi-line human-readable report: inputs, counts, QPU time and the formula."""
+        sizes = [n for n, _ in self.batches]
+        lengths = [l for _, l in self.batches]
+        lines = [
+            f"cost estimate for {self.backend}" + (f" ({self.device})" if self.device else ""),
+            f"  mode: {'training (forward + parameter-shift backward)' if self.training else 'inference (forward only)'}",
+            f"  model: K={self.num_layers} layer(s), G={self.num_gates} gates, R={self.num_references} references/gate, "
+            f"P_s={self.shift_parameters} shifted parameters/binding",
+            f"  data: {len(self.batches)} batch(es) × E={self.epochs} epoch(s); N_b in [{min(sizes, default=0)}, "
+            f"{max(sizes, default=0)}], L_b in [{min(lengths, default=0)}, {max(lengths, default=0)}]",
+            f"  circuits (bindings): {self.circuits:,} = {self.forward_circuits:,} forward + {self.backward_circuits:,} backward",
+            f"  shots: {self.total_shots:,} (S={self.shots:,} per circuit)",
+            f"  jobs: {self.jobs:,} in {self.rounds:,} sequential rounds (one per time step and layer"
+            + (", forward and backward)" if self.training else ")"),
+        ]
+        if not self.on_qpu:
+            lines.append("  QPU seconds: 0 (simulator)")
+        elif self.qpu_seconds is None:
+            lines.append("  QPU seconds: unknown (the device target has no gate durations)")
+        else:
+            t_circ = self.circuit_seconds * 1e6
+            lines.append(
+                f"  QPU seconds: ≈ {self.qpu_seconds:,.1f} (= {self.qpu_seconds / OPEN_PLAN_SECONDS:.2f} × the open "
+                f"plan's 600 s/month) with t_circ = {t_circ:.2f} µs, t_rep = {self.rep_delay_seconds * 1e6:.0f} µs, "
+                f"t_job = {self.job_overhead_seconds:g} s"
+            )
+        lines.append(f"  formula: {FORMULA}")
+        return "\n".join(lines)
+
+
+def _check_count(name: str, value: int, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"estimate_cost: expected {name} to be an int >= {minimum}, got {value!r}")
+
+
+def estimate_cost(
+    batches: Iterable[tuple[int, int]],
+    *,
+    num_references: int,
+    shots: int,
+    num_layers: int = 1,
+    num_gates: int = NUM_GATES,
+    training: bool = False,
+    shift_parameters: int = 0,
+    epochs: int = 1,
+    isa_circuit=None,
+    device=None,
+    backend: str = "",
+    on_qpu: bool | None = None,
+    job_overhead_seconds: float = DEFAULT_JOB_OVERHEAD_S,
+) -> CostEstimate:
+    """Count circuits, shots, jobs and QPU seconds of a run (formula in the module docstring).
+
+    Args:
+        batches: ``(N_b, L_b)`` per batch: sentences and padded length.
+        num_references: ``R`` reference vectors per gate.
+        shots: ``S`` per circuit.
+        num_layers: ``K`` stacked QK-LSTM layers (default 1).
+        num_gates: ``G`` (default 4).
+        training: add the parameter-shift backward (default False: inference).
+        shift_parameters: ``P_s`` circuit parameters shifted per binding (training only).
+        epochs: ``E`` (default 1).
+        isa_circuit: the transpiled fidelity circuit, for ``t_circ`` (with ``device``).
+        device: the ``BackendV2`` (target durations, rep delay), or ``None`` off-device.
+        backend: backend name for the report.
+        on_qpu: whether QPU time is spent (default: ``device`` is given).
+        job_overhead_seconds: ``t_job`` (default 3 s).
+
+    Raises:
+        ValueError: a count or batch shape that is not a positive int.
+
+    Example:
+        >>> est = estimate_cost([(2, 5)], num_references=4, shots=1000)
+        >>> est.circuits, est.jobs, est.total_shots
+        (160, 5, 160000)
+    """
+    batches = tuple((int(n), int(l)) for n, l in batches)
+    for index, (size, length) in enumerate(batches):
+        if size < 1 or length < 1:
+            raise ValueError(f"estimate_cost: expected batch {index} of >= 1 sentences of length >= 1, got {(size, length)}")
+    for name, value, minimum in (
+        ("num_references", num_references, 1), ("shots", shots, 1), ("num_layers", num_layers, 1),
+        ("num_gates", num_gates, 1), ("shift_parameters", shift_parameters, 0), ("epochs", epochs, 1),
+    ):
+        _check_count(name, value, minimum)
+    if training and shift_parameters < 1:
+        raise ValueError(f"estimate_cost: expected shift_parameters >= 1 when training, got {shift_parameters}")
+    if not (math.isfinite(job_overhead_seconds) and job_overhead_seconds >= 0):
+        raise ValueError(f"estimate_cost: expected job_overhead_seconds >= 0, got {job_overhead_seconds!r}")
+    on_qpu = device is not None if on_qpu is None else on_qpu
+    t_circ = None
+    if device is not None and isa_circuit is not None:
+        t_circ = circuit_duration(isa_circuit, device.target)
+    return CostEstimate(
+        backend=backend, device=None if device is None else str(device.name), shots=shots, training=training,
+        num_layers=num_layers, num_gates=num_gates, num_references=num_references,
+        shift_parameters=shift_parameters if training else 0, epochs=epochs, batches=batches,
+        circuit_seconds=t_circ, rep_delay_seconds=rep_delay(device) if device is not None else DEFAULT_REP_DELAY_S,
+        job_overhead_seconds=job_overhead_seconds, on_qpu=on_qpu,
+    )
+
+
+def check_budget(estimate: CostEstimate, max_qpu_seconds: float | None) -> None:
+    """Refuse a run whose estimated QPU time exceeds ``max_qpu_seconds`` (``None``: no budget).
+
+    Raises:
+        QKLSTMError: over budget, or a budget was set but QPU time cannot be estimated.
+    """
+    if max_qpu_seconds is None:
+        return
+    if not (isinstance(max_qpu_seconds, (int, float)) and math.isfinite(max_qpu_seconds) and max_qpu_seconds >= 0):
+        raise ValueError(f"check_budget: expected max_qpu_seconds >= 0, got {max_qpu_seconds!r}")
+    if estimate.qpu_seconds is None:
+        raise QKLSTMError(
+            f"check_budget: cannot check max_qpu_seconds={max_qpu_seconds:g} on {estimate.backend}: its target has "
+            "no gate durations"
+        )
+    if estimate.qpu_seconds > max_qpu_seconds:
+        raise QKLSTMError(
+            f"check_budget: the run needs ≈ {estimate.qpu_seconds:,.1f} QPU seconds on {estimate.backend} "
+            f"({estimate.jobs:,} jobs, {estimate.circuits:,} circuits × {estimate.shots:,} shots), over "
+            f"max_qpu_seconds={max_qpu_seconds:g}; use fewer shots, sentences or a smaller batch"
+        )
+    logger.info("budget: ≈ %.1f of %g QPU seconds", estimate.qpu_seconds, max_qpu_seconds)
+
+
+def batch_shapes(lengths: Sequence[int], batch_size: int) -> list[tuple[int, int]]:
+    """``(N_b, L_b)`` of consecutive batches of sentences with ``lengths`` (unshuffled order)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_shapes: expected batch_size >= 1, got {batch_size}")
+    return [
+        (len(lengths[i : i + batch_size]), max(lengths[i : i + batch_size]))
+        for i in range(0, len(lengths), batch_size)
+    ]
+
+
+class DryRunSampler(BaseSamplerV2):
+    """A ``BaseSamplerV2`` that runs nothing: it records each call and returns all-zero outcomes.
+
+    Use it to count what a model would submit (``calls``: one ``(bindings per PUB, …)`` tuple
+    per ``run``) on circuits of any size; every outcome is ``0…0`` with one shot per binding.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, ...]] = []
+
+    @property
+    def bindings(self) -> int:
+        """Bindings (circuits) over all calls."""
+        return sum(sum(call) for call in self.calls)
+
+    def run(self, pubs, *, shots: int | None = None) -> PrimitiveJob:
+        coerced = [SamplerPub.coerce(pub, shots) for pub in pubs]
+        self.calls.append(tuple(int(pub.parameter_values.size) for pub in coerced))
+        job = PrimitiveJob(self._results, coerced)
+        job._submit()
+        return job
+
+    @staticmethod
+    def _results(pubs: list[SamplerPub]) -> PrimitiveResult:
+        results = []
+        for pub in pubs:
+            shape = pub.parameter_values.shape
+            data = {
+                creg.name: BitArray(np.zeros((*shape, 1, max(1, (creg.size + 7) // 8)), dtype=np.uint8), creg.size)
+                for creg in pub.circuit.cregs
+            }
+            results.append(SamplerPubResult(DataBin(shape=shape, **data), metadata={"shots": 1}))
+        return PrimitiveResult(results, metadata={"dry_run": True})

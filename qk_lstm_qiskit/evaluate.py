@@ -1,0 +1,393 @@
+"""Train in simulation, infer on hardware: tag data with a trained checkpoint on any backend.
+
+:func:`evaluate_checkpoint` loads ``model.pt`` twice, once on the exact executor and once with
+its kernels on a backend (:func:`~qk_lstm_qiskit.backends.resolve_backend`) behind a
+:class:`~qk_lstm_qiskit.journal.JournaledSampler`, estimates the cost first
+(:mod:`~qk_lstm_qiskit.estimate`), refuses a run over the QPU budget, then reports
+
+* ``accuracy`` on the backend next to ``exact_accuracy`` of the same checkpoint, and
+  ``agreement`` (share of tokens tagged the same by both);
+* ``kernel_mean_abs_diff`` = mean |k_backend − k_exact| over every kernel value the backend
+  computed (the exact value is taken on the same inputs, i.e. along the backend's own hidden
+  state trajectory), and its maximum.
+
+Sentences are sorted by length before batching (stable), so a batch pads little: padding
+positions still cost circuits on the device. Each time step of a batch is one job.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from .errors import ProductKernelWarning, QKLSTMError
+from .journal import JOURNAL_NAME
+
+__all__ = ["EvalData", "estimate_checkpoint", "evaluate_checkpoint", "load_eval_data", "default_eval_dir"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 32
+
+
+@dataclass
+class EvalData:
+    """Sentences to tag: ``lengths`` always; ``encoded`` (word and tag ids) when vocabularies were given."""
+
+    source: str
+    lengths: list[int]
+    encoded: list[tuple[list[int], list[int]]] | None = None
+
+
+def load_eval_data(data: str | None, config, words=None, tags=None, *, max_sentences: int | None = None) -> EvalData:
+    """The sentences to tag, read in place: ``data`` is ``"paper"``, a CoNLL-U path, or ``None``
+    for the same default as ``qk-lstm evaluate --backend exact`` (the checkpoint's validation
+    split, else its training source).
+
+    With ``words``/``tags`` (the checkpoint's vocabularies) the sentences are encoded: unknown
+    words go through ``<unk>``, gold tags outside the vocabulary count as errors.
+
+    Raises:
+        FileNotFoundError, ValueError: unreadable file; a vocabulary that cannot encode it.
+    """
+    from .evaluation import _evaluation_corpus  # shared with the exact evaluation: same sentences
+
+    if max_sentences is not None and max_sentences < 1:
+        raise ValueError(f"load_eval_data: expected max_sentences >= 1, got {max_sentences}")
+    corpus, described = _evaluation_corpus(data, config)
+    corpus = corpus[:max_sentences]
+    if not corpus:
+        raise ValueError(f"load_eval_data: expected at least one sentence in {described!r}, got none")
+    if config.data.lowercase:
+        corpus = [([w.lower() for w in ws], ts) for ws, ts in corpus]
+    lengths = [len(ws) for ws, _ in corpus]
+    if words is None:
+        return EvalData(described, lengths)
+    if words.unk is None:
+        from .data import encode_corpus
+
+        encoded = encode_corpus(corpus, words, tags)  # the paper's vocabulary: every word must be known
+    else:
+        from .treebank import encode_treebank
+
+        encoded = encode_treebank(corpus, words, tags, unseen_tags="count")
+    return EvalData(described, lengths, encoded)
+
+
+def _sorted_order(lengths: Sequence[int]) -> list[int]:
+    return sorted(range(len(lengths)), key=lambda i: lengths[i])
+
+
+def _batch_shapes(lengths: Sequence[int], batch_size: int) -> list[tuple[int, int]]:
+    from .estimate import batch_shapes
+
+    return batch_shapes([lengths[i] for i in _sorted_order(lengths)], batch_size)
+
+
+def default_eval_dir(checkpoint: str | Path, backend: str) -> Path:
+    """``<checkpoint folder>/eval-<backend>`` with ``:`` replaced (``runs/paper/eval-fake-manila``)."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in backend)
+    return Path(checkpoint).resolve().parent / f"eval-{safe}"
+
+
+def _build_model(checkpoint: str | Path, sampler=None, pass_manager=None):
+    from .checkpoint import load_tagger
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ProductKernelWarning)
+        model, words, tags, config = load_tagger(checkpoint, sampler=sampler, pass_manager=pass_manager)
+    if config.model.kind != "qk-lstm":
+        raise ValueError(f"evaluate: expected a qk-lstm checkpoint, got model kind {config.model.kind!r} in {checkpoint}")
+    return model, words, tags, config
+
+
+def _sampler_kernels(model) -> list:
+    from .kernel import QuantumKernel
+
+    return [m for m in model.modules() if isinstance(m, QuantumKernel) and m.sampler_fidelity is not None]
+
+
+def _shift_parameters(kernel, pass_manager, differentiate_y: bool) -> int:
+    """Shifted circuit parameters per binding of the sampler kernel's backward, counted by a dry run."""
+    from .estimate import DryRunSampler
+    from .sampler_kernel import SamplerFidelity
+
+    dry = DryRunSampler()
+    fm = kernel.feature_map
+    fidelity = SamplerFidelity(fm, dry, pass_manager=pass_manager)
+    with torch.enable_grad():
+        ax = fm.angles(torch.zeros(1, fm.num_qubits)).detach().requires_grad_(True)
+        ay = fm.angles(torch.zeros(1, fm.num_qubits)).detach().requires_grad_(differentiate_y)
+        fidelity(ax, ay).sum().backward()
+    return dry.calls[-1][0] // 2
+
+
+def _estimate(model, config, rb, lengths: Sequence[int], batch_size: int, *, training: bool, epochs: int,
+              job_overhead_seconds: float | None):
+    from .estimate import DEFAULT_JOB_OVERHEAD_S, estimate_cost
+
+    kernels = _sampler_kernels(model)
+    isa = kernels[0].sampler_fidelity.circuit if kernels else None
+    shift = 0
+    if training and kernels:
+        differentiate_y = config.model.references == "learned" or config.model.trainable_scaling
+        shift = _shift_parameters(kernels[0], rb.pass_manager, differentiate_y)
+    return estimate_cost(
+        _batch_shapes(lengths, batch_size), num_references=config.model.num_references, shots=rb.shots or 1,
+        num_layers=config.model.num_layers, training=training, shift_parameters=shift, epochs=epochs,
+        isa_circuit=isa, device=rb.device, backend=rb.name, on_qpu=rb.kind in ("fake", "ibm"),
+        job_overhead_seconds=DEFAULT_JOB_OVERHEAD_S if job_overhead_seconds is None else job_overhead_seconds,
+    )
+
+
+def estimate_checkpoint(
+    checkpoint: str | Path,
+    backend: str = "fake:manila",
+    *,
+    data: str | None = None,
+    shots: int = 4096,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    max_sentences: int | None = None,
+    training: bool = False,
+    epochs: int = 1,
+    optimization_level: int = 2,
+    seed: int | None = 0,
+    job_overhead_seconds: float | None = None,
+    resolved=None,
+):
+    """:class:`~qk_lstm_qiskit.estimate.CostEstimate` of tagging (or training on) ``data`` with a checkpoint's model.
+
+    Only sentence lengths are read from ``data`` (default as :func:`load_eval_data`), so any
+    CoNLL-U file works with any checkpoint. Nothing is submitted: the model is built on a
+    :class:`~qk_lstm_qiskit.estimate.DryRunSampler` with the backend's pass manager.
+    """
+    from .backends import resolve_backend
+    from .estimate import DryRunSampler
+
+    rb = resolved or resolve_backend(backend, shots=shots, seed=seed, optimization_level=optimization_level)
+    if rb.sampler is None:
+        raise ValueError(f"estimate: expected a sampler backend (aer, aer-noisy:, fake:, ibm:), got {rb.name!r}")
+    model, _, _, config = _build_model(checkpoint, DryRunSampler(), rb.pass_manager)
+    eval_data = load_eval_data(data, config, max_sentences=max_sentences)
+    return _estimate(model, config, rb, eval_data.lengths, batch_size, training=training, epochs=epochs,
+                     job_overhead_seconds=job_overhead_seconds)
+
+
+def _accuracy_counts(log_probs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    from .data import PAD_TAG
+
+    mask = targets != PAD_TAG  # unseen gold tags (-1) stay in: they count as errors
+    return log_probs.argmax(-1)[mask], targets[mask]
+
+
+@torch.no_grad()
+def _tag(model, batches) -> tuple[torch.Tensor, torch.Tensor]:
+    predictions, targets = [], []
+    for batch in batches:
+        pred, gold = _accuracy_counts(model(batch.words), batch.tags)
+        predictions.append(pred)
+        targets.append(gold)
+    return torch.cat(predictions), torch.cat(targets)
+
+
+class _KernelComparison:
+    """Forward hooks on each sampler kernel that compare its values with the exact kernel.
+
+    The hook sits on the :class:`~qk_lstm_qiskit.sampler_kernel.SamplerFidelity` module, whose
+    inputs are the angle matrices ``ax`` ``(N, P)`` and ``ay`` ``(M, P)``: the exact value
+    ``|<ψ(ay_m)|ψ(ax_n)>|²`` comes from the kernel's statevector executor on the same angles.
+    """
+
+    def __init__(self, kernels: list) -> None:
+        self.diffs: list[torch.Tensor] = []
+        self.handles = [k.sampler_fidelity.register_forward_hook(self._hook(k.executor)) for k in kernels]
+
+    def _hook(self, executor):
+        def hook(module, inputs, output):
+            ax, ay = inputs
+            with torch.no_grad():
+                sx, sy = executor.statevectors(ax.detach()), executor.statevectors(ay.detach())  # (N, D), (M, D)
+                exact = (sx @ sy.conj().transpose(0, 1)).abs().square()  # (N, M)
+                self.diffs.append((output.detach().double() - exact.double()).flatten())  # signed
+
+        return hook
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+    def summary(self) -> dict[str, float | int]:
+        values = torch.cat(self.diffs) if self.diffs else torch.zeros(1, dtype=torch.float64)
+        return {
+            "kernel_mean_abs_diff": float(values.abs().mean()),  # mean |k_backend − k_exact|
+            "kernel_max_abs_diff": float(values.abs().max()),
+            "kernel_mean_diff": float(values.mean()),  # signed: noise bias (device noise pulls k towards 2**-n)
+            "kernel_values": sum(int(d.numel()) for d in self.diffs),
+        }
+
+
+def _prepare_out_dir(out_dir: Path, *, resume: bool, local_jobs: bool) -> Path:
+    journal = out_dir / JOURNAL_NAME
+    if journal.exists() and not resume:
+        raise QKLSTMError(
+            f"evaluate: --out {out_dir} already holds {JOURNAL_NAME} from an earlier run; pass --resume to fetch "
+            "its jobs instead of paying for them again, or choose another --out"
+        )
+    if (out_dir / "metrics.json").exists() and not journal.exists():
+        raise QKLSTMError(
+            f"evaluate: --out {out_dir} already holds a metrics.json that is not from an evaluation with a job "
+            "journal (a training run?); choose another --out (nothing was overwritten)"
+        )
+    if resume and journal.exists() and local_jobs:
+        kept = journal.with_name(f"jobs.{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
+        shutil.move(journal, kept)
+        logger.warning("evaluate: local and simulator jobs cannot be fetched again; rerunning them (old journal: %s)", kept)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return journal
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    backend: str = "fake:manila",
+    *,
+    shots: int = 4096,
+    data: str | None = None,
+    out_dir: str | Path | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    max_sentences: int | None = None,
+    seed: int | None = 0,
+    optimization_level: int = 2,
+    mode: str = "job",
+    dry_run: bool = False,
+    max_qpu_seconds: float | None = None,
+    resume: bool = False,
+    max_retries: int = 2,
+    backoff_seconds: float = 30.0,
+    timeout_seconds: float | None = None,
+    job_overhead_seconds: float | None = None,
+    progress: bool = False,
+    resolved=None,
+    **backend_options: Any,
+) -> dict[str, Any]:
+    """Tag ``data`` with ``checkpoint`` on ``backend``; compare with the exact executor.
+
+    Args:
+        checkpoint: a ``model.pt`` written by ``qk-lstm train`` (a qk-lstm tagger).
+        backend: ``aer``, ``aer-noisy:<fake>``, ``fake:<fake>``, ``ibm:<device>`` or ``ibm:least_busy``.
+        shots: per circuit (default 4096).
+        data: ``"paper"``, a CoNLL-U path, or ``None`` (default): the checkpoint's validation
+            split, else its training source (as the exact evaluation).
+        out_dir: where ``metrics.json`` and the job journal ``jobs.jsonl`` go (default
+            :func:`default_eval_dir`).
+        batch_size: sentences per batch, i.e. per job (default 32).
+        max_sentences: tag only the first sentences of ``data`` (default all).
+        seed: simulator and transpiler seed (default 0).
+        optimization_level, mode, **backend_options: passed to :func:`resolve_backend`
+            (``dynamical_decoupling``, ``twirl_gates``, ``twirl_measure``, ``max_execution_time``,
+            ``initial_layout``).
+        dry_run: return the estimate only; nothing is submitted or written.
+        max_qpu_seconds: refuse the run when the estimate exceeds it (default no limit).
+        resume: fetch the jobs recorded in ``out_dir/jobs.jsonl`` by id instead of resubmitting.
+        max_retries, backoff_seconds, timeout_seconds: job retry policy (:class:`JournaledSampler`).
+        job_overhead_seconds: ``t_job`` of the estimate (default 3 s).
+        progress: show a progress bar over batches.
+        resolved: a ready :class:`ResolvedBackend` (tests, notebooks); overrides ``backend``.
+
+    Returns:
+        The metrics (also written to ``out_dir/metrics.json`` unless ``dry_run``): ``accuracy``,
+        ``exact_accuracy``, ``agreement``, ``backend``, ``device``, ``shots``, kernel differences,
+        job counts, the ``estimate`` and ``seconds``; plus ``out_dir`` and ``estimate_summary``
+        (the printable estimate with its formula).
+
+    Raises:
+        ValueError: bad arguments, a non-qk-lstm checkpoint, data the vocabulary cannot encode.
+        QKLSTMError: over budget, backend or job failures, an output folder with an old journal.
+    """
+    from tqdm.auto import tqdm
+
+    from .backends import resolve_backend
+    from .data import make_batches
+    from .estimate import check_budget
+    from .journal import JournaledSampler
+    from .trainer import write_json_atomic
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"evaluate: expected batch_size to be an int >= 1, got {batch_size!r}")
+    start = time.perf_counter()
+    rb = resolved or resolve_backend(
+        backend, shots=shots, seed=seed, optimization_level=optimization_level, mode=mode, **backend_options
+    )
+    if rb.sampler is None:
+        raise ValueError(f"evaluate: expected a sampler backend (aer, aer-noisy:, fake:, ibm:), got {rb.name!r}")
+    with rb:
+        exact_model, words, tags, config = _build_model(checkpoint)
+        eval_data = load_eval_data(data, config, words, tags, max_sentences=max_sentences)
+        order = _sorted_order(eval_data.lengths)
+        encoded = [eval_data.encoded[i] for i in order]
+        batches = make_batches(encoded, batch_size, pad_index=words.pad_index or 0)
+
+        out = Path(out_dir) if out_dir is not None else default_eval_dir(checkpoint, rb.name)
+        local_jobs = rb.service is None
+        if dry_run:
+            journal_path = None
+            sampler = rb.sampler  # never called: the model is only built to transpile
+        else:
+            journal_path = _prepare_out_dir(out, resume=resume, local_jobs=local_jobs)
+            sampler = JournaledSampler(
+                rb.sampler, journal_path, service=rb.service, resume=resume and not local_jobs,
+                backend_name=rb.device_name or rb.name, max_retries=max_retries, backoff_seconds=backoff_seconds,
+                timeout_seconds=timeout_seconds,
+            )
+        model, _, _, _ = _build_model(checkpoint, sampler, rb.pass_manager)
+        estimate = _estimate(model, config, rb, eval_data.lengths, batch_size, training=False, epochs=1,
+                             job_overhead_seconds=job_overhead_seconds)
+        logger.info("evaluate: estimate\n%s", estimate.summary())
+        if dry_run:
+            return {"backend": rb.name, "device": rb.device_name, "shots": rb.shots, "dry_run": True,
+                    "estimate": estimate.to_dict(), "estimate_summary": estimate.summary()}
+        check_budget(estimate, max_qpu_seconds)
+
+        exact_pred, gold = _tag(exact_model, batches)
+        comparison = _KernelComparison(_sampler_kernels(model))
+        try:
+            bar = tqdm(batches, desc=f"evaluate on {rb.name}", unit="batch", disable=not progress, dynamic_ncols=True)
+            pred, _ = _tag(model, bar)
+        finally:
+            comparison.remove()
+        tokens = int(gold.numel())
+        metrics = {
+            "accuracy": float((pred == gold).sum()) / max(tokens, 1),
+            "exact_accuracy": float((exact_pred == gold).sum()) / max(tokens, 1),
+            "agreement": float((pred == exact_pred).sum()) / max(tokens, 1),
+            **comparison.summary(),
+            **rb.info(),
+            "seed": seed,
+            "checkpoint": str(checkpoint),
+            "data": eval_data.source,
+            "sentences": len(encoded),
+            "tokens": tokens,
+            "batch_size": batch_size,
+            "batches": len(batches),
+            "jobs_submitted": sampler.submitted,
+            "jobs_resumed": sampler.fetched,
+            "journal": str(journal_path),
+            "estimate": estimate.to_dict(),
+            "seconds": time.perf_counter() - start,
+        }
+        from .evaluation import tagging_metrics, write_confusion_png  # per-tag P/R/F1 + confusion PNG
+
+        tagging = tagging_metrics(pred, gold, tags.itos)
+        metrics.update({k: tagging.metrics[k] for k in ("macro_f1", "per_tag", "labels", "confusion_matrix")})
+        write_confusion_png(tagging, out, f"{config.model.kind} on {rb.name} ({rb.shots} shots)")
+        write_json_atomic(metrics, out / "metrics.json")
+        logger.info("evaluate: accuracy %.4f on %s, exact %.4f; mean |k - k_exact| %.4f over %d kernel values",
+                    metrics["accuracy"], rb.name, metrics["exact_accuracy"], metrics["kernel_mean_abs_diff"],
+                    metrics["kernel_values"])
+    return {**metrics, "out_dir": str(out), "estimate_summary": estimate.summary()}

@@ -1,0 +1,334 @@
+"""Jobs are never lost: a JSON-lines journal of every submitted job, and a sampler that resumes from it.
+
+On hardware a job can wait in a queue for hours and the process that submitted it can die in
+the meantime. :class:`JournaledSampler` wraps any ``BaseSamplerV2`` (it is what the kernels
+call) and appends ``{"event": "submitted", "index": k, "job_id": …}`` to the run's journal
+*before* anyone waits on the result of its ``k``-th call. A rerun with ``resume=True`` replays
+call ``k`` by fetching the recorded job with ``service.job(job_id)`` instead of submitting it
+again; calls are identified by their order, and a fingerprint of the PUBs (circuit and
+parameter values) guards against replaying a job for different circuits.
+
+A job whose result fails or times out is resubmitted up to ``max_retries`` times, waiting
+``backoff_seconds · 2**attempt`` in between; then :class:`~qk_lstm_qiskit.errors.QKLSTMError`
+names the job id.
+
+Journal lines (one JSON object each, appended and fsynced)::
+
+    {"event": "submitted", "index": 0, "attempt": 0, "job_id": "…", "backend": "fake_manila",
+     "num_pubs": 1, "shots": 4096, "fingerprint": "…", "time": "2026-11-21T05:40:00Z"}
+    {"event": "done", "index": 0, "job_id": "…", "time": "…"}
+    {"event": "failed", "index": 0, "job_id": "…", "error": "…", "time": "…"}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+from qiskit.primitives import BaseSamplerV2
+from qiskit.primitives.base.base_primitive_job import BasePrimitiveJob
+from qiskit.primitives.containers.sampler_pub import SamplerPub
+
+from .backends import describe_error  # one line, IBM token masked
+from .errors import QKLSTMError
+
+__all__ = ["JournaledSampler", "RunJournal", "pubs_fingerprint"]
+
+logger = logging.getLogger(__name__)
+
+JOURNAL_NAME = "jobs.jsonl"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+
+
+def _usage(job) -> dict[str, float]:
+    """``{"usage_seconds": …}`` when the job reports its QPU usage (Runtime jobs), else ``{}``."""
+    try:
+        usage = job.usage()
+    except Exception:  # simulator jobs have no usage; a failed lookup must not fail the run
+        return {}
+    return {"usage_seconds": float(usage)} if isinstance(usage, (int, float)) else {}
+
+
+def _default_shots(sampler) -> int | None:
+    """The shots a sampler uses for PUBs without their own (Runtime ``options.default_shots``, Aer ``default_shots``)."""
+    for getter in (lambda: sampler.options.default_shots, lambda: sampler.default_shots):
+        try:
+            value = getter()
+        except Exception:
+            continue
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def pubs_fingerprint(pubs: Iterable[SamplerPub]) -> str:
+    """SHA-256 over each PUB's circuit shape, parameter names, values (12 decimals) and shots."""
+    digest = hashlib.sha256()
+    for pub in pubs:
+        circuit = pub.circuit
+        names = [p.name for p in circuit.parameters]
+        digest.update(json.dumps([circuit.num_qubits, circuit.num_clbits, len(circuit.data), names, pub.shots]).encode())
+        if names:
+            values = np.round(np.asarray(pub.parameter_values.as_array(circuit.parameters), dtype=float), 12)
+            digest.update(str(values.shape).encode())
+            digest.update(np.ascontiguousarray(values + 0.0).tobytes())  # + 0.0 turns -0.0 into 0.0
+    return digest.hexdigest()
+
+
+class RunJournal:
+    """Append-only JSON-lines record of jobs, ``path`` usually ``<out>/jobs.jsonl``.
+
+    Args:
+        path: the journal file (created with its folder on the first append).
+
+    Raises:
+        QKLSTMError: an existing journal has a line that is not a JSON object.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.records: list[dict[str, Any]] = []
+        lines = self.path.read_text(encoding="utf-8").splitlines() if self.path.exists() else []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                if number < len(lines):
+                    raise QKLSTMError(
+                        f"RunJournal: expected JSON lines in {self.path}, got line {number}: {line[:80]!r}"
+                    ) from exc
+                # A crash while writing the last line: drop the fragment so appends stay valid.
+                logger.warning("journal %s: dropping a torn last line %d", self.path, number)
+                tmp = self.path.with_name(self.path.name + ".tmp")
+                tmp.write_text("".join(f"{kept}\n" for kept in lines[:-1]), encoding="utf-8")
+                os.replace(tmp, self.path)
+                break
+            if not isinstance(record, dict):
+                raise QKLSTMError(f"RunJournal: expected a JSON object on line {number} of {self.path}, got {line[:80]!r}")
+            self.records.append(record)
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write one record and flush it to disk before returning."""
+        record = {**record, "time": record.get("time", _now())}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, sort_keys=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.records.append(record)
+
+    def latest_submission(self, index: int) -> dict[str, Any] | None:
+        """The last ``submitted`` record of call ``index``, or ``None``."""
+        found = None
+        for record in self.records:
+            if record.get("event") == "submitted" and record.get("index") == index:
+                found = record
+        return found
+
+    def failed(self, job_id: str) -> bool:
+        return any(r.get("event") == "failed" and r.get("job_id") == job_id for r in self.records)
+
+    def job_ids(self) -> list[str]:
+        """Every submitted job id, in submission order."""
+        return [r["job_id"] for r in self.records if r.get("event") == "submitted"]
+
+
+class _JournaledJob(BasePrimitiveJob):
+    """The job of one :meth:`JournaledSampler.run` call: waits, retries, journals the outcome."""
+
+    def __init__(self, owner: "JournaledSampler", index: int, pubs: list[SamplerPub], shots: int | None,
+                 fingerprint: str, job, attempt: int) -> None:
+        super().__init__(job_id=str(job.job_id()))
+        self._owner, self._index, self._pubs, self._shots = owner, index, pubs, shots
+        self._fingerprint, self._job, self._attempt = fingerprint, job, attempt
+        self._result = None
+
+    def result(self):
+        if self._result is not None:
+            return self._result
+        owner = self._owner
+        retries = 0
+        while True:
+            job_id = str(self._job.job_id())
+            try:
+                result = owner._wait(self._job)
+            except KeyboardInterrupt:
+                logger.warning("interrupted while waiting for job %s (call %d); it is in %s: rerun with resume",
+                               job_id, self._index, owner.journal.path)
+                raise
+            except Exception as exc:
+                error = describe_error(exc)
+                owner.journal.append({"event": "failed", "index": self._index, "job_id": job_id, "error": error})
+                if retries >= owner.max_retries:
+                    raise QKLSTMError(
+                        f"JournaledSampler: job {job_id} (call {self._index}) failed after {retries + 1} attempt(s): {error}"
+                    ) from exc
+                delay = owner.backoff_seconds * 2**retries
+                logger.warning("job %s (call %d) failed (%s); resubmitting in %.0f s", job_id, self._index, error, delay)
+                owner._sleep(delay)
+                retries += 1
+                self._attempt += 1
+                self._job = owner._submit(self._index, self._attempt, self._pubs, self._shots, self._fingerprint)
+                self._job_id = str(self._job.job_id())
+                continue
+            owner.journal.append({"event": "done", "index": self._index, "job_id": job_id, **_usage(self._job)})
+            self._result = result
+            return result
+
+    def status(self):
+        return self._job.status()
+
+    def done(self) -> bool:
+        return self._result is not None or bool(self._job.done())
+
+    def running(self) -> bool:
+        return bool(self._job.running())
+
+    def cancelled(self) -> bool:
+        return bool(self._job.cancelled())
+
+    def in_final_state(self) -> bool:
+        return self._result is not None or bool(self._job.in_final_state())
+
+    def cancel(self):
+        return self._job.cancel()
+
+
+class JournaledSampler(BaseSamplerV2):
+    """A ``BaseSamplerV2`` that journals every job it submits and can resume from the journal.
+
+    Args:
+        sampler: the sampler that really runs the PUBs.
+        journal: a :class:`RunJournal` or a path to one.
+        service: an object with ``job(job_id)`` (``QiskitRuntimeService``) to fetch jobs again.
+        resume: replay calls recorded in the journal by fetching their jobs (needs ``service``).
+        backend_name: recorded in each line (default: ``sampler.backend().name`` when available).
+        max_retries: resubmissions of a failed or timed-out job (default 2).
+        backoff_seconds: wait before the first resubmission, doubled each time (default 30).
+        timeout_seconds: give up on a job after this long (default ``None``: wait for ever,
+            as queues can hold jobs for hours); a timed-out job is cancelled and retried.
+        poll_seconds: status polling interval while a timeout is set (default 5).
+        sleep, clock: injectable for tests (default ``time.sleep``, ``time.monotonic``).
+
+    Raises:
+        ValueError: ``resume`` without a ``service``, or negative retry/backoff values.
+    """
+
+    def __init__(
+        self,
+        sampler: BaseSamplerV2,
+        journal: RunJournal | str | Path,
+        *,
+        service=None,
+        resume: bool = False,
+        backend_name: str | None = None,
+        max_retries: int = 2,
+        backoff_seconds: float = 30.0,
+        timeout_seconds: float | None = None,
+        poll_seconds: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not isinstance(sampler, BaseSamplerV2):
+            raise TypeError(f"JournaledSampler: expected sampler to be a BaseSamplerV2, got {type(sampler).__name__}")
+        if resume and (service is None or not callable(getattr(service, "job", None))):
+            raise ValueError(
+                "JournaledSampler: expected a service with job(job_id) to resume, got "
+                f"{type(service).__name__} (local and simulator jobs cannot be fetched again)"
+            )
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(f"JournaledSampler: expected max_retries to be an int >= 0, got {max_retries!r}")
+        for name, value in (("backoff_seconds", backoff_seconds), ("poll_seconds", poll_seconds)):
+            if not value >= 0:
+                raise ValueError(f"JournaledSampler: expected {name} >= 0, got {value!r}")
+        if timeout_seconds is not None and not timeout_seconds > 0:
+            raise ValueError(f"JournaledSampler: expected timeout_seconds > 0 or None, got {timeout_seconds!r}")
+        self.sampler = sampler
+        self.journal = journal if isinstance(journal, RunJournal) else RunJournal(journal)
+        self.service, self.resume = service, resume
+        if backend_name is None:
+            try:
+                backend_name = str(sampler.backend().name)
+            except Exception:
+                backend_name = type(sampler).__name__
+        self.backend_name = backend_name
+        self.max_retries, self.backoff_seconds = max_retries, backoff_seconds
+        self.timeout_seconds, self.poll_seconds = timeout_seconds, poll_seconds
+        self._sleep, self._clock = sleep, clock
+        self.calls = 0  # index of the next run() call
+        self.submitted = 0  # jobs submitted by this process
+        self.fetched = 0  # jobs fetched again from the journal
+
+    def run(self, pubs, *, shots: int | None = None) -> _JournaledJob:
+        coerced = [SamplerPub.coerce(pub, shots) for pub in pubs]
+        fingerprint = pubs_fingerprint(coerced)
+        index, self.calls = self.calls, self.calls + 1
+        record = self.journal.latest_submission(index) if self.resume else None
+        if record is not None:
+            if record.get("fingerprint") != fingerprint:
+                raise QKLSTMError(
+                    f"JournaledSampler: call {index} does not match job {record.get('job_id')} in {self.journal.path} "
+                    "(different circuits or parameter values); resume only the same run, or start a new output folder"
+                )
+            attempt = int(record.get("attempt", 0))
+            if self.journal.failed(record["job_id"]):
+                job = self._submit(index, attempt + 1, coerced, shots, fingerprint)
+                return _JournaledJob(self, index, coerced, shots, fingerprint, job, attempt + 1)
+            try:
+                job = self.service.job(record["job_id"])
+            except Exception as exc:
+                raise QKLSTMError(
+                    f"JournaledSampler: could not fetch job {record['job_id']} (call {index}) recorded in "
+                    f"{self.journal.path}: {describe_error(exc)}"
+                ) from exc
+            self.fetched += 1
+            logger.info("call %d: resumed job %s from the journal", index, record["job_id"])
+            return _JournaledJob(self, index, coerced, shots, fingerprint, job, attempt)
+        job = self._submit(index, 0, coerced, shots, fingerprint)
+        return _JournaledJob(self, index, coerced, shots, fingerprint, job, 0)
+
+    def _submit(self, index: int, attempt: int, pubs: list[SamplerPub], shots: int | None, fingerprint: str):
+        try:
+            job = self.sampler.run(pubs, shots=shots)
+        except Exception as exc:
+            raise QKLSTMError(f"JournaledSampler: submitting call {index} to {self.backend_name} failed: {describe_error(exc)}") from exc
+        default = _default_shots(self.sampler)
+        shots_used = [p.shots if p.shots is not None else default for p in pubs]
+        self.journal.append({
+            "event": "submitted", "index": index, "attempt": attempt, "job_id": str(job.job_id()),
+            "backend": self.backend_name, "num_pubs": len(pubs),
+            "shots": shots_used[0] if len(set(shots_used)) == 1 else shots_used,
+            "num_bindings": int(sum(p.parameter_values.size for p in pubs)),
+            "fingerprint": fingerprint,
+        })
+        self.submitted += 1
+        logger.info("call %d: submitted job %s to %s", index, job.job_id(), self.backend_name)
+        return job
+
+    def _wait(self, job):
+        """``job.result()``, or ``TimeoutError`` (after a best-effort cancel) past ``timeout_seconds``."""
+        if self.timeout_seconds is not None and hasattr(job, "in_final_state"):
+            start = self._clock()
+            while not job.in_final_state():
+                if self._clock() - start > self.timeout_seconds:
+                    try:
+                        job.cancel()
+                    except Exception as exc:
+                        logger.warning("could not cancel timed-out job %s: %s", job.job_id(), describe_error(exc))
+                    raise TimeoutError(f"no result after {self.timeout_seconds:g} s")
+                self._sleep(self.poll_seconds)
+        return job.result()

@@ -1,0 +1,156 @@
+"""Cost estimate: counts against a hand count, durations against the target, the budget check."""
+
+from __future__ import annotations
+
+import pytest
+from qiskit import QuantumCircuit
+
+from qk_lstm_qiskit.backends import fake_backend, resolve_backend
+from qk_lstm_qiskit.errors import QKLSTMError
+from qk_lstm_qiskit.estimate import (
+    DEFAULT_JOB_OVERHEAD_S,
+    DEFAULT_REP_DELAY_S,
+    batch_shapes,
+    check_budget,
+    circuit_duration,
+    estimate_cost,
+    rep_delay,
+)
+from qk_lstm_qiskit.feature_map import FeatureMap
+
+
+def test_counts_match_a_hand_count_for_inference():
+    # Batch 1: 2 sentences padded to 3 steps; batch 2: 1 sentence of 2 steps. R = 2, G = 4, K = 1.
+    # Step jobs: 3 + 2 = 5. Bindings: 3 steps·2 sentences·4 gates·2 refs = 48, plus 2·1·4·2 = 16.
+    est = estimate_cost([(2, 3), (1, 2)], num_references=2, shots=100)
+    assert (est.forward_circuits, est.backward_circuits, est.circuits) == (64, 0, 64)
+    assert est.jobs == 5 and est.rounds == 5
+    assert est.total_shots == 6400
+    assert est.qpu_seconds == 0.0  # no device: simulator
+
+
+def test_counts_match_a_hand_count_for_training():
+    # Same data, 2 epochs, 2 layers, parameter shift over 3 parameters: 2·3 = 6 shifted circuits
+    # per forward binding. Forward per epoch 2 layers·64 = 128, so 256 over 2 epochs; backward 6·256.
+    est = estimate_cost([(2, 3), (1, 2)], num_references=2, shots=10, num_layers=2, training=True,
+                        shift_parameters=3, epochs=2)
+    assert est.forward_circuits == 256
+    assert est.backward_circuits == 1536
+    assert est.circuits == 1792
+    assert est.jobs == 2 * 2 * 5 * 2  # epochs · layers · steps · (forward + backward)
+    assert est.total_shots == 17920
+
+
+def test_circuit_duration_is_the_critical_path_of_target_durations():
+    device = fake_backend("manila")
+    target = device.target
+    circuit = QuantumCircuit(5, 1)
+    circuit.sx(0)
+    circuit.sx(2)  # in parallel with sx(0)
+    circuit.cx(0, 1)
+    circuit.rz(0.3, 1)  # virtual: 0 s
+    circuit.measure(1, 0)
+    expected = target["sx"][(0,)].duration + target["cx"][(0, 1)].duration + target["measure"][(1,)].duration
+    assert circuit_duration(circuit, target) == pytest.approx(expected, rel=1e-12)
+    circuit.barrier()
+    circuit.sx(3)  # after the barrier: starts when qubit 1 is measured
+    assert circuit_duration(circuit, target) == pytest.approx(expected + target["sx"][(3,)].duration, rel=1e-12)
+
+
+def test_circuit_duration_is_none_for_an_unsupported_gate():
+    circuit = QuantumCircuit(2)
+    circuit.h(0)  # not in manila's basis
+    assert circuit_duration(circuit, fake_backend("manila").target) is None
+
+
+@pytest.mark.fake_backend
+def test_qpu_seconds_follow_the_stated_formula():
+    rb = resolve_backend("fake:manila", shots=1000, seed=1)
+    circuit, _, _ = FeatureMap(4, reps=2).fidelity_circuit()
+    isa = rb.pass_manager.run(circuit)
+    est = estimate_cost([(2, 3)], num_references=4, shots=1000, isa_circuit=isa, device=rb.device, backend=rb.name)
+    t_circ = circuit_duration(isa, rb.device.target)
+    assert t_circ > 0 and est.circuit_seconds == t_circ
+    assert est.rep_delay_seconds == rep_delay(rb.device) == 250e-6  # manila's default_rep_delay
+    circuits = 3 * 2 * 4 * 4
+    expected = 3 * DEFAULT_JOB_OVERHEAD_S + 1000 * circuits * (t_circ + 250e-6)
+    assert est.qpu_seconds == pytest.approx(expected, rel=1e-12)
+    text = est.summary()
+    assert "T_QPU ≈ J·t_job + S·(C_fwd + C_bwd)·(t_circ + t_rep)" in text
+    assert f"circuits (bindings): {circuits}" in text
+    assert est.to_dict()["formula"] == est.formula
+
+
+def test_rep_delay_falls_back_without_a_configuration():
+    assert rep_delay(object()) == DEFAULT_REP_DELAY_S
+
+
+def test_budget_refuses_a_run_over_it():
+    device = fake_backend("manila")
+    circuit = QuantumCircuit(1, 1)
+    circuit.measure(0, 0)
+    est = estimate_cost([(4, 10)], num_references=4, shots=4096, isa_circuit=circuit, device=device, backend="fake:manila")
+    check_budget(est, est.qpu_seconds + 1)
+    check_budget(est, None)
+    with pytest.raises(QKLSTMError, match=r"needs ≈ [\d,.]+ QPU seconds on fake:manila \(10 jobs, 640 circuits × 4,096 shots\), over max_qpu_seconds=60") as info:
+        check_budget(est, 60)
+    assert "\n" not in str(info.value)
+
+
+def test_budget_needs_durations():
+    est = estimate_cost([(1, 1)], num_references=1, shots=1, device=fake_backend("manila"), backend="fake:manila")
+    assert est.qpu_seconds is None
+    with pytest.raises(QKLSTMError, match="cannot check max_qpu_seconds=5 on fake:manila"):
+        check_budget(est, 5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"num_references": 0}, "expected num_references to be an int >= 1, got 0"),
+     ({"shots": 1.5}, "expected shots to be an int >= 1, got 1.5"),
+     ({"training": True}, "expected shift_parameters >= 1 when training, got 0")],
+)
+def test_bad_counts_are_rejected(kwargs, message):
+    args = {"num_references": 4, "shots": 100, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        estimate_cost([(1, 2)], **args)
+
+
+def test_bad_batch_is_rejected():
+    with pytest.raises(ValueError, match=r"expected batch 1 of >= 1 sentences of length >= 1, got \(2, 0\)"):
+        estimate_cost([(1, 2), (2, 0)], num_references=1, shots=1)
+
+
+def test_batch_shapes():
+    assert batch_shapes([5, 4, 7, 1, 2], 2) == [(2, 5), (2, 7), (1, 2)]
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_formula_matches_what_the_model_submits(training):
+    """Count the sampler calls and bindings of a real 2-layer QK-LSTM tagger (dry-run sampler)."""
+    import torch
+
+    from qk_lstm_qiskit.config import ModelConfig
+    from qk_lstm_qiskit.data import make_batches
+    from qk_lstm_qiskit.estimate import DryRunSampler
+    from qk_lstm_qiskit.tagger import build_tagger
+
+    dry = DryRunSampler()
+    config = ModelConfig(num_layers=2, num_qubits=2, num_references=3, hidden_dim=3, embedding_dim=4)
+    model = build_tagger(config, vocab_size=5, num_tags=2, sampler=dry)
+    encoded = [([1, 2, 3], [0, 1, 0]), ([4, 1], [1, 0]), ([2, 2, 2, 2], [0, 0, 1, 1])]
+    batches = make_batches(encoded, 2)
+    shapes = [tuple(b.words.shape) for b in batches]
+    assert shapes == [(2, 3), (1, 4)]
+    for batch in batches:
+        with torch.set_grad_enabled(training):
+            log_probs = model(batch.words)
+            if training:
+                log_probs.sum().backward()
+    shift = 2 * config.num_qubits * config.reps  # x angles only: references are fixed
+    est = estimate_cost(shapes, num_references=3, shots=1, num_layers=2, training=training,
+                        shift_parameters=shift if training else 0)
+    assert len(dry.calls) == est.jobs
+    assert dry.bindings == est.circuits
+    forward_sizes = {n * 4 * 3 for n, _ in shapes}  # N_b·G·R bindings per forward call
+    assert sum(call[0] for call in dry.calls if call[0] in forward_sizes) == est.forward_circuits

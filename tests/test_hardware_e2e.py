@@ -1,0 +1,255 @@
+"""Train in simulation, infer on a (fake) device: evaluate, dry run, budget, resume, secrets."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import torch
+
+from qk_lstm_qiskit.backends import ResolvedBackend, resolve_backend
+from qk_lstm_qiskit.cli import main
+from qk_lstm_qiskit.config import load_config
+from qk_lstm_qiskit.errors import QKLSTMError
+from qk_lstm_qiskit.evaluate import default_eval_dir, estimate_checkpoint, evaluate_checkpoint
+from qk_lstm_qiskit.experiment import run_training
+from qk_lstm_qiskit.feature_map import FeatureMap
+from qk_lstm_qiskit.kernel import QuantumKernel
+
+DUMMY_TOKEN = "dummy-token-123-do-not-leak-9f8e7d"
+SHOTS = 256
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A QK-LSTM tagger trained exactly for a few epochs on the paper's two sentences."""
+    out = tmp_path_factory.mktemp("paper")
+    run_training(load_config(overrides={"train": {"epochs": 4}}), out, progress=False)
+    return out / "model.pt"
+
+
+def _journal(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.fake_backend
+def test_sampler_kernel_after_a_reversed_layout_matches_the_exact_kernel():
+    """The pass manager of a fake device + the sampler kernel read P(0…0) on the right qubits."""
+    from qiskit_machine_learning.primitives import QMLSampler
+
+    fm = FeatureMap(4, reps=2, entanglement="circular")
+    rb = resolve_backend("fake:manila", seed=2, initial_layout=[4, 3, 2, 1])
+    kernel = QuantumKernel(fm, sampler=QMLSampler(shots=None), pass_manager=rb.pass_manager)
+    exact = QuantumKernel(fm)
+    x, y = torch.randn(3, 4, generator=torch.Generator().manual_seed(0)), torch.randn(2, 4)
+    assert torch.allclose(kernel(x, y).double(), exact(x, y).double(), atol=1e-5)
+
+
+@pytest.mark.fake_backend
+def test_evaluate_on_a_fake_device(checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setenv("QISKIT_IBM_TOKEN", DUMMY_TOKEN)
+    out = tmp_path / "eval"
+    metrics = evaluate_checkpoint(checkpoint, "fake:manila", shots=SHOTS, out_dir=out, seed=3)
+    saved = json.loads((out / "metrics.json").read_text())
+    for key in ("accuracy", "exact_accuracy", "backend", "shots", "kernel_mean_abs_diff", "agreement", "estimate"):
+        assert key in saved
+    assert saved["backend"] == "fake:manila" and saved["device"] == "fake_manila" and saved["shots"] == SHOTS
+    assert saved["tokens"] == 9 and saved["sentences"] == 2
+    # the checkpoint's exact accuracy, recomputed independently through the trainer's evaluate
+    from qk_lstm_qiskit.checkpoint import load_tagger
+    from qk_lstm_qiskit.data import encode_corpus, make_batches, paper_corpus
+    from qk_lstm_qiskit.trainer import evaluate
+
+    model, words, tags, _ = load_tagger(checkpoint)
+    batches = make_batches(encode_corpus(paper_corpus(), words, tags), 32)
+    assert saved["exact_accuracy"] == pytest.approx(evaluate(model, batches)["accuracy"])
+    # one job per time step: both sentences in one batch padded to 5 steps; 2·4 gates·4 refs per job
+    records = _journal(out / "jobs.jsonl")
+    submitted = [r for r in records if r["event"] == "submitted"]
+    assert len(submitted) == 5 == saved["jobs_submitted"] == saved["estimate"]["jobs"]
+    assert all(r["num_bindings"] == 32 and r["shots"] == SHOTS and r["backend"] == "fake_manila" for r in submitted)
+    assert saved["kernel_values"] == saved["estimate"]["circuits"] == 160
+    # the device noise moves kernels by a few percent: the mean shift is small but not zero
+    assert 0.0 < saved["kernel_mean_abs_diff"] < 0.15
+    assert 0.0 <= saved["accuracy"] <= 1.0
+    assert metrics["out_dir"] == str(out)
+    for path in out.iterdir():  # the token in the environment reached no file
+        assert DUMMY_TOKEN.encode() not in path.read_bytes()
+
+
+@pytest.mark.fake_backend
+def test_dry_run_submits_and_writes_nothing(checkpoint, tmp_path):
+    result = evaluate_checkpoint(checkpoint, "fake:manila", shots=SHOTS, out_dir=tmp_path / "dry", dry_run=True)
+    assert result["dry_run"] and not (tmp_path / "dry").exists()
+    assert result["estimate"]["circuits"] == 160 and result["estimate"]["jobs"] == 5
+    assert "T_QPU ≈ J·t_job" in result["estimate_summary"]
+
+
+@pytest.mark.fake_backend
+def test_budget_refuses_before_any_submission(checkpoint, tmp_path):
+    with pytest.raises(QKLSTMError, match=r"needs ≈ [\d.,]+ QPU seconds on fake:manila .* over max_qpu_seconds=1"):
+        evaluate_checkpoint(checkpoint, "fake:manila", shots=SHOTS, out_dir=tmp_path / "b", max_qpu_seconds=1)
+    assert not (tmp_path / "b" / "jobs.jsonl").exists()
+
+
+@pytest.mark.fake_backend
+def test_existing_journal_needs_resume(checkpoint, tmp_path):
+    (tmp_path / "jobs.jsonl").write_text("")
+    with pytest.raises(QKLSTMError, match="already holds jobs.jsonl from an earlier run; pass --resume"):
+        evaluate_checkpoint(checkpoint, "fake:manila", shots=SHOTS, out_dir=tmp_path)
+
+
+class _Registry:
+    """Stand-in for the IBM service side: remembers every job so ``job(id)`` finds it again."""
+
+    def __init__(self):
+        self.jobs = {}
+
+    def job(self, job_id):
+        return self.jobs[job_id]
+
+
+class _InterruptOnce:
+    def __init__(self, job):
+        self._job = job
+
+    def __getattr__(self, name):
+        return getattr(self._job, name)
+
+    def result(self):
+        raise KeyboardInterrupt
+
+
+class _CloudSampler:
+    """Runs on the local-mode Runtime sampler, registers jobs; ``interrupt_at`` interrupts one wait."""
+
+    def __new__(cls, inner, registry, interrupt_at=None):
+        from qiskit.primitives import BaseSamplerV2
+
+        class Sampler(BaseSamplerV2):
+            runs = 0
+
+            def run(self, pubs, *, shots=None):
+                job = inner.run(pubs, shots=shots)
+                registry.jobs[job.job_id()] = job
+                Sampler.runs += 1
+                return _InterruptOnce(job) if Sampler.runs - 1 == interrupt_at else job
+
+        return Sampler()
+
+
+def _ibm_standin(registry, interrupt_at=None, seed=5):
+    local = resolve_backend("aer-noisy:manila", shots=SHOTS, seed=seed)  # manila's noise, faster than local mode
+    sampler = _CloudSampler(local.sampler, registry, interrupt_at)
+    return ResolvedBackend(name="ibm:ibm_manila", kind="ibm", sampler=sampler, pass_manager=local.pass_manager,
+                           device=local.device, service=registry, shots=SHOTS, optimization_level=1), sampler
+
+
+@pytest.mark.fake_backend
+def test_interrupted_evaluate_resumes_by_job_id(checkpoint, tmp_path):
+    registry = _Registry()
+    rb, _ = _ibm_standin(registry, interrupt_at=2)
+    out = tmp_path / "ibm"
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_checkpoint(checkpoint, resolved=rb, out_dir=out)
+    first = [r["job_id"] for r in _journal(out / "jobs.jsonl") if r["event"] == "submitted"]
+    assert len(first) == 3  # job 2 was submitted and journaled, then the wait was interrupted
+
+    rb, sampler = _ibm_standin(registry)
+    metrics = evaluate_checkpoint(checkpoint, resolved=rb, out_dir=out, resume=True)
+    assert (metrics["jobs_resumed"], metrics["jobs_submitted"]) == (3, 2)
+    assert type(sampler).runs == 2  # nothing paid twice
+    submitted = [r["job_id"] for r in _journal(out / "jobs.jsonl") if r["event"] == "submitted"]
+    assert submitted[:3] == first and len(submitted) == 5
+
+    clean = evaluate_checkpoint(checkpoint, resolved=_ibm_standin(_Registry())[0], out_dir=tmp_path / "clean")
+    for key in ("accuracy", "kernel_mean_abs_diff", "kernel_max_abs_diff"):
+        assert metrics[key] == clean[key]  # same seeded jobs, same numbers
+
+
+@pytest.mark.fake_backend
+def test_cli_evaluate_leaves_no_trace_of_the_token(checkpoint, tmp_path, monkeypatch, capsys, caplog):
+    """A dummy token in the environment appears in no output, log, journal, metrics or checkpoint."""
+    import qiskit_ibm_runtime
+
+    from qk_lstm_qiskit.backends import fake_backend
+
+    class Service:  # what QiskitRuntimeService would be, with the token read from the environment
+        def __init__(self, **kwargs):
+            pass
+
+        def backend(self, name):
+            return fake_backend("manila")
+
+        def job(self, job_id):
+            raise KeyError(job_id)
+
+    monkeypatch.setenv("QISKIT_IBM_TOKEN", DUMMY_TOKEN)
+    monkeypatch.setattr(qiskit_ibm_runtime, "QiskitRuntimeService", Service)
+    caplog.set_level(logging.DEBUG)
+    out = tmp_path / "ibm"
+    code = main(["-v", "evaluate", "--checkpoint", str(checkpoint), "--backend", "ibm:ibm_manila", "--shots", "64",
+                 "--out", str(out), "--no-progress"])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "accuracy on ibm:ibm_manila (64 shots)" in captured.out and "QPU seconds" in captured.out
+    assert {"metrics.json", "jobs.jsonl"} <= {p.name for p in out.iterdir()}
+    texts = [captured.out, captured.err, caplog.text, checkpoint.read_bytes().decode("latin-1")]
+    texts += [p.read_bytes().decode("latin-1") for p in out.iterdir()]
+    assert all(DUMMY_TOKEN not in text for text in texts)
+
+
+def test_cli_estimate_and_dry_run(checkpoint, capsys):
+    assert main(["estimate", "--checkpoint", str(checkpoint), "--backend", "aer", "--shots", "100"]) == 0
+    text = capsys.readouterr().out
+    assert "circuits (bindings): 160" in text and "QPU seconds: 0 (simulator)" in text
+    assert main(["estimate", "--checkpoint", str(checkpoint), "--backend", "fake:nope"]) == 2
+    assert "unknown fake device 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.fake_backend
+def test_estimate_of_training_counts_parameter_shifts(checkpoint):
+    est = estimate_checkpoint(checkpoint, "fake:manila", shots=100, training=True, epochs=2)
+    # references fixed → only the 8 x-angles are shifted: 16 circuits per forward binding
+    assert est.shift_parameters == 8
+    assert est.forward_circuits == 2 * 160 and est.backward_circuits == 16 * 2 * 160
+    assert est.jobs == 2 * 5 * 2
+
+
+def test_default_eval_dir(tmp_path):
+    assert default_eval_dir(tmp_path / "model.pt", "fake:manila") == tmp_path.resolve() / "eval-fake-manila"
+
+
+def test_non_sampler_backend_is_refused(checkpoint):
+    with pytest.raises(ValueError, match="expected a sampler backend .* got 'exact'"):
+        evaluate_checkpoint(checkpoint, "exact")
+
+
+def test_training_folder_is_never_overwritten(checkpoint):
+    before = (checkpoint.parent / "metrics.json").read_bytes()
+    with pytest.raises(QKLSTMError, match="already holds a metrics.json that is not from an evaluation"):
+        evaluate_checkpoint(checkpoint, "aer", shots=SHOTS, out_dir=checkpoint.parent)
+    assert (checkpoint.parent / "metrics.json").read_bytes() == before
+    assert not (checkpoint.parent / "jobs.jsonl").exists()
+
+
+def test_an_exact_sampler_reproduces_the_exact_executor(checkpoint, tmp_path):
+    """With exact probabilities the backend path must agree with the statevector path: this
+    checks the kernel comparison itself (hooks, exact reference, accuracy bookkeeping)."""
+    from qiskit_machine_learning.primitives import QMLSampler
+
+    rb = ResolvedBackend(name="qml-exact", kind="aer", sampler=QMLSampler(shots=None))
+    metrics = evaluate_checkpoint(checkpoint, resolved=rb, out_dir=tmp_path / "qml")
+    assert metrics["kernel_values"] == 160
+    assert metrics["kernel_mean_abs_diff"] < 1e-6  # float32 through TorchConnector
+    assert metrics["accuracy"] == metrics["exact_accuracy"] and metrics["agreement"] == 1.0
+
+
+def test_resume_on_a_local_simulator_reruns_and_keeps_the_old_journal(checkpoint, tmp_path, caplog):
+    out = tmp_path / "aer"
+    first = evaluate_checkpoint(checkpoint, "aer", shots=SHOTS, out_dir=out, seed=1)
+    again = evaluate_checkpoint(checkpoint, "aer", shots=SHOTS, out_dir=out, seed=1, resume=True)
+    assert "cannot be fetched again; rerunning them" in caplog.text
+    assert again["jobs_submitted"] == 5 and again["accuracy"] == first["accuracy"]
+    assert len(list(out.glob("jobs.*.jsonl"))) == 1  # the first journal, kept aside
