@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml
 run: setup            ## train the paper's QK-LSTM on the built-in task and print the result
 	$(BIN)/qk-lstm train
 
-test: setup           ## the whole test suite, notebooks included
-	$(BIN)/python -m pytest -q --nbmake tests notebooks
+test: setup           ## the whole test suite, notebooks included (in their quick settings)
+	QK_LSTM_TUTORIAL_QUICK=1 $(BIN)/python -m pytest -q --nbmake tests notebooks
 
 reproduce: setup      ## Table I and Fig. 3 over 3 seeds
 	$(BIN)/qk-lstm reproduce --out runs/reproduce-$$(date +%Y%m%d-%H%M%S)
