@@ -59,12 +59,12 @@ def table_one(runs: dict[str, list[dict]]) -> str:
 
 def plot_curves(runs: dict[str, list[dict]], path: Path) -> None:
     """Fig. 3: training accuracy (a) and loss (b) per epoch, mean line and min–max band over seeds."""
-    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))  # no pyplot: leaves the caller's (e.g. notebook's) backend alone
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2)
     for kind, kind_runs in runs.items():
         for ax, key in zip(axes, ("accuracy", "loss")):
             curves = np.array([[r[key] for r in run["epochs"]] for run in kind_runs])  # (seeds, epochs)
@@ -80,7 +80,6 @@ def plot_curves(runs: dict[str, list[dict]], path: Path) -> None:
     fig.suptitle(f"POS tagging, paper's task: mean over {n} seeds, band = min–max")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def reproduce(
