@@ -28,6 +28,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict]:
         "data": ("data", "source"),
         "backend": ("executor", "backend"),
         "shots": ("executor", "shots"),
+        "sampler_seed": ("executor", "seed"),
     }
     out: dict[str, dict] = {}
     for flag, (section, key) in mapping.items():
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", help="'paper' or a path to a CoNLL-U file")
     train.add_argument("--backend", help="exact (default), aer, aer-noisy:<device>, fake:<device> or ibm:<device>")
     train.add_argument("--shots", type=int)
+    train.add_argument("--sampler-seed", type=int, help="seed of the simulator's shot noise (aer, aer-noisy)")
     train.add_argument("--out", help="run folder (default: a new folder under runs/)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")

@@ -44,6 +44,7 @@ class DataConfig:
     lowercase: bool = False
     min_freq: int = 1
     max_length: typing.Optional[int] = None
+    long_sentences: str = "error"  # error | truncate | skip, for sentences longer than max_length
     validation_fraction: float = 0.0
     split_seed: int = 0
 
@@ -85,6 +86,7 @@ _CHOICES = {
     ("model", "references"): ("fixed", "learned", "data"),
     ("model", "entanglement"): ("linear", "circular", "full", "none"),
     ("data", "tag_column"): ("upos", "xpos"),
+    ("data", "long_sentences"): ("error", "truncate", "skip"),
     ("train", "optimizer"): ("adam", "sgd"),
 }
 _POSITIVE = {

@@ -57,11 +57,11 @@ def load_eval_data(data: str | None, config, words=None, tags=None, *, max_sente
     Raises:
         FileNotFoundError, ValueError: unreadable file; a vocabulary that cannot encode it.
     """
-    from .evaluation import _evaluation_corpus  # shared with the exact evaluation: same sentences
+    from .evaluation import evaluation_corpus  # shared with the exact evaluation: same sentences
 
     if max_sentences is not None and max_sentences < 1:
         raise ValueError(f"load_eval_data: expected max_sentences >= 1, got {max_sentences}")
-    corpus, described = _evaluation_corpus(data, config)
+    corpus, described = evaluation_corpus(data, config)
     corpus = corpus[:max_sentences]
     if not corpus:
         raise ValueError(f"load_eval_data: expected at least one sentence in {described!r}, got none")

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from .data import PAD_TAG, Batch, TaggedSentence, Vocabulary, make_batches, paper_corpus
+from .data import PAD_TAG, TaggedSentence, Vocabulary, make_batches, paper_corpus
 
 __all__ = [
     "EvaluationResult",
@@ -274,26 +274,25 @@ def evaluate_tagger(
     return result
 
 
-def _evaluation_corpus(data: str | None, config) -> tuple[list[TaggedSentence], str]:
+def evaluation_corpus(data: str | None, config) -> tuple[list[TaggedSentence], str]:
     """The sentences named by ``--data`` (``paper``, a CoNLL-U path) or, by default, the
-    checkpoint's own validation split (its whole training source if it had none)."""
+    checkpoint's own validation split (its whole training source if it had none), read with
+    the checkpoint's tag column, lower-casing and long-sentence policy."""
     from .treebank import load_treebank, read_conllu
 
-    tagset, lowercase = config.data.tag_column, config.data.lowercase
+    d = config.data
+    reading = {"tagset": d.tag_column, "lowercase": d.lowercase, "max_length": d.max_length,
+               "long_sentences": d.long_sentences}
     if data is None:
-        source = config.data.source
-        if source == "paper":
+        if d.source == "paper":
             return paper_corpus(), "paper (training sentences)"
-        if config.data.validation_fraction > 0:
-            split = load_treebank(
-                source, validation_fraction=config.data.validation_fraction, seed=config.data.split_seed,
-                tagset=tagset, max_length=config.data.max_length,
-            )
-            return split.validation, f"{source} (validation split)"
-        return read_conllu(source, tagset=tagset, max_length=config.data.max_length), f"{source} (training source)"
+        if d.validation_fraction > 0:
+            split = load_treebank(d.source, validation_fraction=d.validation_fraction, seed=d.split_seed, **reading)
+            return split.validation, f"{d.source} (validation split)"
+        return read_conllu(d.source, **reading), f"{d.source} (training source)"
     if data == "paper":
         return paper_corpus(), "paper"
-    return read_conllu(data, tagset=tagset), str(data)
+    return read_conllu(data, tagset=d.tag_column, lowercase=d.lowercase), str(data)
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -351,7 +350,7 @@ def evaluate_exact(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ProductKernelWarning)
         model, words, tags, config = load_tagger(checkpoint)
-    corpus, described = _evaluation_corpus(data, config)
+    corpus, described = evaluation_corpus(data, config)
     corpus = corpus[:max_sentences]
     result = evaluate_tagger(
         model, corpus, words, tags, batch_size=batch_size or config.train.batch_size, lowercase=config.data.lowercase

@@ -358,6 +358,7 @@ def load_task(config: DataConfig) -> TaskData:
         tagset=config.tag_column,  # type: ignore[arg-type]
         lowercase=config.lowercase,
         max_length=config.max_length,
+        long_sentences=config.long_sentences,  # type: ignore[arg-type]
     )
     return TaskData(
         encode_treebank(data.train, data.words, data.tags),

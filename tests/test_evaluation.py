@@ -271,3 +271,21 @@ def test_compare_ud_reuses_finished_runs_and_writes_the_table(tmp_path, capsys):
         torch.set_num_threads(threads)
     assert capsys.readouterr().out.count("reusing") == 2
     assert {p: p.read_bytes() for p in runs} == runs
+
+
+def test_evaluation_corpus_reads_with_the_checkpoints_lowercasing(tmp_path):
+    """Evaluation reads sentences as training did: lower-cased words when the run lower-cased them."""
+    from qk_lstm_qiskit.evaluation import evaluation_corpus
+
+    path = tmp_path / "t.conllu"
+    lines = []
+    for i in range(8):
+        lines += [f"# sent_id = c{i}", word_line(1, "The", "DET"), word_line(2, "Dog", "NOUN"), word_line(3, "runs", "VERB"), ""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    lower = load_config(overrides={"data": {"source": str(path), "lowercase": True, "validation_fraction": 0.25}})
+    mixed = load_config(overrides={"data": {"source": str(path), "validation_fraction": 0.25}})
+    for data in (None, str(path)):
+        lowered, _ = evaluation_corpus(data, lower)
+        kept, _ = evaluation_corpus(data, mixed)
+        assert [w for ws, _ in lowered for w in ws] == [w.lower() for ws, _ in kept for w in ws]
+        assert any(w != w.lower() for ws, _ in kept for w in ws)  # the file does have capitals
