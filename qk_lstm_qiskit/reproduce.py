@@ -30,8 +30,8 @@ def table_one(runs: dict[str, list[dict]]) -> str:
     def row(name: str, cell) -> str:
         return f"| {name} | " + " | ".join(str(cell(k)) for k in kinds) + " |"
 
-    def spread(values: list[float]) -> str:
-        return f"{mean(values):.3f} ± {pstdev(values):.3f}"
+    def spread(values: list[float], fmt: str = ".3f") -> str:
+        return f"{mean(values):{fmt}} ± {pstdev(values):{fmt}}"
 
     def reached(k: str) -> str:
         hits = [_epochs_to_perfect(r) for r in runs[k]]
@@ -51,7 +51,7 @@ def table_one(runs: dict[str, list[dict]]) -> str:
         row("Total trainable parameters", lambda k: runs[k][0]["trainable_parameters"]),
         row(f"Final training accuracy (mean ± std, {len(runs[kinds[0]])} seeds)",
             lambda k: spread([r["final_accuracy"] for r in runs[k]])),
-        row("Final training loss", lambda k: spread([r["final_loss"] for r in runs[k]])),
+        row("Final training loss", lambda k: spread([r["final_loss"] for r in runs[k]], ".1e")),
         row("Seeds reaching 100 % accuracy", reached),
     ]
     return "\n".join(lines) + "\n"
