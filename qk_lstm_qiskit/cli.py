@@ -49,12 +49,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .experiment import default_run_dir, run_training
 
     config = load_config(_config_path(args), _overrides(args))
-    out_dir = Path(args.out) if args.out else default_run_dir(config)
+    resume = args.resume is not None
+    if args.resume and args.out and Path(args.resume) != Path(args.out):
+        raise ValueError(f"train: expected --resume DIR to match --out, got {args.resume!r} and {args.out!r}")
+    if resume and not (args.resume or args.out):
+        raise ValueError("train: expected the run folder to resume, as --resume DIR or --out DIR, got neither")
+    target = args.resume or args.out
+    out_dir = Path(target) if target else default_run_dir(config)
     if config.model.kind == "qk-lstm" and config.model.reps == 1 and config.model.entanglement != "none":
         print("note: with reps=1 the CNOTs cancel in U†(y)U(x): the paper's kernel is a product of one-qubit kernels")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ProductKernelWarning)  # said once above
-        result = run_training(config, out_dir, resume=args.resume, progress=not args.no_progress)
+        result = run_training(config, out_dir, resume=resume, progress=not args.no_progress)
     print(f"model: {result['model']}  trainable parameters: {result['trainable_parameters']}")
     print(f"final training accuracy: {result['final_accuracy']:.4f}  loss: {result['final_loss']:.4f}")
     if "best_val_accuracy" in result:
@@ -95,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--shots", type=int)
     train.add_argument("--sampler-seed", type=int, help="seed of the simulator's shot noise (aer, aer-noisy)")
     train.add_argument("--out", help="run folder (default: a new folder under runs/)")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+    train.add_argument("--resume", nargs="?", const="", metavar="DIR",
+                       help="continue the run in DIR (or --out) from its last epoch's checkpoint")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.set_defaults(func=_cmd_train)
 

@@ -97,3 +97,14 @@ def test_reproduce_writes_table_one_and_figure_three(tmp_path, capsys):
 def test_reproduce_bad_seeds_exit_2(tmp_path, capsys):
     assert cli.main(["reproduce", "--out", str(tmp_path / "r"), "--seeds", "0", "--no-progress"]) == 2
     assert "reproduce: expected seeds >= 1, got 0" in one_line_error(capsys.readouterr().err, "reproduce")
+
+
+def test_train_resume_dir_continues_the_run(tmp_path, capsys):
+    """``--resume DIR`` (issue form) equals ``--out DIR --resume``: the run goes on from its last epoch."""
+    out = tmp_path / "run"
+    assert cli.main(["train", "--out", str(out), "--epochs", "2", "--no-progress"]) == 0
+    assert cli.main(["train", "--resume", str(out), "--epochs", "3", "--no-progress"]) == 0
+    epochs = json.loads((out / "metrics.json").read_text())["epochs"]
+    assert [e["epoch"] for e in epochs] == [1, 2, 3]
+    assert cli.main(["train", "--resume", "--epochs", "3", "--no-progress"]) == 2
+    assert "--resume DIR or --out DIR" in capsys.readouterr().err
