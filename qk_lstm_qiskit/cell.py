@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .feature_map import FeatureMap
+from .fused import fused_layer, supports_fused
 from .kernel import PreparedSide, QuantumKernel
 from .validation import check_finite, check_int
 
@@ -27,7 +28,8 @@ class GatedCell(nn.Module):
         c_t = f \\odot c_{t-1} + i \\odot \\tilde C;\\quad h_t = o \\odot \\tanh(c_t)
 
     Subclasses implement :meth:`gates` ``(N, H + input_size) → (N, 4, H)``.
-    ``forward(input, hx=None) -> (h_1, c_1)`` follows ``nn.LSTMCell``.
+    ``forward(input, hx=None) -> (h_1, c_1)`` follows ``nn.LSTMCell``; it is :meth:`run_sequence`
+    of one step, so a stack of cells computes exactly its cells called step by step.
 
     Shape:
         ``input``: ``(N, input_size)`` or ``(input_size,)``; ``hx``: two ``(N, H)`` or ``(H,)``.
@@ -68,8 +70,21 @@ class GatedCell(nn.Module):
                     expected = (self.hidden_size,) if unbatched else (x.size(0), self.hidden_size)
                     actual = tuple(t.squeeze(0).shape) if unbatched else tuple(t.shape)  # the caller's shape
                     raise ValueError(f"{owner}: expected {name} of shape {expected}, got {actual}")
-        h, c = self.step(x, h, c, self.prepare())
+        _, h, c = self.run_sequence(x[None], h, c)  # one step: a sequence of length 1
         return (h.squeeze(0), c.squeeze(0)) if unbatched else (h, c)
+
+    def run_sequence(
+        self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Unchecked loop of :meth:`step` over ``x`` ``(L, N, in)`` from ``h, c`` ``(N, H)``.
+
+        Returns the hidden states of all steps ``(L, N, H)`` and the last ``h, c`` ``(N, H)``.
+        """
+        prepared, outputs = self.prepare(), []
+        for x_t in x:
+            h, c = self.step(x_t, h, c, prepared)
+            outputs.append(h)
+        return torch.stack(outputs), h, c
 
     def step(
         self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, prepared: Any = None
@@ -106,6 +121,10 @@ class QKLSTMCell(GatedCell):
             ``"data"`` (buffer set from projected training inputs, see :meth:`set_references`).
         sampler, pass_manager: evaluate kernels on a Qiskit ``BaseSamplerV2`` (default exact).
 
+    Over a sequence (:meth:`run_sequence`) with the exact product kernel and a constant
+    bandwidth, the layer runs as one fused autograd node (:mod:`qk_lstm_qiskit.fused`), same
+    values and gradients; set ``fused = False`` to force the per-step loop.
+
     Shape:
         ``input``: ``(N, input_size)`` or ``(input_size,)`` → ``h_1, c_1``: ``(N, H)`` or ``(H,)``.
 
@@ -115,6 +134,8 @@ class QKLSTMCell(GatedCell):
         >>> h.shape
         torch.Size([2, 6])
     """
+
+    fused = True  # run_sequence uses FusedQKLSTMLayer when supports_fused(kernel)
 
     def __init__(
         self,
@@ -190,6 +211,22 @@ class QKLSTMCell(GatedCell):
         if self.weighting == "paper":  # one Linear(R -> H) for all gates
             return torch.addmm(self.bias, k.view(-1, self.num_references), self.weight.t()).view(-1, NUM_GATES, self.hidden_size)
         return torch.einsum("ngr,ghr->ngh", k.view(-1, NUM_GATES, self.num_references), self.weight) + self.bias
+
+    def run_sequence(
+        self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`GatedCell.run_sequence`, fused into one autograd node when the kernel allows it.
+
+        ``u_t = P [h_{t-1}; x_t] + p = (x_t W_x^T + p) + h_{t-1} W_h^T`` with ``P = [W_h | W_x]``:
+        the input half is one matrix product for all steps.
+        """
+        if not (self.fused and supports_fused(self.kernel)):
+            return super().run_sequence(x, h, c)
+        weight = self.projection.weight  # (q, H + input_size)
+        xp = nn.functional.linear(x, weight[:, self.hidden_size :], self.projection.bias)  # (L, N, q)
+        by = self.prepare().bloch  # (n, 3, 4R)
+        hs, c = fused_layer(self.kernel, xp, h, c, weight[:, : self.hidden_size], self.weight, self.bias, by)
+        return hs, hs[-1], c
 
     def extra_repr(self) -> str:
         return (

@@ -16,8 +16,9 @@ __all__ = ["RecurrentStack", "QKLSTM"]
 class RecurrentStack(nn.Module):
     """``num_layers`` gated cells unrolled over time, called like ``nn.LSTM``.
 
-    ``forward(input, hx=None) -> (output, (h_n, c_n))``; backpropagation through time is
-    torch autograd over the unrolled loop.
+    ``forward(input, hx=None) -> (output, (h_n, c_n))``; each layer is its cell's
+    :meth:`~GatedCell.run_sequence` (the unrolled loop, back-propagated by torch autograd, or
+    a fused layer with its own backward).
 
     Shape:
         ``input``: ``(L, N, H_in)`` (``(N, L, H_in)`` if ``batch_first``) or unbatched ``(L, H_in)``;
@@ -61,12 +62,7 @@ class RecurrentStack(nn.Module):
                     raise ValueError(f"{owner}: expected {name} of shape {expected}, got {actual}")
         h_n, c_n = [], []
         for layer, cell in enumerate(self.cells):
-            h, c = h0[layer], c0[layer]
-            prepared, outputs = cell.prepare(), []
-            for t in range(x.size(0)):
-                h, c = cell.step(x[t], h, c, prepared)
-                outputs.append(h)
-            x = torch.stack(outputs)  # (L, N, H)
+            x, h, c = cell.run_sequence(x, h0[layer], c0[layer])  # x: (L, N, H)
             h_n.append(h)
             c_n.append(c)
         h_n, c_n = torch.stack(h_n), torch.stack(c_n)  # (num_layers, N, H)

@@ -1,0 +1,291 @@
+"""A whole QK-LSTM layer over a sequence as one autograd node, for the exact product kernel.
+
+The per-step autograd graph of :class:`~qk_lstm_qiskit.cell.QKLSTMCell` has ~150 tiny
+operations. When the kernel is the exact product kernel
+``k(u, y) = Π_q (1 + r_q(u)·r_q(y)) / 2`` (:attr:`QuantumKernel.is_product_kernel`, no sampler),
+the feature-map bandwidth ``s`` is a constant and each qubit's Bloch vector depends on its own
+feature only (true of :class:`FeatureMap`), :class:`FusedQKLSTMLayer` runs the layer in a plain
+no-grad loop of ~17 raw tensor operations per step (the slot recurrence of the Bloch vectors is
+expanded once into Fourier modes, :class:`FourierBloch`) and back-propagates through time by
+hand: everything in the backward pass that does not depend on the recurrent gradient
+(Bloch-vector derivatives, gate derivatives, parameter gradients) is computed for all ``L·N``
+steps at once, leaving 7 operations per step in the reverse loop.
+
+Per step, with ``v_t = [h_{t-1}; x_t]`` and ``P = [W_h | W_x]``:
+
+.. math::
+    u_t = x_t W_x^\\top + p + h_{t-1} W_h^\\top,\\quad
+    a_t = [\\arctan(s u_t), \\arctan((s u_t)^2)],\\quad
+    \\psi_t = a_t M + m,\\\\
+    r_{q,1} = \\sum_k c_k(\\psi_{1q}) F_{kq},\\quad
+    r_{q,j} = \\sum_k c_k(\\psi_{jq}) T_{jkq}\\, r_{q,j-1},\\quad c(\\psi) = (1, \\cos\\psi, \\sin\\psi),\\\\
+    k_{tm} = \\prod_q \\tfrac12 (1 + r_q \\cdot y_{qm}),\\quad
+    z_t = k_t A + b,\\quad
+    c_t = \\sigma(z^f) c_{t-1} + \\sigma(z^i) \\tanh(z^C),\\quad h_t = \\sigma(z^o) \\tanh(c_t)
+
+``M`` (``bloch_map`` summed over the ``reps`` copies of the angles), ``m`` (``bloch_shift``),
+``F`` (``bloch_first``) and ``T`` (``bloch_abc``) come from the executor's compiled
+single-qubit stage; ``y`` are the references' Bloch vectors; ``A`` ``(4R, 4H)`` is
+block-diagonal with the gates' ``α^T`` (the same block four times for weighting ``"paper"``).
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from typing import NamedTuple
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from .kernel import QuantumKernel
+from .statevector import _SingleQubitStage
+
+__all__ = ["FourierBloch", "FusedQKLSTMLayer", "fused_layer", "supports_fused"]
+
+
+def _bloch_map(kernel: QuantumKernel, stage: _SingleQubitStage) -> torch.Tensor:
+    """``M`` ``(2q, S'·n)``: slot angles from one repetition's angles (they repeat per rep)."""
+    return stage.bloch_map.view(-1, 2 * kernel.num_features, stage.bloch_map.size(1)).sum(0)
+
+
+def _slot_bloch(stage: _SingleQubitStage, psi: torch.Tensor) -> torch.Tensor:
+    """Bloch vectors ``(G, n, 3)`` after the slots at slot angles ``psi`` ``(G, S', n)`` (as ``product_bloch``)."""
+    r = None
+    for j, angle in enumerate(psi.unbind(1)):  # (G, n)
+        coef = torch.stack([torch.ones_like(angle), torch.cos(angle), torch.sin(angle)], -1)  # (G, n, k)
+        if r is None:
+            r = torch.einsum("gnk,kni->gni", coef, stage.bloch_first)
+        else:
+            r = torch.einsum("gnk,nkij,gnj->gni", coef, stage.bloch_abc[j - 1].view(-1, 3, 3, 3), r)
+    return r
+
+
+class FourierBloch(NamedTuple):
+    """Each qubit's Bloch vector as a trigonometric polynomial of one repetition's angles.
+
+    The slot recurrence makes ``r_q`` multi-affine in ``(1, cos ψ_j, sin ψ_j)`` of the ``S'``
+    slot angles, i.e. a sum over ``G = 3^{S'}`` Fourier modes ``cos(w·ψ + θ)`` with
+    ``w ∈ {-1, 0, 1}^{S'}``. With ``ψ = a M + m`` this is
+
+    .. math:: r = \\cos(a\\, W + w_0)\\, V,
+
+    ``W`` ``(2q, n·G)``, ``w_0`` ``(n·G,)`` and ``V`` ``(n·G, 3n)`` block-diagonal over qubits;
+    ``V`` solves the modes on the exact 3-point grid ``ψ_j ∈ {0, 2π/3, 4π/3}``. The modes pair
+    up as ``cos(w·ψ)``, ``sin(w·ψ)``, so ``∂ modes / ∂ arg = modes @ turn`` (``-sin``, ``cos``).
+    """
+
+    arg_map: torch.Tensor  # W (2q, n·G)
+    arg_shift: torch.Tensor  # w_0 (n·G,)
+    to_bloch: torch.Tensor  # V (n·G, 3n)
+    turn: torch.Tensor  # (n·G, n·G): signed permutation of the (cos, sin) pairs, 0 for w = 0
+
+    @classmethod
+    def of(cls, kernel: QuantumKernel) -> FourierBloch:
+        """The float64 expansion of ``kernel``'s first (single-qubit) stage."""
+        stage = kernel.executor._stages[0]
+        n = kernel.executor.num_qubits
+        slots = stage.bloch_map.size(1) // n
+        grid = torch.cartesian_prod(*[torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64)] * slots).view(-1, slots)
+        leading = grid.gather(1, (grid != 0).int().argmax(1, keepdim=True))[:, 0]  # first non-zero entry, or 0
+        freq = torch.cat([grid.new_zeros(1, slots), grid[leading > 0]])  # 0, then one of each pair ±w
+        modes = torch.cat([freq, freq[1:]])  # w = 0 has only the cosine mode
+        phases = torch.cat([freq.new_zeros(freq.size(0)), freq.new_full((freq.size(0) - 1,), -math.pi / 2)])
+        points = (grid + 1) * (2 * math.pi / 3)  # (G, S'): the 3-point grid per slot angle
+        basis = torch.cos(points @ modes.t() + phases)  # (G points, G modes)
+        bloch = _slot_bloch(stage, points[:, :, None].expand(-1, -1, n))  # (G, n, 3)
+        coefficients = torch.linalg.solve(basis, bloch.reshape(grid.size(0), -1))  # (G modes, 3n)
+        spread = torch.block_diag(*[modes.t()] * n)  # (S'·n as (q, j), n·G): qubit q's modes read its slots
+        spread = spread.view(n, slots, -1).transpose(0, 1).reshape(slots * n, -1)  # rows in (j, q) order
+        pairs = freq.size(0) - 1  # cosine columns 1…pairs, their sines pairs + 1…2·pairs
+        turn = torch.zeros(grid.size(0), grid.size(0), dtype=torch.float64)
+        turn[pairs + 1 :, 1 : pairs + 1] = -torch.eye(pairs, dtype=torch.float64)  # (cos)' = −sin
+        turn[1 : pairs + 1, pairs + 1 :] = torch.eye(pairs, dtype=torch.float64)  # (sin)' = cos
+        return cls(
+            _bloch_map(kernel, stage) @ spread,
+            stage.bloch_shift @ spread + phases.repeat(n),
+            torch.block_diag(*coefficients.view(-1, n, 3).unbind(1)),
+            torch.block_diag(*[turn] * n),
+        )
+
+
+_EXPANSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # executor → {(dtype, device) | None: …}
+
+
+def _expansion(kernel: QuantumKernel, dtype: torch.dtype | None = None, device=None) -> FourierBloch | None:
+    """The cached :class:`FourierBloch` of ``kernel`` (float64 for ``dtype=None``), or ``None``
+    when the first stage is not qubit-local single-qubit gates (slot angles of qubit ``q`` must
+    read only the angle columns of feature ``q``, ``q`` and ``n + q``, as in :class:`FeatureMap`)."""
+    entries = _EXPANSIONS.setdefault(kernel.executor, {})
+    key = None if dtype is None else (dtype, torch.device(device))
+    if key not in entries:
+        if key is not None:
+            entries[key] = FourierBloch(*(t.to(device, dtype) for t in _expansion(kernel)))
+        else:
+            stage, n = kernel.executor._stages[0], kernel.executor.num_qubits
+            local = isinstance(stage, _SingleQubitStage)
+            if local:
+                bloch_map = _bloch_map(kernel, stage)  # (2q, S'·n)
+                feature = torch.arange(bloch_map.size(0))[:, None] % n
+                local = not bool(((bloch_map != 0) & (feature != torch.arange(bloch_map.size(1)) % n)).any())
+            entries[key] = FourierBloch.of(kernel) if local else None
+    return entries[key]
+
+
+MAX_FOURIER_MODES = 243  # 3^S' modes per qubit; beyond 5 slot angles the per-step loop is cheaper
+
+
+def supports_fused(kernel: QuantumKernel) -> bool:
+    """True when :class:`FusedQKLSTMLayer` computes exactly what the per-step loop computes, and
+    faster: exact product kernel (no sampler), a constant bandwidth, a qubit-local first stage of
+    at most ``log3(MAX_FOURIER_MODES)`` parameterised slots."""
+    if kernel.sampler_fidelity is not None or not kernel.is_product_kernel or kernel.feature_map.scaling.requires_grad:
+        return False
+    stages = kernel.executor._stages
+    if not stages or not isinstance(stages[0], _SingleQubitStage):
+        return False
+    slots = stages[0].bloch_map.size(1) // kernel.num_features
+    return 3**slots <= MAX_FOURIER_MODES and _expansion(kernel) is not None
+
+
+def _exclusive_prod(factors: torch.Tensor) -> torch.Tensor:
+    """``Π_{j≠q} factors[:, j]`` for every ``q`` of ``factors`` ``(B, n, M)``, without division."""
+    parts = factors.unbind(1)
+    before, after = [torch.ones_like(parts[0])], [torch.ones_like(parts[0])]
+    for part in parts[:-1]:
+        before.append(before[-1] * part)
+    for part in parts[:0:-1]:
+        after.append(after[-1] * part)
+    return torch.stack(before, 1) * torch.stack(after[::-1], 1)
+
+
+def _kernel_map(by: torch.Tensor) -> torch.Tensor:
+    """``(3n, n·M)`` block diagonal of ``by / 2``: ``(1 + r_q·y_qm) / 2 = 1/2 + (r @ this)[q·M + m]``."""
+    return torch.block_diag(*(by * 0.5).unbind(0))
+
+
+def _gate_map(alpha: torch.Tensor, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``A`` ``(4R, 4H)`` and ``b`` ``(4H,)`` with all gates' pre-activations ``z = k A + b``."""
+    if alpha.dim() == 2:  # "paper": (H, R), (H,)
+        return torch.block_diag(*[alpha.t()] * 4), beta.repeat(4)
+    return torch.block_diag(*alpha.transpose(1, 2).unbind(0)), beta.reshape(-1)
+
+
+class FusedQKLSTMLayer(torch.autograd.Function):
+    """One QK-LSTM layer over a sequence: forward loop under no-grad, hand-written BPTT backward.
+
+    Inputs (``L`` steps, batch ``N``, hidden ``H``, ``q = n`` qubits, ``M = 4R`` references):
+
+    * ``xp`` ``(L, N, q)``: the input half of the projection, ``x_t W_x^T + p``;
+    * ``h0``, ``c0`` ``(N, H)``; ``w_h`` ``(q, H)``: the hidden half of the projection;
+    * ``alpha``, ``beta``: ``(H, R)``, ``(H,)`` (weighting ``"paper"``) or ``(4, H, R)``, ``(4, H)``;
+    * ``by`` ``(n, 3, M)``: the references' Bloch vectors (gate-major columns);
+    * ``scaling`` ``(q,)``: the constant bandwidth ``s``; ``bloch``: :class:`FourierBloch`.
+
+    Returns ``h`` ``(L, N, H)`` (all steps; ``h_n = h[-1]``) and ``c_n`` ``(N, H)``. The forward
+    keeps, per step, ``h``, ``c``, ``tanh c``, ``s·u``, the Fourier modes, the kernel factors
+    ``(1 + r_q·y_qm)/2`` and the gate activations; ``backward`` derives every local Jacobian
+    from them for all steps at once, runs the reverse recurrence of ``(dh, dc)`` and returns
+    gradients for every tensor input but ``scaling``.
+    """
+
+    @staticmethod
+    def forward(ctx, xp, h0, c0, w_h, alpha, beta, by, scaling, bloch: FourierBloch):
+        n, batch, hidden = by.size(0), h0.size(0), h0.size(1)
+        w_hs = (w_h * scaling[:, None]).t()  # (H, q): s·u = s·xp + h (s W_h)^T
+        w_hs2, xs2 = torch.cat([w_hs, w_hs], 1), (xp * scaling).repeat(1, 1, 2)  # s·u twice in one product
+        powers = torch.cat([torch.ones_like(scaling), torch.full_like(scaling, 2.0)])  # → (s·u, (s·u)²)
+        factor_map, half = bloch.to_bloch @ _kernel_map(by), by.new_tensor(0.5)  # (n·G, n·M)
+        gate_map, gate_bias = _gate_map(alpha, beta)
+        doubled = torch.ones_like(gate_bias).index_fill_(0, torch.arange(2 * hidden, 3 * hidden, device=xp.device), 2.0)
+        gate_map, gate_bias = gate_map * doubled, gate_bias * doubled  # tanh z = 2σ(2z) − 1 for the candidate
+        h, c, history = h0, c0, []
+        for xs in xs2.unbind(0):
+            su = torch.addmm(xs, h, w_hs2)  # (N, 2q)
+            angles = torch.atan(torch.pow(su, powers))  # (N, 2q)
+            modes = torch.cos(torch.addmm(bloch.arg_shift, angles, bloch.arg_map))  # (N, n·G)
+            factors = torch.addmm(half, modes, factor_map)  # (N, n·M)
+            k = factors.view(batch, n, by.size(2)).prod(1)  # (N, M)
+            gates = torch.sigmoid(torch.addmm(gate_bias, k, gate_map))  # (N, 4H): σ(z_i), σ(z_f), σ(2 z_C), σ(z_o)
+            i, f, g2, o = gates.view(batch, 4, hidden).unbind(1)
+            c = torch.addcmul(f * c - i, i, g2, value=2.0)  # f c + i (2σ(2 z_C) − 1)
+            tanh_c = torch.tanh(c)
+            h = o * tanh_c
+            history.append((h, c, tanh_c, su, modes, factors, gates))
+        hs, cs, tanh_cs, sus, modes, factors, gates = (torch.stack(values) for values in zip(*history))
+        ctx.bloch = bloch
+        ctx.save_for_backward(h0, c0, w_h, alpha, beta, by, scaling, hs, cs, tanh_cs, sus, modes, factors, gates)
+        return hs, c
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_hs, grad_c):
+        h0, c0, w_h, alpha, beta, by, scaling, hs, cs, tanh_c, sus, modes, factors, gates = ctx.saved_tensors
+        bloch = ctx.bloch
+        steps, batch, hidden = hs.shape
+        n, _, m = by.shape
+        rows = steps * batch
+        gate_map = _gate_map(alpha, beta)[0]  # (M, 4H)
+
+        # ---- everything local to a step, for all B = L·N steps at once
+        su = sus.view(rows, 2 * n)[:, :n]  # (B, q)
+        sq = su * su
+        slopes = torch.cat([1 / (1 + sq), 2 * su / (1 + sq * sq)], 1)  # d angles / d(su)
+        # qubit q's modes depend on (su)_q only: their derivatives along su + ε·1 are ∂/∂(su)_q
+        modes = modes.view(rows, modes.size(-1))  # (B, n·G)
+        dmodes = (modes @ bloch.turn) * (slopes @ bloch.arg_map)
+        kernel_map = _kernel_map(by)
+        r = modes @ bloch.to_bloch  # (B, 3n)
+        factors = factors.view(rows, n, m)  # (B, n, M)
+        others = _exclusive_prod(factors)  # the other qubits' factors
+        k = factors.prod(1)  # (B, M)
+        dk_dsu = others * (dmodes @ (bloch.to_bloch @ kernel_map)).view(rows, n, m)  # ∂k_m / ∂(su)_q
+        i, f, g2, o = gates.view(rows, 4, hidden).unbind(1)
+        g, tanh_c = 2 * g2 - 1, tanh_c.view(rows, hidden)  # tanh z_C = 2σ(2 z_C) − 1
+        c_prev = torch.cat([c0[None], cs[:-1]]).view(rows, hidden)
+        # dz = local ⊙ (dc̃, dc̃, dc̃, dh), dc̃ = dc + dh ⊙ o (1 − tanh² c) the total gradient of c_t
+        local = torch.cat([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g), tanh_c * o * (1 - o)], 1)
+        local = local.view(steps, batch, 1, 4 * hidden).unbind(0)
+        through_c = (o * (1 - tanh_c * tanh_c)).view(steps, batch, 1, hidden).unbind(0)
+        forget = f.view(steps, batch, 1, hidden).unbind(0)
+        to_su = dk_dsu.view(steps, batch, n, m).transpose(2, 3).unbind(0)  # L × (N, M, q)
+
+        # ---- the recurrence, in reverse: 7 operations per step on (N, 1, ·) rows
+        gate_map_t = gate_map.t().expand(batch, -1, -1)  # (N, 4H, M)
+        w_hs = (w_h * scaling[:, None]).expand(batch, -1, -1)  # (N, q, H)
+        grad_prev = torch.cat([torch.zeros_like(grad_hs[:1]), grad_hs[:-1]]).unsqueeze(2).unbind(0)  # L × (N, 1, H)
+        dh, dc = grad_hs[-1].unsqueeze(1), grad_c.unsqueeze(1)
+        dzs, dks, dsus = [], [], []
+        for t in range(steps - 1, -1, -1):
+            dc = torch.addcmul(dc, dh, through_c[t])
+            dz = torch.cat([dc, dc, dc, dh], 2) * local[t]  # (N, 1, 4H)
+            dk = torch.bmm(dz, gate_map_t)  # (N, 1, M)
+            dsu = torch.bmm(dk, to_su[t])  # (N, 1, q)
+            dh = torch.baddbmm(grad_prev[t], dsu, w_hs)
+            dc = dc * forget[t]
+            dzs.append(dz)
+            dks.append(dk)
+            dsus.append(dsu)
+
+        # ---- parameter gradients, all steps at once
+        dz, dk = torch.cat(dzs[::-1]).view(rows, 4 * hidden), torch.cat(dks[::-1]).view(rows, 1, m)
+        du = torch.cat(dsus[::-1]).view(rows, n) * scaling  # (B, q)
+        h_prev = torch.cat([h0[None], hs[:-1]]).view(rows, hidden)
+        blocks = (k.t() @ dz).view(4, -1, 4, hidden).diagonal(dim1=0, dim2=2)  # (R, H, 4): gate g's α block
+        grad_alpha, grad_beta = blocks.permute(2, 1, 0), dz.sum(0).view(4, hidden)  # (4, H, R), (4, H)
+        if alpha.dim() == 2:  # "paper": one α, b shared by the four gates
+            grad_alpha, grad_beta = grad_alpha.sum(0), grad_beta.sum(0)
+        grad_by = torch.einsum("bni,bnm->nim", r.view(rows, n, 3), others * dk) * 0.5
+        return (
+            du.view(steps, batch, n), dh.squeeze(1), dc.squeeze(1), du.t() @ h_prev,
+            grad_alpha, grad_beta, grad_by, None, None,
+        )
+
+
+def fused_layer(
+    kernel: QuantumKernel, xp: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, w_h: torch.Tensor,
+    alpha: torch.Tensor, beta: torch.Tensor, by: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:class:`FusedQKLSTMLayer` of ``kernel`` (see there for shapes): ``(h (L, N, H), c_n (N, H))``."""
+    bloch = _expansion(kernel, xp.dtype, xp.device)
+    return FusedQKLSTMLayer.apply(xp, h0, c0, w_h, alpha, beta, by, kernel.feature_map.scaling.detach(), bloch)
