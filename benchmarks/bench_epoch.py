@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--validation-fraction", type=float, default=0.1)
     parser.add_argument("--min-freq", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--bucket-batches", type=int, default=16,
+                        help="length buckets as in configs/ud_ewt_*.yaml (0: plain shuffled batches)")
     parser.add_argument("--embedding-dim", type=int, default=8)
     parser.add_argument("--hidden-dim", type=int, default=16)
     parser.add_argument("--num-qubits", type=int, default=4)
@@ -117,13 +119,14 @@ def main(argv: list[str] | None = None) -> int:
         DataConfig(source=args.data, validation_fraction=args.validation_fraction, min_freq=args.min_freq)
     )
     tokens = sum(len(w) for w, _ in task.train)
-    train_config = TrainConfig(epochs=1, lr=0.01, batch_size=args.batch_size, seed=0)
+    train_config = TrainConfig(epochs=1, lr=0.01, batch_size=args.batch_size, bucket_batches=args.bucket_batches, seed=0)
     common = dict(embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim)
     qk = ModelConfig(kind="qk-lstm", num_qubits=args.num_qubits, num_references=args.num_references, reps=args.reps, **common)
     lstm = ModelConfig(kind="lstm", **common)
     print(
         f"data: {args.data}  training split: {len(task.train)} sentences, {tokens} tokens, "
-        f"{-(-len(task.train) // args.batch_size)} batches of <= {args.batch_size}  torch threads: {torch.get_num_threads()}"
+        f"{-(-len(task.train) // args.batch_size)} batches of <= {args.batch_size} (bucket_batches {args.bucket_batches})  "
+        f"torch threads: {torch.get_num_threads()}"
     )
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     qk_wall, qk_cpu, qk_params = time_epoch(qk, task, train_config, args.repeats)

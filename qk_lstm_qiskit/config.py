@@ -55,6 +55,7 @@ class TrainConfig:
     optimizer: str = "adam"  # adam | sgd
     lr: float = 0.1
     batch_size: int = 1
+    bucket_batches: int = 0  # > 0: batch sentences of similar length (pools of this many batches)
     clip_grad_norm: typing.Optional[float] = None
     seed: int = 0
 
@@ -114,6 +115,8 @@ def _coerce(where: str, section: str, name: str, value: Any, annotation: Any) ->
         raise ValueError(f"config{where}: expected {section}.{name} in {_CHOICES[section, name]}, got {value!r}")
     if (section, name) in _POSITIVE and not (math.isfinite(value) and value > 0):
         raise ValueError(f"config{where}: expected {section}.{name} > 0, got {value!r}")
+    if (section, name) == ("train", "bucket_batches") and value < 0:
+        raise ValueError(f"config{where}: expected train.bucket_batches >= 0, got {value!r}")
     if (section, name) == ("data", "validation_fraction") and not 0.0 <= value < 1.0:
         raise ValueError(f"config{where}: expected data.validation_fraction in [0, 1), got {value!r}")
     return value

@@ -133,13 +133,27 @@ def make_batches(
     *,
     pad_index: int = 0,
     generator: torch.Generator | None = None,
+    bucket_batches: int = 0,
 ) -> list[Batch]:
-    """Split into batches padded to their own longest sentence; shuffled when ``generator`` is given."""
+    """Split into batches padded to their own longest sentence.
+
+    Args:
+        generator: shuffle the sentences (and, with buckets, the batches) with it; ``None`` keeps order.
+        bucket_batches: ``> 0`` sorts every pool of ``bucket_batches · batch_size`` consecutive
+            (shuffled) sentences by length before cutting it into batches, then shuffles the batches:
+            sentences of similar length share a batch, so far fewer padded time steps are computed.
+    """
     if batch_size < 1:
         raise ValueError(f"make_batches: expected batch_size >= 1, got {batch_size}")
+    if bucket_batches < 0:
+        raise ValueError(f"make_batches: expected bucket_batches >= 0, got {bucket_batches}")
     order = list(range(len(encoded)))
     if generator is not None:
         order = torch.randperm(len(encoded), generator=generator).tolist()
+    if bucket_batches:
+        pool = bucket_batches * batch_size
+        order = [i for start in range(0, len(order), pool)
+                 for i in sorted(order[start : start + pool], key=lambda i: len(encoded[i][0]))]
     batches = []
     for start in range(0, len(order), batch_size):
         chunk = [encoded[i] for i in order[start : start + batch_size]]
@@ -150,4 +164,6 @@ def make_batches(
             words[row, : len(ws)] = torch.tensor(ws)
             tags[row, : len(ts)] = torch.tensor(ts)
         batches.append(Batch(words, tags))
+    if bucket_batches and generator is not None:
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
     return batches

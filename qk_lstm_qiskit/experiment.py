@@ -130,7 +130,9 @@ def _train(
     if resume_state is not None:
         trainer.load_state(resume_state)
     history = trainer.fit(data.train, data.validation or None)
-    final = evaluate(model, make_batches(data.train, config.train.batch_size, pad_index=data.words.pad_index or 0))
+    final = evaluate(model, make_batches(
+        data.train, config.train.batch_size, pad_index=data.words.pad_index or 0, bucket_batches=config.train.bucket_batches
+    ))
     extra: dict[str, Any] = {"final_accuracy": final["accuracy"], "final_loss": final["loss"]}
     if data.validation:
         extra["best_val_accuracy"] = max(r["val_accuracy"] for r in history)

@@ -130,7 +130,10 @@ class Trainer:
     def fit(self, train: Encoded, validation: Encoded | None = None) -> list[dict[str, float]]:
         """Train from the current epoch up to ``config.epochs``; return the per-epoch history."""
         cfg = self.config
-        val_batches = make_batches(validation, cfg.batch_size, pad_index=self.pad_index) if validation else None
+        val_batches = (
+            make_batches(validation, cfg.batch_size, pad_index=self.pad_index, bucket_batches=cfg.bucket_batches)
+            if validation else None
+        )
         bar = tqdm(
             range(len(self.history), cfg.epochs), initial=len(self.history), total=cfg.epochs,
             desc="train", unit="epoch", disable=not self.progress, dynamic_ncols=True,
@@ -139,7 +142,10 @@ class Trainer:
             start = time.perf_counter()
             self.model.train()
             total_loss = correct = total = 0
-            for batch in make_batches(train, cfg.batch_size, pad_index=self.pad_index, generator=self.generator):
+            batches = make_batches(
+                train, cfg.batch_size, pad_index=self.pad_index, generator=self.generator, bucket_batches=cfg.bucket_batches
+            )
+            for batch in batches:
                 loss, c, n = _batch_stats(self.model(batch.words), batch)
                 self.optimizer.zero_grad()
                 loss.backward()

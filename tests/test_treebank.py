@@ -290,3 +290,27 @@ def test_real_ud_english_ewt_dev():
     assert len({t for _, tags in corpus for t in tags}) == 17
     assert sum(len(w) for w, _ in corpus) == 25147  # syntactic words (359 multi-word tokens, 4 empty nodes skipped)
     assert corpus[0] == (["From", "the", "AP", "comes", "this", "story", ":"], ["ADP", "DET", "PROPN", "VERB", "DET", "NOUN", "PUNCT"])
+
+
+def test_length_buckets_keep_every_sentence_and_cut_padding():
+    """``bucket_batches`` regroups the same sentences into batches of similar length, reproducibly."""
+    import torch
+
+    from qk_lstm_qiskit.data import make_batches
+
+    lengths = [1 + (7 * i) % 23 for i in range(200)]
+    encoded = [([i] * n, [0] * n) for i, n in enumerate(lengths)]
+
+    def run(bucket: int, seed: int = 0):
+        return make_batches(encoded, 8, generator=torch.Generator().manual_seed(seed), bucket_batches=bucket)
+
+    plain, bucketed = run(0), run(5)
+    sentences = sorted(int(row[0]) for b in bucketed for row in b.words)
+    assert sentences == list(range(200))  # every sentence once
+    assert all(int(b.mask[r].sum()) == lengths[int(b.words[r, 0])] for b in bucketed for r in range(len(b.words)))
+    cells = lambda batches: sum(b.words.numel() for b in batches)  # noqa: E731
+    assert cells(bucketed) < 0.75 * cells(plain)
+    assert [b.words.tolist() for b in run(5)] == [b.words.tolist() for b in bucketed]  # same generator, same batches
+    assert [b.words.tolist() for b in run(5, seed=1)] != [b.words.tolist() for b in bucketed]
+    with pytest.raises(ValueError, match="expected bucket_batches >= 0, got -1"):
+        make_batches(encoded, 8, bucket_batches=-1)
