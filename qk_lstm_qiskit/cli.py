@@ -56,6 +56,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise ValueError("train: expected the run folder to resume, as --resume DIR or --out DIR, got neither")
     target = args.resume or args.out
     out_dir = Path(target) if target else default_run_dir(config)
+    if args.dry_run or args.max_qpu_seconds is not None:
+        from .estimate import check_budget
+        from .evaluate import estimate_training
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ProductKernelWarning)
+            estimate = estimate_training(config)
+        if args.dry_run:
+            print(estimate.summary())
+            return 0
+        check_budget(estimate, args.max_qpu_seconds)
     if config.model.kind == "qk-lstm" and config.model.reps == 1 and config.model.entanglement != "none":
         print("note: with reps=1 the CNOTs cancel in U†(y)U(x): the paper's kernel is a product of one-qubit kernels")
     with warnings.catch_warnings():
@@ -104,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", nargs="?", const="", metavar="DIR",
                        help="continue the run in DIR (or --out) from its last epoch's checkpoint")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument("--dry-run", action="store_true",
+                       help="print the circuits, shots, jobs and QPU seconds the run would need, then stop")
+    train.add_argument("--max-qpu-seconds", type=float, help="refuse to start a run estimated above this QPU time")
     train.set_defaults(func=_cmd_train)
 
     repro = sub.add_parser("reproduce", help="Table I and Fig. 3: QK-LSTM, LSTM and QLSTM over several seeds")

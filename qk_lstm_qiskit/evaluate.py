@@ -180,6 +180,32 @@ def estimate_checkpoint(
                      job_overhead_seconds=job_overhead_seconds)
 
 
+def estimate_training(config, *, resolved=None, job_overhead_seconds: float | None = None):
+    """:class:`~qk_lstm_qiskit.estimate.CostEstimate` of ``qk-lstm train`` with ``config`` on its backend.
+
+    ``train.epochs`` epochs over the training sentences in batches of ``train.batch_size``
+    (sorted by length: with shuffled batches expect more padded steps), forward and
+    parameter-shift backward. Nothing is submitted.
+    """
+    from .backends import resolve_backend
+    from .estimate import DryRunSampler
+    from .experiment import prepare_data
+    from .tagger import build_tagger
+
+    if config.model.kind != "qk-lstm":
+        raise ValueError(f"train: expected model.kind 'qk-lstm' for a QPU estimate (its kernels use the sampler), "
+                         f"got {config.model.kind!r}")
+    ex = config.executor
+    rb = resolved or resolve_backend(ex.backend, shots=ex.shots, seed=ex.seed, optimization_level=ex.optimization_level)
+    if rb.sampler is None:
+        raise ValueError(f"train: expected a sampler backend for --dry-run/--max-qpu-seconds, got {rb.name!r}")
+    data = prepare_data(config.data)
+    model = build_tagger(config.model, len(data.words), len(data.tags), sampler=DryRunSampler(),
+                         pass_manager=rb.pass_manager)
+    return _estimate(model, config, rb, [len(ws) for ws, _ in data.train], config.train.batch_size, training=True,
+                     epochs=config.train.epochs, job_overhead_seconds=job_overhead_seconds)
+
+
 def _accuracy_counts(log_probs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     from .data import PAD_TAG
 

@@ -108,3 +108,26 @@ def test_train_resume_dir_continues_the_run(tmp_path, capsys):
     assert [e["epoch"] for e in epochs] == [1, 2, 3]
     assert cli.main(["train", "--resume", "--epochs", "3", "--no-progress"]) == 2
     assert "--resume DIR or --out DIR" in capsys.readouterr().err
+
+
+def test_train_dry_run_counts_by_hand_and_writes_nothing(tmp_path, capsys):
+    """Paper task, batch 1, 100 epochs: per epoch (5 + 4) tokens x 4 gates x 4 references = 144 forward
+    circuits, 2 x 8 shifted angles each backward (2,304), 2 jobs per time step (18)."""
+    out = tmp_path / "never"
+    assert cli.main(["train", "--backend", "aer", "--shots", "100", "--dry-run", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "244,800 = 14,400 forward + 230,400 backward" in printed
+    assert "shots: 24,480,000" in printed and "jobs: 1,800" in printed
+    assert not out.exists()
+    assert cli.main(["train", "--backend", "aer", "--dry-run", "--model", "lstm"]) == 2
+    assert "expected model.kind 'qk-lstm'" in capsys.readouterr().err
+
+
+def test_train_refuses_a_run_over_the_qpu_budget(tmp_path, capsys):
+    out = tmp_path / "never"
+    code = cli.main(["train", "--backend", "fake:manila", "--shots", "1024", "--max-qpu-seconds", "600",
+                     "--out", str(out), "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "over max_qpu_seconds=600" in err and "\n" not in err.strip()
+    assert not out.exists()
