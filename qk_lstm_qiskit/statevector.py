@@ -83,6 +83,9 @@ class _SingleQubitStage:
     bloch_map: torch.Tensor  # (P, S'·n): ψ = values @ bloch_map + bloch_shift
     bloch_shift: torch.Tensor  # (S'·n,)
 
+    def __post_init__(self) -> None:
+        self.abc = torch.stack([self.a, self.b, self.c], dim=1)  # (S, 3, n, 2, 2), built once per dtype/device
+
 
 @dataclass
 class _MonomialStage:
@@ -356,7 +359,7 @@ def _columns(stage: _SingleQubitStage, values: torch.Tensor) -> torch.Tensor:
     a, b, c = (m[0, :, :, 0] for m in (stage.a, stage.b, stage.c))  # first slot on |0>: (n, 2)
     columns = a + cos[:, 0, :, None] * b + sin[:, 0, :, None] * c
     for s in range(1, cos.size(1)):
-        abc = torch.einsum("knij,bnj->kbni", torch.stack([stage.a[s], stage.b[s], stage.c[s]]), columns)  # (3, B, n, 2)
+        abc = torch.einsum("knij,bnj->kbni", stage.abc[s], columns)  # (3, B, n, 2)
         columns = abc[0] + cos[:, s, :, None] * abc[1] + sin[:, s, :, None] * abc[2]
     return columns
 
