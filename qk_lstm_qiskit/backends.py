@@ -1,4 +1,4 @@
-"""Backends by name: the one module that imports ``qiskit_aer`` and ``qiskit_ibm_runtime``.
+"""Backends by name: the module that builds samplers from ``qiskit_aer`` and ``qiskit_ibm_runtime``.
 
 A backend name picks where kernels run; :func:`resolve_backend` turns it into a sampler, the
 pass manager that makes circuits ISA for the device, and the device itself (its target gives
@@ -8,7 +8,7 @@ gate and readout durations to :mod:`qk_lstm_qiskit.estimate`).
 name                       sampler
 =========================  ==================================================================
 ``exact``                  ``None``: the torch statevector executor
-``aer``                    ideal ``qiskit_aer.primitives.SamplerV2``
+``aer``                    ideal Aer: :class:`~qk_lstm_qiskit.aer_sampler.AerProbabilitySampler`
 ``aer-noisy:<fake>``       Aer ``SamplerV2`` on ``AerSimulator.from_backend(Fake…)``
 ``fake:<fake>``            Runtime local testing mode: ``SamplerV2(mode=Fake…())``
 ``ibm:<device>``           ``QiskitRuntimeService().backend(<device>)``
@@ -182,17 +182,16 @@ class ResolvedBackend:
 
 # --------------------------------------------------------------------------- helpers
 def _seeded_aer_sampler(simulator, shots: int, seed: int | None):
-    """Aer ``SamplerV2`` on ``simulator`` whose jobs are seeded by ``seed`` and their content.
+    """Aer ``SamplerV2`` on ``simulator`` whose jobs are seeded by ``seed`` + :func:`job_digest`.
 
     A plain seeded Aer sampler restarts one random stream in every job, so every time step
-    would see the same shot noise. Here a job's seed is ``seed`` plus a CRC of its circuits'
-    bound values and shots: reproducible, independent of call order (a resumed run equals an
-    uninterrupted one), and different for different jobs.
+    would see the same shot noise; seeding by content keeps jobs reproducible and independent
+    of call order (a resumed run equals an uninterrupted one).
     """
-    import zlib
-
     from qiskit.primitives.containers.sampler_pub import SamplerPub
     from qiskit_aer.primitives import SamplerV2 as AerSampler
+
+    from .aer_sampler import job_digest
 
     class _ContentSeededSampler(AerSampler):
         def __init__(self) -> None:
@@ -203,11 +202,7 @@ def _seeded_aer_sampler(simulator, shots: int, seed: int | None):
             if seed is None:
                 return super().run(pubs, shots=shots)
             coerced = [SamplerPub.coerce(pub, shots if shots is not None else self._default_shots) for pub in pubs]
-            digest = 0
-            for pub in coerced:
-                digest = zlib.crc32(pub.parameter_values.as_array().tobytes(), digest)
-                digest = zlib.crc32(f"{pub.shots}|{pub.circuit.num_qubits}|{pub.circuit.size()}".encode(), digest)
-            self._seed = (seed + digest) % 2**31
+            self._seed = (seed + job_digest(coerced)) % 2**31
             job = super().run(coerced)
             job.result()  # run now, so the next call cannot change the seed under this job
             return job
@@ -380,11 +375,11 @@ def resolve_backend(
     shots = DEFAULT_SHOTS if shots is None else shots
 
     if kind == "aer":
-        from qiskit_aer import AerSimulator
+        from .aer_sampler import AerProbabilitySampler
 
         # One OpenMP thread: kernel circuits are tiny, and after torch.set_num_threads(1) (cli.py)
         # Aer's default thread pool made a paper-task epoch 5x slower on the shared 2-core machine.
-        sampler = _seeded_aer_sampler(AerSimulator(max_parallel_threads=1), shots, seed)
+        sampler = AerProbabilitySampler(default_shots=shots, seed=seed, max_parallel_threads=1)
         return ResolvedBackend(name=name, kind=kind, sampler=sampler, shots=shots, options={"default_shots": shots})
 
     if kind == "aer-noisy":

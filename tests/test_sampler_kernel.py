@@ -64,10 +64,21 @@ def exact_sampler() -> QMLSampler:
     return QMLSampler(shots=None)
 
 
-def aer_sampler(shots: int, seed: int):
+def aer_sampler_v2(shots: int, seed: int):
     from qiskit_aer.primitives import SamplerV2
 
     return SamplerV2(default_shots=shots, seed=seed, options={"backend_options": {"max_parallel_threads": 1}})
+
+
+def aer_probability_sampler(shots: int, seed: int):
+    from qk_lstm_qiskit.aer_sampler import AerProbabilitySampler
+
+    return AerProbabilitySampler(default_shots=shots, seed=seed)
+
+
+AER_SAMPLERS = pytest.mark.parametrize(
+    "aer_sampler", [aer_sampler_v2, aer_probability_sampler], ids=["aer-samplerv2", "aer-probability"]
+)
 
 
 def kernel_and_grads(kernel: QuantumKernel, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor):
@@ -218,7 +229,8 @@ def test_probabilities_from_multibyte_bit_arrays_match_qiskit_counts():
 
 # --------------------------------------------------------------------------- shots (Aer)
 @pytest.mark.shots
-def test_aer_kernel_values_within_binomial_errors():
+@AER_SAMPLERS
+def test_aer_kernel_values_within_binomial_errors(aer_sampler):
     shots = 4000
     torch.manual_seed(4)
     fm = FeatureMap(3, reps=2, dtype=DTYPE)
@@ -236,7 +248,8 @@ def test_aer_kernel_values_within_binomial_errors():
 
 
 @pytest.mark.shots
-def test_aer_parameter_shift_gradient_within_binomial_errors():
+@AER_SAMPLERS
+def test_aer_parameter_shift_gradient_within_binomial_errors(aer_sampler):
     shots = 4000
     torch.manual_seed(5)
     fm = FeatureMap(3, reps=2, dtype=DTYPE)
