@@ -106,19 +106,14 @@ class AerProbabilitySampler(BaseSamplerV2):
 
     def _run(self, pubs: list[SamplerPub], prepared: list) -> PrimitiveResult:
         rng = np.random.default_rng(None if self.seed is None else [self.seed, job_digest(pubs)])
-        circuits = [circuit for circuit, _, _ in prepared]
-        binds = []
-        for pub, circuit in zip(pubs, circuits):
-            values = pub.parameter_values.as_array(circuit.parameters)  # (*shape, P)
-            binds.append({p: values[..., i].ravel() for i, p in enumerate(circuit.parameters)})
-        result = self.simulator.run(circuits, shots=1, parameter_binds=binds).result()
-        if not result.success:
-            raise RuntimeError(f"AerProbabilitySampler: Aer simulation failed: {result.status}")
-        results, start = [], 0
-        for pub, (_, qargs, meas_info) in zip(pubs, prepared):
-            rows = max(pub.parameter_values.size, 1)
-            probs = np.array([result.data(start + row)["probabilities"] for row in range(rows)]).reshape(rows, -1)
-            start += rows
+        simulated = [i for i, (pub, (_, qargs, _)) in enumerate(zip(pubs, prepared)) if qargs and pub.parameter_values.size]
+        probabilities = dict(
+            zip(simulated, self._probabilities([pubs[i] for i in simulated], [prepared[i][0] for i in simulated]))
+        )
+        results = []
+        for i, (pub, (_, qargs, meas_info)) in enumerate(zip(pubs, prepared)):
+            # not simulated: no bindings, or nothing measured (every clbit reads 0)
+            probs = probabilities.get(i, np.ones((pub.parameter_values.size, 1)))
             outcomes = _draw(rng, probs, pub.shots).reshape(pub.shape + (pub.shots,))  # bit i = qargs[i]
             meas = {item.creg_name: _register(outcomes, item, len(qargs)) for item in meas_info}
             results.append(
@@ -128,6 +123,24 @@ class AerProbabilitySampler(BaseSamplerV2):
                 )
             )
         return PrimitiveResult(results, metadata={"version": 2})
+
+    def _probabilities(self, pubs: list[SamplerPub], circuits: list) -> list[np.ndarray]:
+        """One Aer run: per PUB, ``(bindings, 2**k)`` probabilities of its k measured qubits."""
+        if not pubs:
+            return []
+        binds = []
+        for pub, circuit in zip(pubs, circuits):
+            values = pub.parameter_values.as_array(circuit.parameters)  # (*shape, P)
+            binds.append({p: values[..., i].ravel() for i, p in enumerate(circuit.parameters)})
+        result = self.simulator.run(circuits, shots=1, parameter_binds=binds).result()
+        if not result.success:
+            raise RuntimeError(f"AerProbabilitySampler: Aer simulation failed: {result.status}")
+        out, start = [], 0
+        for pub in pubs:
+            rows = pub.parameter_values.size
+            out.append(np.array([result.data(start + row)["probabilities"] for row in range(rows)]).reshape(rows, -1))
+            start += rows
+        return out
 
 
 def _draw(rng: np.random.Generator, probs: np.ndarray, shots: int) -> np.ndarray:

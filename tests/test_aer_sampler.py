@@ -100,13 +100,22 @@ def test_same_seed_and_content_give_the_same_shots_in_any_call_order():
     assert not np.array_equal(a1, other)
 
 
-def test_unparameterised_circuit_and_per_pub_shots():
+def test_unparameterised_unmeasured_and_empty_pubs_and_per_pub_shots():
     circuit = QuantumCircuit(2)
     circuit.x(1)
     circuit.measure_all()
     result = AerProbabilitySampler(default_shots=10).run([circuit, (circuit, None, 3)]).result()
     assert result[0].data.meas.get_counts() == {"10": 10}
     assert result[1].data.meas.get_counts() == {"10": 3}
+    unmeasured = QuantumCircuit(2, 3)
+    unmeasured.h(0)
+    assert AerProbabilitySampler(default_shots=4).run([unmeasured]).result()[0].data.c.get_counts() == {"000": 4}
+    theta = Parameter("t")
+    rotated = QuantumCircuit(1)
+    rotated.ry(theta, 0)
+    rotated.measure_all()
+    empty = AerProbabilitySampler(default_shots=4).run([(rotated, np.zeros((0, 1)))]).result()[0].data.meas
+    assert empty.shape == (0,) and empty.array.shape == (0, 4, 1)  # no bindings: no Aer run (Aer crashes on one)
 
 
 def test_aer_backend_uses_it_and_noisy_aer_keeps_aer_trajectories():
