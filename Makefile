@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 run: setup            ## train the paper's QK-LSTM on the built-in task and print the result
 	$(BIN)/qk-lstm train
 
-test: setup           ## the whole test suite, notebooks included (in their quick settings)
+test: setup           ## the layer contract, then the whole test suite, notebooks included (in their quick settings)
+	$(BIN)/lint-imports
 	QK_LSTM_TUTORIAL_QUICK=1 $(BIN)/python -m pytest -q --nbmake tests notebooks
 
 reproduce: setup      ## Table I and Fig. 3 over 3 seeds

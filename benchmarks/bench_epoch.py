@@ -23,14 +23,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from qk_lstm_qiskit.cell import GatedCell
+from qk_lstm_qiskit.nn.cell import GatedCell
 from qk_lstm_qiskit.config import DataConfig, ModelConfig, TrainConfig
-from qk_lstm_qiskit.data import make_batches
+from qk_lstm_qiskit.data.corpus import make_batches
 from qk_lstm_qiskit.errors import ProductKernelWarning
-from qk_lstm_qiskit.lstm import RecurrentStack
-from qk_lstm_qiskit.tagger import Tagger, build_tagger, count_parameters
-from qk_lstm_qiskit.trainer import Trainer, seed_everything
-from qk_lstm_qiskit.treebank import load_task
+from qk_lstm_qiskit.nn.lstm import RecurrentStack
+from qk_lstm_qiskit.nn.tagger import Tagger, build_tagger, count_parameters
+from qk_lstm_qiskit.training.trainer import Trainer, seed_everything
+from qk_lstm_qiskit.data.tasks import load_task
 
 UD_DEV = Path("/work/shared/data/ud_english_ewt/en_ewt-ud-dev.conllu")
 

@@ -11,7 +11,7 @@ QK-LSTM of ``configs/paper_pos.yaml``) trains for ``--epochs`` epochs from the s
 * ``exact``: the torch statevector executor.
 
 Both sampler builds run on each of two Aer samplers at ``--shots`` shots: ``aer`` — the package's
-``--backend aer`` sampler (:class:`~qk_lstm_qiskit.aer_sampler.AerProbabilitySampler`: Aer computes
+``--backend aer`` sampler (:class:`~qk_lstm_qiskit.hardware.aer_sampler.AerProbabilitySampler`: Aer computes
 probabilities, numpy draws the shots) — and ``aer-v2``, ``qiskit_aer.primitives.SamplerV2``
 (per-shot strings). Prints seconds per epoch, jobs / PUBs / bindings per epoch, and the ratios:
 naive/sampler on the same sampler (target ≥ 30×), and sampler/exact.
@@ -36,11 +36,11 @@ from torch import nn
 
 from qk_lstm_qiskit.config import load_config
 from qk_lstm_qiskit.errors import ProductKernelWarning
-from qk_lstm_qiskit.experiment import prepare_data
-from qk_lstm_qiskit.feature_map import FeatureMap
-from qk_lstm_qiskit.kernel import PreparedSide, QuantumKernel
-from qk_lstm_qiskit.tagger import build_tagger, count_parameters
-from qk_lstm_qiskit.trainer import Trainer, seed_everything
+from qk_lstm_qiskit.data.tasks import prepare_data
+from qk_lstm_qiskit.circuits.feature_map import FeatureMap
+from qk_lstm_qiskit.kernels.kernel import PreparedSide, QuantumKernel
+from qk_lstm_qiskit.nn.tagger import build_tagger, count_parameters
+from qk_lstm_qiskit.training.trainer import Trainer, seed_everything
 
 PAPER_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "paper_pos.yaml"
 
@@ -160,7 +160,7 @@ RUNS = {  # name: (model build, sampler)
 def make_aer_sampler(kind: str, shots: int, seed: int, threads: int) -> BaseSamplerV2:
     """``aer``: the package's ``--backend aer`` sampler; ``aer-v2``: ``qiskit_aer.primitives.SamplerV2``."""
     if kind == "aer":
-        from qk_lstm_qiskit.aer_sampler import AerProbabilitySampler
+        from qk_lstm_qiskit.hardware.aer_sampler import AerProbabilitySampler
 
         return AerProbabilitySampler(default_shots=shots, seed=seed, max_parallel_threads=threads)
     from qiskit_aer.primitives import SamplerV2

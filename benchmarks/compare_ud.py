@@ -27,8 +27,8 @@ import torch
 
 from qk_lstm_qiskit.config import RunConfig, load_config
 from qk_lstm_qiskit.errors import ProductKernelWarning
-from qk_lstm_qiskit.experiment import run_training
-from qk_lstm_qiskit.treebank import load_task
+from qk_lstm_qiskit.training.experiment import run_training
+from qk_lstm_qiskit.data.tasks import load_task
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 UD_DEV = Path("/work/shared/data/ud_english_ewt/en_ewt-ud-dev.conllu")

@@ -4,20 +4,20 @@ Public API: exactly ``__all__`` below. Quantum resources (samplers, pass manager
 in as keyword arguments; :func:`resolve_backend` builds them from a backend name.
 """
 
-from .backends import resolve_backend
-from .cell import QKLSTMCell
+from .hardware.backends import resolve_backend
+from .nn.cell import QKLSTMCell
 from .checkpoint import load_tagger
 from .config import RunConfig, load_config
 from .errors import ProductKernelWarning, QKLSTMError
-from .estimate import estimate_cost
-from .experiment import run_training
-from .feature_map import FeatureMap
-from .journal import JournaledSampler
-from .kernel import QuantumKernel
-from .lstm import QKLSTM
-from .qlstm import QLSTM, QLSTMCell
-from .statevector import StatevectorExecutor
-from .tagger import Tagger, build_tagger, count_parameters
+from .hardware.cost import estimate_cost
+from .training.experiment import run_training
+from .circuits.feature_map import FeatureMap
+from .hardware.journal import JournaledSampler
+from .kernels.kernel import QuantumKernel
+from .nn.lstm import QKLSTM
+from .nn.qlstm import QLSTM, QLSTMCell
+from .kernels.statevector import StatevectorExecutor
+from .nn.tagger import Tagger, build_tagger, count_parameters
 
 __all__ = [
     "FeatureMap",

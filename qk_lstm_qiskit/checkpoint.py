@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 
 from .config import RunConfig, load_config
-from .data import Vocabulary
-from .tagger import Tagger, build_tagger
+from .data.corpus import Vocabulary
+from .nn.tagger import Tagger, build_tagger
 
 __all__ = ["load_checkpoint", "load_tagger"]
 

@@ -11,9 +11,9 @@ from typing import Any, Mapping
 
 import yaml
 
-__all__ = ["ModelConfig", "DataConfig", "TrainConfig", "ExecutorConfig", "RunConfig", "load_config", "MODEL_KINDS"]
+from .nn.tagger import MODEL_KINDS
 
-MODEL_KINDS = ("qk-lstm", "lstm", "qlstm")
+__all__ = ["ModelConfig", "DataConfig", "TrainConfig", "ExecutorConfig", "RunConfig", "load_config", "MODEL_KINDS"]
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from qiskit.primitives import StatevectorSampler
 from qiskit.quantum_info import Statevector
 
 from _assertions import raises_one_line
-from qk_lstm_qiskit.aer_sampler import AerProbabilitySampler
-from qk_lstm_qiskit.backends import resolve_backend
+from qk_lstm_qiskit.hardware.aer_sampler import AerProbabilitySampler
+from qk_lstm_qiskit.hardware.backends import resolve_backend
 
 
 def registers_circuit() -> QuantumCircuit:

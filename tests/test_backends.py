@@ -7,7 +7,7 @@ import pytest
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import Statevector
 
-from qk_lstm_qiskit.backends import (
+from qk_lstm_qiskit.hardware.backends import (
     DEFAULT_SHOTS,
     ResolvedBackend,
     fake_backend,
@@ -16,7 +16,7 @@ from qk_lstm_qiskit.backends import (
     resolve_backend,
 )
 from qk_lstm_qiskit.errors import QKLSTMError
-from qk_lstm_qiskit.feature_map import FeatureMap
+from qk_lstm_qiskit.circuits.feature_map import FeatureMap
 
 DUMMY_TOKEN = "dummy-token-1234567890-abcdef"
 

@@ -11,7 +11,7 @@ from qiskit_machine_learning.primitives import QMLSampler
 
 from qk_lstm_qiskit.config import load_config
 from qk_lstm_qiskit.errors import ProductKernelWarning
-from qk_lstm_qiskit.experiment import prepare_data
+from qk_lstm_qiskit.data.tasks import prepare_data
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_sampler.py"
 

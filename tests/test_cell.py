@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from qk_lstm_qiskit.cell import NUM_GATES, REFERENCE_MODES, WEIGHTINGS, GatedCell, QKLSTMCell
+from qk_lstm_qiskit.nn.cell import NUM_GATES, REFERENCE_MODES, WEIGHTINGS, GatedCell, QKLSTMCell
 
 from _assertions import raises_one_line
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from qiskit import QuantumCircuit
 
-from qk_lstm_qiskit.backends import fake_backend, resolve_backend
+from qk_lstm_qiskit.hardware.backends import fake_backend, resolve_backend
 from qk_lstm_qiskit.errors import QKLSTMError
-from qk_lstm_qiskit.estimate import (
+from qk_lstm_qiskit.hardware.cost import (
     DEFAULT_JOB_OVERHEAD_S,
     DEFAULT_REP_DELAY_S,
     batch_shapes,
@@ -16,7 +16,7 @@ from qk_lstm_qiskit.estimate import (
     estimate_cost,
     rep_delay,
 )
-from qk_lstm_qiskit.feature_map import FeatureMap
+from qk_lstm_qiskit.circuits.feature_map import FeatureMap
 
 
 def test_counts_match_a_hand_count_for_inference():
@@ -131,9 +131,9 @@ def test_formula_matches_what_the_model_submits(training):
     import torch
 
     from qk_lstm_qiskit.config import ModelConfig
-    from qk_lstm_qiskit.data import make_batches
-    from qk_lstm_qiskit.estimate import DryRunSampler
-    from qk_lstm_qiskit.tagger import build_tagger
+    from qk_lstm_qiskit.data.corpus import make_batches
+    from qk_lstm_qiskit.hardware.cost import DryRunSampler
+    from qk_lstm_qiskit.nn.tagger import build_tagger
 
     dry = DryRunSampler()
     config = ModelConfig(num_layers=2, num_qubits=2, num_references=3, hidden_dim=3, embedding_dim=4)

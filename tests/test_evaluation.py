@@ -1,4 +1,4 @@
-"""Tagging metrics, ``qk-lstm evaluate`` on the exact executor, UD configs (qk_lstm_qiskit.evaluation)."""
+"""Tagging metrics, ``qk-lstm evaluate`` on the exact executor, UD configs (qk_lstm_qiskit.evaluation.metrics)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from torch import nn
 
 from qk_lstm_qiskit.cli import main
 from qk_lstm_qiskit.config import load_config
-from qk_lstm_qiskit.data import PAD_TAG, Vocabulary
-from qk_lstm_qiskit.evaluation import (
+from qk_lstm_qiskit.data.corpus import PAD_TAG, Vocabulary
+from qk_lstm_qiskit.evaluation.metrics import (
     confusion_matrix,
     evaluate_exact,
     evaluate_tagger,
@@ -21,8 +21,8 @@ from qk_lstm_qiskit.evaluation import (
     tagging_metrics,
     token_accuracy,
 )
-from qk_lstm_qiskit.tagger import build_tagger, count_parameters
-from qk_lstm_qiskit.treebank import UNSEEN_TAG, build_vocabularies
+from qk_lstm_qiskit.nn.tagger import build_tagger, count_parameters
+from qk_lstm_qiskit.data.conllu import UNSEEN_TAG, build_vocabularies
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -275,7 +275,7 @@ def test_compare_ud_reuses_finished_runs_and_writes_the_table(tmp_path, capsys):
 
 def test_evaluation_corpus_reads_with_the_checkpoints_lowercasing(tmp_path):
     """Evaluation reads sentences as training did: lower-cased words when the run lower-cased them."""
-    from qk_lstm_qiskit.evaluation import evaluation_corpus
+    from qk_lstm_qiskit.evaluation.metrics import evaluation_corpus
 
     path = tmp_path / "t.conllu"
     lines = []

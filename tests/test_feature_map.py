@@ -13,8 +13,8 @@ from qiskit.circuit import ParameterVector
 from qiskit.quantum_info import Statevector
 
 from qk_lstm_qiskit.errors import ProductKernelWarning
-from qk_lstm_qiskit.feature_map import ENTANGLEMENTS, FeatureMap, entangling_pairs
-from qk_lstm_qiskit.kernel import QuantumKernel
+from qk_lstm_qiskit.circuits.feature_map import ENTANGLEMENTS, FeatureMap, entangling_pairs
+from qk_lstm_qiskit.kernels.kernel import QuantumKernel
 
 
 def instructions(circuit: QuantumCircuit) -> list[tuple[str, tuple[int, ...], tuple[str, ...]]]:

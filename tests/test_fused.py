@@ -7,17 +7,17 @@ import itertools
 import pytest
 import torch
 
-from qk_lstm_qiskit.cell import REFERENCE_MODES, WEIGHTINGS, QKLSTMCell
-from qk_lstm_qiskit.feature_map import FeatureMap
-from qk_lstm_qiskit.fused import (
+from qk_lstm_qiskit.nn.cell import REFERENCE_MODES, WEIGHTINGS, QKLSTMCell
+from qk_lstm_qiskit.circuits.feature_map import FeatureMap
+from qk_lstm_qiskit.kernels.fused import (
     FusedQKLSTMLayer,
     _exclusive_prod,
     _expansion,
     fused_layer,
     supports_fused,
 )
-from qk_lstm_qiskit.kernel import QuantumKernel
-from qk_lstm_qiskit.lstm import QKLSTM
+from qk_lstm_qiskit.kernels.kernel import QuantumKernel
+from qk_lstm_qiskit.nn.lstm import QKLSTM
 
 F64 = torch.float64
 

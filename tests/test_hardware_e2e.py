@@ -8,14 +8,14 @@ import logging
 import pytest
 import torch
 
-from qk_lstm_qiskit.backends import ResolvedBackend, resolve_backend
+from qk_lstm_qiskit.hardware.backends import ResolvedBackend, resolve_backend
 from qk_lstm_qiskit.cli import main
 from qk_lstm_qiskit.config import load_config
 from qk_lstm_qiskit.errors import QKLSTMError
-from qk_lstm_qiskit.evaluate import default_eval_dir, estimate_checkpoint, evaluate_checkpoint
-from qk_lstm_qiskit.experiment import run_training
-from qk_lstm_qiskit.feature_map import FeatureMap
-from qk_lstm_qiskit.kernel import QuantumKernel
+from qk_lstm_qiskit.evaluation.backend import default_eval_dir, estimate_checkpoint, evaluate_checkpoint
+from qk_lstm_qiskit.training.experiment import run_training
+from qk_lstm_qiskit.circuits.feature_map import FeatureMap
+from qk_lstm_qiskit.kernels.kernel import QuantumKernel
 
 DUMMY_TOKEN = "dummy-token-123-do-not-leak-9f8e7d"
 SHOTS = 256
@@ -58,8 +58,8 @@ def test_evaluate_on_a_fake_device(checkpoint, tmp_path, monkeypatch):
     assert saved["tokens"] == 9 and saved["sentences"] == 2
     # the checkpoint's exact accuracy, recomputed independently through the trainer's evaluate
     from qk_lstm_qiskit.checkpoint import load_tagger
-    from qk_lstm_qiskit.data import encode_corpus, make_batches, paper_corpus
-    from qk_lstm_qiskit.trainer import evaluate
+    from qk_lstm_qiskit.data.corpus import encode_corpus, make_batches, paper_corpus
+    from qk_lstm_qiskit.training.trainer import evaluate
 
     model, words, tags, _ = load_tagger(checkpoint)
     batches = make_batches(encode_corpus(paper_corpus(), words, tags), 32)
@@ -173,7 +173,7 @@ def test_cli_evaluate_leaves_no_trace_of_the_token(checkpoint, tmp_path, monkeyp
     """A dummy token in the environment appears in no output, log, journal, metrics or checkpoint."""
     import qiskit_ibm_runtime
 
-    from qk_lstm_qiskit.backends import fake_backend
+    from qk_lstm_qiskit.hardware.backends import fake_backend
 
     class Service:  # what QiskitRuntimeService would be, with the token read from the environment
         def __init__(self, **kwargs):

@@ -12,7 +12,7 @@ from qiskit.circuit import Parameter
 from qiskit.primitives import BaseSamplerV2, StatevectorSampler
 
 from qk_lstm_qiskit.errors import QKLSTMError
-from qk_lstm_qiskit.journal import JournaledSampler, RunJournal, pubs_fingerprint
+from qk_lstm_qiskit.hardware.journal import JournaledSampler, RunJournal, pubs_fingerprint
 
 
 def _circuit() -> QuantumCircuit:
@@ -228,7 +228,7 @@ def test_fingerprint_depends_on_values_and_shots():
 @pytest.mark.fake_backend
 def test_local_testing_mode_end_to_end(tmp_path):
     """Journal around the Runtime sampler on a fake device: ISA circuit, ids journaled, P(1) ≈ 1."""
-    from qk_lstm_qiskit.backends import resolve_backend
+    from qk_lstm_qiskit.hardware.backends import resolve_backend
 
     rb = resolve_backend("fake:manila", shots=400, seed=11)
     isa = rb.pass_manager.run(_circuit())

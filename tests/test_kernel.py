@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from torch.func import functional_call
 
 from qk_lstm_qiskit.errors import ProductKernelWarning
-from qk_lstm_qiskit.feature_map import FeatureMap
-from qk_lstm_qiskit.kernel import QuantumKernel
+from qk_lstm_qiskit.circuits.feature_map import FeatureMap
+from qk_lstm_qiskit.kernels.kernel import QuantumKernel
 
 N = 3  # qubits
 

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from qk_lstm_qiskit.cell import REFERENCE_MODES, WEIGHTINGS, GatedCell
-from qk_lstm_qiskit.lstm import QKLSTM, RecurrentStack
+from qk_lstm_qiskit.nn.cell import REFERENCE_MODES, WEIGHTINGS, GatedCell
+from qk_lstm_qiskit.nn.lstm import QKLSTM, RecurrentStack
 
 from _assertions import raises_one_line
 

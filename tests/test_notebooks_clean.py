@@ -96,7 +96,7 @@ def test_secret_patterns_catch_credentials(text: str):
         'if os.environ.get("QISKIT_IBM_TOKEN"):',
         "set the environment variable `QISKIT_IBM_TOKEN` (and `QISKIT_IBM_INSTANCE`)",
         "warnings.filterwarnings('ignore', message='IProgress not found')",
-        "qk_lstm_qiskit.backends.resolve_backend  ProductKernelWarning  evaluate_checkpoint",
+        "qk_lstm_qiskit.hardware.backends.resolve_backend  ProductKernelWarning  evaluate_checkpoint",
         "../shared/data/ud_english_ewt/en_ewt-ud-dev.conllu and notebooks/02_ibm_hardware_2026_11_21",
         '"id": "3f2a9c1e"',
     ],

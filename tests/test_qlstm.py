@@ -9,8 +9,9 @@ from qiskit.quantum_info import SparsePauliOp, Statevector
 from torch import nn
 from torch.func import functional_call
 
-from qk_lstm_qiskit.feature_map import FeatureMap
-from qk_lstm_qiskit.qlstm import QLSTM, QLSTMCell, vqc_circuit
+from qk_lstm_qiskit.circuits.feature_map import FeatureMap
+from qk_lstm_qiskit.circuits.vqc import vqc_circuit
+from qk_lstm_qiskit.nn.qlstm import QLSTM, QLSTMCell
 
 F64 = torch.float64
 

@@ -17,9 +17,9 @@ from qiskit.quantum_info import Statevector
 from qiskit_machine_learning.primitives import QMLSampler
 
 from qk_lstm_qiskit import FeatureMap, QuantumKernel
-from qk_lstm_qiskit.backends import make_sampler
+from qk_lstm_qiskit.hardware.backends import make_sampler
 from qk_lstm_qiskit.errors import QKLSTMError
-from qk_lstm_qiskit.sampler_kernel import SamplerFidelity
+from qk_lstm_qiskit.kernels.sampler import SamplerFidelity
 
 DTYPE = torch.float64
 
@@ -71,7 +71,7 @@ def aer_sampler_v2(shots: int, seed: int):
 
 
 def aer_probability_sampler(shots: int, seed: int):
-    from qk_lstm_qiskit.aer_sampler import AerProbabilitySampler
+    from qk_lstm_qiskit.hardware.aer_sampler import AerProbabilitySampler
 
     return AerProbabilitySampler(default_shots=shots, seed=seed)
 
@@ -182,7 +182,7 @@ def test_batched_gradient_equals_stock_param_shift_on_shared_and_scaled_angles()
     from qiskit.circuit import Parameter, QuantumCircuit
     from qiskit_machine_learning.gradients import ParamShiftSamplerGradient
 
-    from qk_lstm_qiskit.sampler_kernel import BatchedParamShiftSamplerGradient
+    from qk_lstm_qiskit.gradients.parameter_shift import BatchedParamShiftSamplerGradient
 
     a, b = Parameter("a"), Parameter("b")
     circuit = QuantumCircuit(2)
@@ -212,7 +212,7 @@ def test_batched_gradient_equals_stock_param_shift_on_shared_and_scaled_angles()
 def test_probabilities_from_multibyte_bit_arrays_match_qiskit_counts():
     from qiskit.primitives import BitArray, DataBin, SamplerPubResult
 
-    from qk_lstm_qiskit.sampler_kernel import _probabilities
+    from qk_lstm_qiskit.gradients.parameter_shift import probabilities as _probabilities
 
     rng = np.random.default_rng(1)
     rows, shots, num_bits = 3, 50, 11  # two bytes per shot
@@ -326,7 +326,7 @@ def test_failed_submission_raises_qklstm_error():
 
 # --------------------------------------------------------------------------- the whole model
 def _qklstm(sampler=None, **kwargs):
-    from qk_lstm_qiskit.lstm import QKLSTM
+    from qk_lstm_qiskit.nn.lstm import QKLSTM
 
     options = dict(num_qubits=2, num_references=2, reps=2, trainable_scaling=True, references="learned", dtype=DTYPE)
     options.update(kwargs)

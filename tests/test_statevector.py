@@ -10,9 +10,9 @@ from qiskit.circuit import Parameter, ParameterVector
 from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
-from qk_lstm_qiskit.feature_map import ENTANGLEMENTS, FeatureMap
-from qk_lstm_qiskit.qlstm import vqc_circuit
-from qk_lstm_qiskit.statevector import SUPPORTED_GATES, StatevectorExecutor
+from qk_lstm_qiskit.circuits.feature_map import ENTANGLEMENTS, FeatureMap
+from qk_lstm_qiskit.circuits.vqc import vqc_circuit
+from qk_lstm_qiskit.kernels.statevector import SUPPORTED_GATES, StatevectorExecutor
 
 TOLERANCE = {torch.float32: 1e-6, torch.float64: 1e-12}
 PARAMETERIZED = ("p", "rx", "ry", "rz")

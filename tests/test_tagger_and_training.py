@@ -12,11 +12,12 @@ from torch import nn
 
 from qk_lstm_qiskit.checkpoint import load_checkpoint, load_tagger
 from qk_lstm_qiskit.config import DataConfig, ModelConfig, RunConfig, load_config
-from qk_lstm_qiskit.data import PAPER_SENTENCES, Vocabulary, encode_corpus
+from qk_lstm_qiskit.data.corpus import PAPER_SENTENCES, Vocabulary, encode_corpus
 from qk_lstm_qiskit.errors import QKLSTMError
-from qk_lstm_qiskit.experiment import prepare_data, run_training
-from qk_lstm_qiskit.tagger import Tagger, build_tagger, count_parameters
-from qk_lstm_qiskit.trainer import Trainer
+from qk_lstm_qiskit.data.tasks import prepare_data
+from qk_lstm_qiskit.training.experiment import run_training
+from qk_lstm_qiskit.nn.tagger import Tagger, build_tagger, count_parameters
+from qk_lstm_qiskit.training.trainer import Trainer
 
 
 PAPER_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "paper_pos.yaml"

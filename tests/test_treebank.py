@@ -1,4 +1,4 @@
-"""CoNLL-U reading, splitting and vocabularies (qk_lstm_qiskit.treebank)."""
+"""CoNLL-U reading, splitting and vocabularies (qk_lstm_qiskit.data.conllu)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 from conllu.exceptions import ParseException
 
-from qk_lstm_qiskit.data import PAD_TAG, make_batches
-from qk_lstm_qiskit.treebank import (
+from qk_lstm_qiskit.data.corpus import PAD_TAG, make_batches
+from qk_lstm_qiskit.data.conllu import (
     UNSEEN_TAG,
     build_vocabularies,
     encode_treebank,
-    load_task,
     load_treebank,
     read_conllu,
     split_corpus,
 )
+from qk_lstm_qiskit.data.tasks import load_task
 
 UD_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "ud_english_ewt" / "en_ewt-ud-dev.conllu"
 if not UD_DEV.exists():
@@ -296,7 +296,7 @@ def test_length_buckets_keep_every_sentence_and_cut_padding():
     """``bucket_batches`` regroups the same sentences into batches of similar length, reproducibly."""
     import torch
 
-    from qk_lstm_qiskit.data import make_batches
+    from qk_lstm_qiskit.data.corpus import make_batches
 
     lengths = [1 + (7 * i) % 23 for i in range(200)]
     encoded = [([i] * n, [0] * n) for i, n in enumerate(lengths)]

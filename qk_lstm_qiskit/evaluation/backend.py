@@ -27,8 +27,8 @@ from typing import Any, Sequence
 
 import torch
 
-from .errors import ProductKernelWarning, QKLSTMError
-from .journal import JOURNAL_NAME
+from ..errors import ProductKernelWarning, QKLSTMError
+from ..hardware.journal import JOURNAL_NAME
 
 __all__ = ["EvalData", "estimate_checkpoint", "evaluate_checkpoint", "load_eval_data", "default_eval_dir"]
 
@@ -57,7 +57,7 @@ def load_eval_data(data: str | None, config, words=None, tags=None, *, max_sente
     Raises:
         FileNotFoundError, ValueError: unreadable file; a vocabulary that cannot encode it.
     """
-    from .evaluation import evaluation_corpus  # shared with the exact evaluation: same sentences
+    from .metrics import evaluation_corpus  # shared with the exact evaluation: same sentences
 
     if max_sentences is not None and max_sentences < 1:
         raise ValueError(f"load_eval_data: expected max_sentences >= 1, got {max_sentences}")
@@ -71,11 +71,11 @@ def load_eval_data(data: str | None, config, words=None, tags=None, *, max_sente
     if words is None:
         return EvalData(described, lengths)
     if words.unk is None:
-        from .data import encode_corpus
+        from ..data.corpus import encode_corpus
 
         encoded = encode_corpus(corpus, words, tags)  # the paper's vocabulary: every word must be known
     else:
-        from .treebank import encode_treebank
+        from ..data.conllu import encode_treebank
 
         encoded = encode_treebank(corpus, words, tags, unseen_tags="count")
     return EvalData(described, lengths, encoded)
@@ -86,7 +86,7 @@ def _sorted_order(lengths: Sequence[int]) -> list[int]:
 
 
 def _batch_shapes(lengths: Sequence[int], batch_size: int) -> list[tuple[int, int]]:
-    from .estimate import batch_shapes
+    from ..hardware.cost import batch_shapes
 
     return batch_shapes([lengths[i] for i in _sorted_order(lengths)], batch_size)
 
@@ -98,7 +98,7 @@ def default_eval_dir(checkpoint: str | Path, backend: str) -> Path:
 
 
 def _build_model(checkpoint: str | Path, sampler=None, pass_manager=None):
-    from .checkpoint import load_tagger
+    from ..checkpoint import load_tagger
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ProductKernelWarning)
@@ -109,15 +109,15 @@ def _build_model(checkpoint: str | Path, sampler=None, pass_manager=None):
 
 
 def _sampler_kernels(model) -> list:
-    from .kernel import QuantumKernel
+    from ..kernels.kernel import QuantumKernel
 
     return [m for m in model.modules() if isinstance(m, QuantumKernel) and m.sampler_fidelity is not None]
 
 
 def _shift_parameters(kernel, pass_manager, differentiate_y: bool) -> int:
     """Shifted circuit parameters per binding of the sampler kernel's backward, counted by a dry run."""
-    from .estimate import DryRunSampler
-    from .sampler_kernel import SamplerFidelity
+    from ..hardware.cost import DryRunSampler
+    from ..kernels.sampler import SamplerFidelity
 
     dry = DryRunSampler()
     fm = kernel.feature_map
@@ -131,7 +131,7 @@ def _shift_parameters(kernel, pass_manager, differentiate_y: bool) -> int:
 
 def _estimate(model, config, rb, lengths: Sequence[int], batch_size: int, *, training: bool, epochs: int,
               job_overhead_seconds: float | None):
-    from .estimate import DEFAULT_JOB_OVERHEAD_S, estimate_cost
+    from ..hardware.cost import DEFAULT_JOB_OVERHEAD_S, estimate_cost
 
     kernels = _sampler_kernels(model)
     isa = kernels[0].sampler_fidelity.circuit if kernels else None
@@ -168,8 +168,8 @@ def estimate_checkpoint(
     CoNLL-U file works with any checkpoint. Nothing is submitted: the model is built on a
     :class:`~qk_lstm_qiskit.estimate.DryRunSampler` with the backend's pass manager.
     """
-    from .backends import resolve_backend
-    from .estimate import DryRunSampler
+    from ..hardware.backends import resolve_backend
+    from ..hardware.cost import DryRunSampler
 
     rb = resolved or resolve_backend(backend, shots=shots, seed=seed, optimization_level=optimization_level)
     if rb.sampler is None:
@@ -187,10 +187,10 @@ def estimate_training(config, *, resolved=None, job_overhead_seconds: float | No
     (sorted by length: with shuffled batches expect more padded steps), forward and
     parameter-shift backward. Nothing is submitted.
     """
-    from .backends import resolve_backend
-    from .estimate import DryRunSampler
-    from .experiment import prepare_data
-    from .tagger import build_tagger
+    from ..hardware.backends import resolve_backend
+    from ..hardware.cost import DryRunSampler
+    from ..data.tasks import prepare_data
+    from ..nn.tagger import build_tagger
 
     if config.model.kind != "qk-lstm":
         raise ValueError(f"train: expected model.kind 'qk-lstm' for a QPU estimate (its kernels use the sampler), "
@@ -207,7 +207,7 @@ def estimate_training(config, *, resolved=None, job_overhead_seconds: float | No
 
 
 def _accuracy_counts(log_probs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    from .data import PAD_TAG
+    from ..data.corpus import PAD_TAG
 
     mask = targets != PAD_TAG  # unseen gold tags (-1) stay in: they count as errors
     return log_probs.argmax(-1)[mask], targets[mask]
@@ -338,11 +338,11 @@ def evaluate_checkpoint(
     """
     from tqdm.auto import tqdm
 
-    from .backends import resolve_backend
-    from .data import make_batches
-    from .estimate import check_budget
-    from .journal import JournaledSampler
-    from .trainer import write_json_atomic
+    from ..hardware.backends import resolve_backend
+    from ..data.corpus import make_batches
+    from ..hardware.cost import check_budget
+    from ..hardware.journal import JournaledSampler
+    from ..rundir import write_json_atomic
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"evaluate: expected batch_size to be an int >= 1, got {batch_size!r}")
@@ -407,7 +407,7 @@ def evaluate_checkpoint(
             "estimate": estimate.to_dict(),
             "seconds": time.perf_counter() - start,
         }
-        from .evaluation import tagging_metrics, write_confusion_png  # per-tag P/R/F1 + confusion PNG
+        from .metrics import tagging_metrics, write_confusion_png  # per-tag P/R/F1 + confusion PNG
 
         tagging = tagging_metrics(pred, gold, tags.itos)
         metrics.update({k: tagging.metrics[k] for k in ("macro_f1", "per_tag", "labels", "confusion_matrix")})

@@ -9,11 +9,11 @@ import sys
 import warnings
 from pathlib import Path
 
-from .errors import ProductKernelWarning, QKLSTMError
+from ..errors import ProductKernelWarning, QKLSTMError
 
 __all__ = ["main"]
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "paper_pos.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "paper_pos.yaml"
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, dict]:
@@ -45,8 +45,8 @@ def _config_path(args: argparse.Namespace) -> Path | None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .config import load_config
-    from .experiment import default_run_dir, run_training
+    from ..config import load_config
+    from ..training.experiment import default_run_dir, run_training
 
     config = load_config(_config_path(args), _overrides(args))
     resume = args.resume is not None
@@ -57,8 +57,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     target = args.resume or args.out
     out_dir = Path(target) if target else default_run_dir(config)
     if args.dry_run or args.max_qpu_seconds is not None:
-        from .estimate import check_budget
-        from .evaluate import estimate_training
+        from ..hardware.cost import check_budget
+        from ..evaluation.backend import estimate_training
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ProductKernelWarning)
@@ -81,7 +81,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from .reproduce import reproduce
+    from ..training.reproduce import reproduce
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ProductKernelWarning)
@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("--no-progress", action="store_true")
     repro.set_defaults(func=_cmd_reproduce)
 
-    from .hardware_cli import add_commands  # evaluate, estimate
+    from .hardware import add_commands  # evaluate, estimate
 
     add_commands(sub)
     return parser

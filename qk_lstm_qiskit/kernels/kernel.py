@@ -8,10 +8,10 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .errors import ProductKernelWarning
-from .feature_map import FeatureMap
+from ..errors import ProductKernelWarning
+from ..circuits.feature_map import FeatureMap
 from .statevector import StatevectorExecutor
-from .validation import check_finite
+from ..validation import check_finite
 
 __all__ = ["QuantumKernel", "PreparedSide"]
 
@@ -116,7 +116,7 @@ class QuantumKernel(nn.Module):
             )
         self.sampler_fidelity = None
         if sampler is not None:
-            from .sampler_kernel import SamplerFidelity
+            from .sampler import SamplerFidelity
 
             self.sampler_fidelity = SamplerFidelity(feature_map, sampler, pass_manager=pass_manager)
 

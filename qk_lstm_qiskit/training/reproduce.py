@@ -9,8 +9,9 @@ from statistics import mean, pstdev
 
 import numpy as np
 
-from .config import MODEL_KINDS, load_config
-from .experiment import prepare_data, run_training
+from ..config import MODEL_KINDS, load_config
+from ..data.tasks import prepare_data
+from .experiment import run_training
 
 __all__ = ["reproduce", "table_one", "plot_curves"]
 

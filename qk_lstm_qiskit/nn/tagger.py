@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
-from .config import ModelConfig
 from .lstm import QKLSTM
 from .qlstm import QLSTM
 
-__all__ = ["Tagger", "build_tagger", "count_parameters"]
+if TYPE_CHECKING:
+    from ..config import ModelConfig
+
+__all__ = ["MODEL_KINDS", "Tagger", "build_tagger", "count_parameters"]
+
+MODEL_KINDS = ("qk-lstm", "lstm", "qlstm")
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -61,5 +67,5 @@ def build_tagger(
             weighting=config.weighting, references=config.references, sampler=sampler, pass_manager=pass_manager,
         )
     else:
-        raise ValueError(f"build_tagger: expected kind in ('qk-lstm', 'lstm', 'qlstm'), got {config.kind!r}")
+        raise ValueError(f"build_tagger: expected kind in {MODEL_KINDS}, got {config.kind!r}")
     return Tagger(vocab_size, num_tags, e, recurrent)

@@ -20,16 +20,12 @@ import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Sequence
+from typing import Literal, Sequence
 
 import conllu
 from conllu.exceptions import ParseException
 
-from .data import TaggedSentence, Vocabulary
-
-if TYPE_CHECKING:
-    from .config import DataConfig
-    from .experiment import TaskData
+from .corpus import TaggedSentence, Vocabulary
 
 __all__ = [
     "PAD_WORD",
@@ -38,7 +34,6 @@ __all__ = [
     "TreebankData",
     "build_vocabularies",
     "encode_treebank",
-    "load_task",
     "load_treebank",
     "read_conllu",
     "split_corpus",
@@ -344,25 +339,3 @@ def load_treebank(
         train, validation = split_corpus(corpus, validation_fraction=validation_fraction, seed=seed)
     words, tags = build_vocabularies(train, min_freq=min_freq, tag_corpus=corpus)
     return TreebankData(train, validation, words, tags)
-
-
-def load_task(config: DataConfig) -> TaskData:
-    """The encoded task of a ``DataConfig`` whose ``source`` is a CoNLL-U path (used by the trainer)."""
-    from .experiment import TaskData
-
-    data = load_treebank(
-        config.source,
-        validation_fraction=config.validation_fraction,
-        seed=config.split_seed,
-        min_freq=config.min_freq,
-        tagset=config.tag_column,  # type: ignore[arg-type]
-        lowercase=config.lowercase,
-        max_length=config.max_length,
-        long_sentences=config.long_sentences,  # type: ignore[arg-type]
-    )
-    return TaskData(
-        encode_treebank(data.train, data.words, data.tags),
-        encode_treebank(data.validation, data.words, data.tags),
-        data.words,
-        data.tags,
-    )

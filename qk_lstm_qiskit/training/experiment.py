@@ -4,49 +4,23 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .backends import resolve_backend
-from .config import DataConfig, RunConfig
-from .data import TaggedSentence, Vocabulary, encode_corpus, make_batches, paper_corpus
-from .errors import QKLSTMError
-from .tagger import build_tagger, count_parameters
+from ..hardware.backends import resolve_backend
+from ..config import RunConfig
+from ..data.corpus import make_batches
+from ..data.tasks import TaskData, prepare_data
+from ..errors import QKLSTMError
+from ..nn.tagger import build_tagger, count_parameters
 from .trainer import Trainer, evaluate, seed_everything
 
-__all__ = ["TaskData", "prepare_data", "run_training", "default_run_dir"]
+__all__ = ["run_training", "default_run_dir"]
 
 log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 1
-
-
-@dataclass
-class TaskData:
-    """Encoded sentences and the vocabularies that index them."""
-
-    train: list[tuple[list[int], list[int]]]
-    validation: list[tuple[list[int], list[int]]]
-    words: Vocabulary
-    tags: Vocabulary
-
-
-def _encode(train: list[TaggedSentence], validation: list[TaggedSentence], words: Vocabulary, tags: Vocabulary) -> TaskData:
-    return TaskData(encode_corpus(train, words, tags), encode_corpus(validation, words, tags), words, tags)
-
-
-def prepare_data(config: DataConfig) -> TaskData:
-    """The paper's two sentences (``source: paper``) or a CoNLL-U treebank split."""
-    if config.source == "paper":
-        corpus = paper_corpus()
-        words = Vocabulary.build([w for w, _ in corpus], name="word")  # 9 case-sensitive words
-        tags = Vocabulary([t for _, ts in corpus for t in ts], name="tag")  # DET, NN, V
-        return _encode(corpus, [], words, tags)
-    from .treebank import load_task
-
-    return load_task(config)
 
 
 def default_run_dir(config: RunConfig) -> Path:

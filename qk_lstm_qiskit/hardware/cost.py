@@ -37,7 +37,7 @@ from qiskit.primitives import BaseSamplerV2, BitArray, DataBin, PrimitiveResult,
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit.primitives.primitive_job import PrimitiveJob
 
-from .errors import QKLSTMError
+from ..errors import QKLSTMError
 
 __all__ = [
     "CostEstimate",

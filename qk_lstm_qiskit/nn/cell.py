@@ -8,10 +8,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .feature_map import FeatureMap
-from .fused import fused_layer, supports_fused
-from .kernel import PreparedSide, QuantumKernel
-from .validation import check_finite, check_int
+from ..circuits.feature_map import FeatureMap
+from ..kernels.fused import fused_layer, supports_fused
+from ..kernels.kernel import PreparedSide, QuantumKernel
+from ..validation import check_finite, check_int
 
 __all__ = ["GatedCell", "QKLSTMCell", "WEIGHTINGS", "REFERENCE_MODES"]
 

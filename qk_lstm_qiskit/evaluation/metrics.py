@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from .data import PAD_TAG, TaggedSentence, Vocabulary, make_batches, paper_corpus
+from ..data.corpus import PAD_TAG, TaggedSentence, Vocabulary, make_batches, paper_corpus
 
 __all__ = [
     "EvaluationResult",
@@ -172,7 +172,7 @@ def tagging_metrics(
         unknown: ``(K,)`` bool, True for words encoded as ``<unk>``: adds the accuracy on known
             and unknown words and the unknown-word rate.
     """
-    from .treebank import UNSEEN_TAG
+    from ..data.conllu import UNSEEN_TAG
 
     _check_pair("tagging_metrics", predictions, targets)
     keep = targets != PAD_TAG
@@ -278,7 +278,7 @@ def evaluation_corpus(data: str | None, config) -> tuple[list[TaggedSentence], s
     """The sentences named by ``--data`` (``paper``, a CoNLL-U path) or, by default, the
     checkpoint's own validation split (its whole training source if it had none), read with
     the checkpoint's tag column, lower-casing and long-sentence policy."""
-    from .treebank import load_treebank, read_conllu
+    from ..data.conllu import load_treebank, read_conllu
 
     d = config.data
     reading = {"tagset": d.tag_column, "lowercase": d.lowercase, "max_length": d.max_length,
@@ -336,9 +336,9 @@ def evaluate_exact(
         ValueError: ``out_dir`` already holds results, a foreign checkpoint, bad data (see
             :func:`~qk_lstm_qiskit.treebank.read_conllu`), unknown words without ``<unk>``.
     """
-    from .checkpoint import load_tagger
-    from .errors import ProductKernelWarning
-    from .trainer import write_json_atomic
+    from ..checkpoint import load_tagger
+    from ..errors import ProductKernelWarning
+    from ..rundir import write_json_atomic
 
     out_dir, checkpoint = Path(out_dir), Path(checkpoint)
     if checkpoint.is_dir():

@@ -10,7 +10,6 @@ epoch without validation data). Every file is replaced atomically.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 import random
@@ -23,10 +22,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .config import TrainConfig
-from .data import PAD_TAG, Batch, make_batches
+from ..config import TrainConfig
+from ..data.corpus import PAD_TAG, Batch, make_batches
+from ..rundir import save_atomic, write_json_atomic
 
-__all__ = ["Trainer", "evaluate", "seed_everything", "save_atomic", "write_json_atomic"]
+__all__ = ["Trainer", "evaluate", "seed_everything"]
 
 log = logging.getLogger(__name__)
 Encoded = Sequence[tuple[list[int], list[int]]]
@@ -37,19 +37,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def save_atomic(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file, then rename: a crash never leaves a half file."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def write_json_atomic(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _batch_stats(log_probs: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, int, int]:

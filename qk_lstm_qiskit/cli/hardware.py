@@ -35,8 +35,8 @@ def _add_backend_args(parser: argparse.ArgumentParser, default_backend: str = "f
 
 def _cmd_evaluate_exact(args: argparse.Namespace) -> int:
     """``--backend exact``: any model kind, torch executor; metrics.json + confusion.png (evaluation.py)."""
-    from .evaluate import default_eval_dir
-    from .evaluation import evaluate_exact
+    from ..evaluation.backend import default_eval_dir
+    from ..evaluation.metrics import evaluate_exact
 
     for flag, given in (("--dry-run", args.dry_run), ("--resume", args.resume)):
         if given:
@@ -54,7 +54,7 @@ def _cmd_evaluate_exact(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_checkpoint
+    from ..evaluation.backend import evaluate_checkpoint
 
     if args.backend == "exact":
         return _cmd_evaluate_exact(args)
@@ -89,7 +89,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
-    from .evaluate import estimate_checkpoint
+    from ..evaluation.backend import estimate_checkpoint
 
     estimate = estimate_checkpoint(
         args.checkpoint, args.backend, data=args.data, shots=args.shots, batch_size=args.batch_size,

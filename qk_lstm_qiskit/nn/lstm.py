@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .cell import GatedCell, QKLSTMCell
-from .validation import check_finite, check_int
+from ..validation import check_finite, check_int
 
 __all__ = ["RecurrentStack", "QKLSTM"]
 

@@ -38,7 +38,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from .errors import QKLSTMError
+from ..errors import QKLSTMError
 
 __all__ = [
     "BACKEND_KINDS",

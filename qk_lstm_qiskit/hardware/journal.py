@@ -37,7 +37,7 @@ from qiskit.primitives.base.base_primitive_job import BasePrimitiveJob
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
 from .backends import describe_error  # one line, IBM token masked
-from .errors import QKLSTMError
+from ..errors import QKLSTMError
 
 __all__ = ["JournaledSampler", "RunJournal", "pubs_fingerprint"]
 

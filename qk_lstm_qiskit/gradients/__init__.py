@@ -1,0 +1,1 @@
+"""Gradients of sampler probabilities by the parameter-shift rule, batched for the primitives."""

@@ -1,0 +1,4 @@
+"""Where circuits run: backends by name (Aer, Runtime), the Aer probability sampler, job journal, QPU cost.
+
+The only subpackage that imports ``qiskit_aer`` and ``qiskit_ibm_runtime``.
+"""

@@ -1,0 +1,1 @@
+"""torch modules: QK-LSTM cells and stacks (nn.LSTM contract), the VQC-QLSTM baseline, the tagger."""
