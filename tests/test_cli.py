@@ -26,7 +26,8 @@ def test_train_prints_parameters_and_accuracy_and_writes_outputs(tmp_path, capsy
     assert len(metrics["epochs"]) == 3 and metrics["config"]["train"]["epochs"] == 3
     assert "model: qk-lstm  trainable parameters: 183" in printed
     assert f"final training accuracy: {metrics['final_accuracy']:.4f}  loss: {metrics['final_loss']:.4f}" in printed
-    assert "product of one-qubit kernels" in printed  # the reps=1 note
+    assert "note: QKLSTM: the fidelity kernel" in printed and "is a product of single-qubit kernels" in printed  # the reps=1 note, once
+    assert printed.count("note:") == 1
     # the same folder again, without --resume: refused, nothing lost
     assert cli.main(["train", "--out", str(out), "--epochs", "3", "--no-progress"]) == 2
     line = one_line_error(capsys.readouterr().err, "train")

@@ -292,7 +292,7 @@ def test_rejects_angle_tensors_of_the_wrong_shape(ax_shape, ay_shape, message):
 
 @pytest.mark.parametrize("shots", [0, -5])
 def test_rejects_nonpositive_shots(shots):
-    with pytest.raises(ValueError, match=rf"expected shots to be a positive int, got {shots}"):
+    with pytest.raises(ValueError, match=rf"expected shots >= 1, got {shots}"):
         make_sampler("aer", shots=shots)
 
 

@@ -26,6 +26,7 @@ import conllu
 from conllu.exceptions import ParseException
 
 from .corpus import TaggedSentence, Vocabulary
+from ..validation import check_int, check_number
 
 __all__ = [
     "PAD_WORD",
@@ -150,8 +151,7 @@ def read_conllu(
         raise ValueError(f"read_conllu: expected tagset in {TAGSETS}, got {tagset!r}")
     if long_sentences not in LONG_SENTENCE_POLICIES:
         raise ValueError(f"read_conllu: expected long_sentences in {LONG_SENTENCE_POLICIES}, got {long_sentences!r}")
-    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1):
-        raise ValueError(f"read_conllu: expected max_length to be None or an int >= 1, got {max_length!r}")
+    check_int("read_conllu", "max_length", max_length, 1, optional=True)
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"read_conllu: expected an existing CoNLL-U file, got missing path {path}")
@@ -231,8 +231,7 @@ def split_corpus(
     Raises:
         ValueError: ``validation_fraction`` outside ``(0, 1)``, or a split that would be empty.
     """
-    if isinstance(validation_fraction, bool) or not isinstance(validation_fraction, (int, float)) or not 0 < validation_fraction < 1:
-        raise ValueError(f"split_corpus: expected 0 < validation_fraction < 1, got {validation_fraction!r}")
+    check_number("split_corpus", "validation_fraction", validation_fraction, minimum=0, maximum=1, strict=True)
     n = len(corpus)
     n_val = math.floor(validation_fraction * n + 0.5)
     if n_val == 0 or n_val == n:

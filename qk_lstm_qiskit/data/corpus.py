@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import torch
+from ..validation import check_int
 
 __all__ = [
     "PAD_TAG",
@@ -59,8 +60,7 @@ class Vocabulary:
         unk: str | None = None, name: str = "token",
     ) -> "Vocabulary":
         """Vocabulary of the tokens seen at least ``min_freq`` times, most frequent first."""
-        if isinstance(min_freq, bool) or not isinstance(min_freq, int) or min_freq < 1:
-            raise ValueError(f"Vocabulary.build: expected min_freq to be an int >= 1, got {min_freq!r}")
+        check_int("Vocabulary.build", "min_freq", min_freq, 1)
         counts = Counter(t for seq in sequences for t in seq)
         kept = [t for t, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if c >= min_freq]
         return cls(kept, pad=pad, unk=unk, name=name)

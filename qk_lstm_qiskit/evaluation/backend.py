@@ -20,15 +20,15 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-from ..errors import ProductKernelWarning, QKLSTMError
+from ..errors import QKLSTMError
 from ..hardware.journal import JOURNAL_NAME
+from ..validation import check_int
 
 __all__ = ["EvalData", "estimate_checkpoint", "evaluate_checkpoint", "load_eval_data", "default_eval_dir"]
 
@@ -100,9 +100,7 @@ def default_eval_dir(checkpoint: str | Path, backend: str) -> Path:
 def _build_model(checkpoint: str | Path, sampler=None, pass_manager=None):
     from ..checkpoint import load_tagger
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ProductKernelWarning)
-        model, words, tags, config = load_tagger(checkpoint, sampler=sampler, pass_manager=pass_manager)
+    model, words, tags, config = load_tagger(checkpoint, sampler=sampler, pass_manager=pass_manager)
     if config.model.kind != "qk-lstm":
         raise ValueError(f"evaluate: expected a qk-lstm checkpoint, got model kind {config.model.kind!r} in {checkpoint}")
     return model, words, tags, config
@@ -344,8 +342,7 @@ def evaluate_checkpoint(
     from ..hardware.journal import JournaledSampler
     from ..rundir import write_json_atomic
 
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"evaluate: expected batch_size to be an int >= 1, got {batch_size!r}")
+    check_int("evaluate", "batch_size", batch_size, 1)
     start = time.perf_counter()
     rb = resolved or resolve_backend(
         backend, shots=shots, seed=seed, optimization_level=optimization_level, mode=mode, **backend_options

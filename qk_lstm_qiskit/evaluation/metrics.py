@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ import torch
 from torch import nn
 
 from ..data.corpus import PAD_TAG, TaggedSentence, Vocabulary, make_batches, paper_corpus
+from ..validation import check_int
 
 __all__ = [
     "EvaluationResult",
@@ -227,8 +227,7 @@ def evaluate_tagger(
     """
     if not corpus:
         raise ValueError("evaluate_tagger: expected at least one sentence, got 0")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"evaluate_tagger: expected batch_size to be an int >= 1, got {batch_size!r}")
+    check_int("evaluate_tagger", "batch_size", batch_size, 1)
     unseen = Counter(t for _, ts in corpus for t in ts if t not in tags)
     labels = list(tags.itos) + sorted(unseen)
     gold_vocab = Vocabulary(labels, name="tag")
@@ -337,19 +336,15 @@ def evaluate_exact(
             :func:`~qk_lstm_qiskit.treebank.read_conllu`), unknown words without ``<unk>``.
     """
     from ..checkpoint import load_tagger
-    from ..errors import ProductKernelWarning
     from ..rundir import write_json_atomic
 
     out_dir, checkpoint = Path(out_dir), Path(checkpoint)
     if checkpoint.is_dir():
         checkpoint = checkpoint / "model.pt"
     for name, value in (("batch_size", batch_size), ("max_sentences", max_sentences)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ValueError(f"evaluate: expected {name} to be None or an int >= 1, got {value!r}")
+        check_int("evaluate", name, value, 1, optional=True)
     _check_out_dir(out_dir)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ProductKernelWarning)
-        model, words, tags, config = load_tagger(checkpoint)
+    model, words, tags, config = load_tagger(checkpoint)
     corpus, described = evaluation_corpus(data, config)
     corpus = corpus[:max_sentences]
     result = evaluate_tagger(

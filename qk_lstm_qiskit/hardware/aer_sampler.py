@@ -24,6 +24,7 @@ from qiskit.primitives.primitive_job import PrimitiveJob
 from qiskit.primitives.statevector_sampler import _preprocess_circuit
 from qiskit_aer import AerSimulator
 from qiskit_aer.library import SaveProbabilities
+from ..validation import check_int
 
 __all__ = ["AerProbabilitySampler", "job_digest"]
 
@@ -62,8 +63,7 @@ class AerProbabilitySampler(BaseSamplerV2):
     """
 
     def __init__(self, *, default_shots: int = 1024, seed: int | None = None, max_parallel_threads: int = 1) -> None:
-        if isinstance(default_shots, bool) or not isinstance(default_shots, int) or default_shots <= 0:
-            raise ValueError(f"AerProbabilitySampler: expected default_shots a positive int, got {default_shots!r}")
+        check_int("AerProbabilitySampler", "default_shots", default_shots, 1)
         self.default_shots = default_shots
         self.seed = seed
         self.simulator = AerSimulator(
@@ -72,8 +72,7 @@ class AerProbabilitySampler(BaseSamplerV2):
 
     def run(self, pubs, *, shots: int | None = None) -> PrimitiveJob:
         shots = self.default_shots if shots is None else shots
-        if isinstance(shots, bool) or not isinstance(shots, int) or shots <= 0:
-            raise ValueError(f"AerProbabilitySampler: expected shots > 0, got {shots!r}")
+        check_int("AerProbabilitySampler", "shots", shots, 1)
         coerced = []
         for i, pub in enumerate(pubs):
             try:

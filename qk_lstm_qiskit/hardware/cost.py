@@ -38,6 +38,8 @@ from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit.primitives.primitive_job import PrimitiveJob
 
 from ..errors import QKLSTMError
+from ..nn.cell import NUM_GATES
+from ..validation import check_int
 
 __all__ = [
     "CostEstimate",
@@ -54,7 +56,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-NUM_GATES = 4
 DEFAULT_REP_DELAY_S = 250e-6
 DEFAULT_JOB_OVERHEAD_S = 3.0
 OPEN_PLAN_SECONDS = 600.0  # 10 QPU minutes per month
@@ -210,11 +211,6 @@ class CostEstimate:
         return "\n".join(lines)
 
 
-def _check_count(name: str, value: int, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"estimate_cost: expected {name} to be an int >= {minimum}, got {value!r}")
-
-
 def estimate_cost(
     batches: Iterable[tuple[int, int]],
     *,
@@ -264,7 +260,7 @@ def estimate_cost(
         ("num_references", num_references, 1), ("shots", shots, 1), ("num_layers", num_layers, 1),
         ("num_gates", num_gates, 1), ("shift_parameters", shift_parameters, 0), ("epochs", epochs, 1),
     ):
-        _check_count(name, value, minimum)
+        check_int("estimate_cost", name, value, minimum)
     if training and shift_parameters < 1:
         raise ValueError(f"estimate_cost: expected shift_parameters >= 1 when training, got {shift_parameters}")
     if not (math.isfinite(job_overhead_seconds) and job_overhead_seconds >= 0):

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..config import TrainConfig
+from ..config import OPTIMIZERS, TrainConfig
 from ..data.corpus import PAD_TAG, Batch, make_batches
 from ..rundir import save_atomic, write_json_atomic
 
@@ -82,7 +82,7 @@ class Trainer:
         self.metadata = dict(metadata or {})
         self.pad_index, self.progress = pad_index, progress
         params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD
+        optimizer = getattr(torch.optim, OPTIMIZERS[config.optimizer])
         self.optimizer = optimizer(params, lr=config.lr)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.history: list[dict[str, float]] = []
