@@ -31,7 +31,7 @@ def test_train_prints_parameters_and_accuracy_and_writes_outputs(tmp_path, capsy
     # the same folder again, without --resume: refused, nothing lost
     assert cli.main(["train", "--out", str(out), "--epochs", "3", "--no-progress"]) == 2
     line = one_line_error(capsys.readouterr().err, "train")
-    assert "already holds a run" in line and "--resume" in line
+    assert "holding model.pt, last.pt, metrics.json; pass --resume" in line
     assert json.loads((out / "metrics.json").read_text()) == metrics
 
 

@@ -13,7 +13,6 @@ from torch import nn
 from qk_lstm_qiskit.checkpoint import load_checkpoint, load_tagger
 from qk_lstm_qiskit.config import DataConfig, ModelConfig, RunConfig, load_config
 from qk_lstm_qiskit.data.corpus import PAPER_SENTENCES, Vocabulary, encode_corpus
-from qk_lstm_qiskit.errors import QKLSTMError
 from qk_lstm_qiskit.data.tasks import prepare_data
 from qk_lstm_qiskit.training.experiment import run_training
 from qk_lstm_qiskit.nn.tagger import Tagger, build_tagger, count_parameters
@@ -193,7 +192,7 @@ def test_refuses_to_overwrite_a_run_and_leaves_it_untouched(tmp_path):
     run_training(config, tmp_path, progress=False)
     before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.iterdir()}
     assert {"metrics.json", "metrics.csv", "model.pt", "last.pt"} <= set(before)
-    with pytest.raises(QKLSTMError, match=r"already holds a run \(model.pt, last.pt, metrics.json\); pass --resume"):
+    with pytest.raises(ValueError, match=r"holding model.pt, last.pt, metrics.json; pass --resume to continue it"):
         run_training(with_train(config, seed=5), tmp_path, progress=False)
     after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.iterdir()}
     assert after == before
@@ -201,11 +200,11 @@ def test_refuses_to_overwrite_a_run_and_leaves_it_untouched(tmp_path):
 
 def test_resume_errors(tmp_path):
     config = with_train(load_config(PAPER_CONFIG), epochs=1)
-    with pytest.raises(QKLSTMError, match=r"--resume expected .*last.pt from an earlier run, not found"):
+    with pytest.raises(ValueError, match=r"--resume expected .*last.pt from an earlier run, not found"):
         run_training(config, tmp_path / "empty", resume=True, progress=False)
     run_training(config, tmp_path / "run", progress=False)
     other = dataclasses.replace(config, model=dataclasses.replace(config.model, hidden_dim=5))
-    with pytest.raises(QKLSTMError, match=r"--resume expected model.hidden_dim = 6 as saved in .*last.pt, got 5"):
+    with pytest.raises(ValueError, match=r"--resume expected model.hidden_dim = 6 as saved in .*last.pt, got 5"):
         run_training(other, tmp_path / "run", resume=True, progress=False)
 
 

@@ -7,47 +7,44 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..hardware.backends import resolve_backend
 from ..config import RunConfig
 from ..data.corpus import make_batches
 from ..data.tasks import TaskData, prepare_data
-from ..errors import QKLSTMError
+from ..checkpoint import LAST_FILE, MODEL_FILE, load_checkpoint
 from ..nn.tagger import build_tagger, count_parameters
+from ..rundir import check_out_dir
 from .trainer import Trainer, evaluate, seed_everything
 
 __all__ = ["run_training", "default_run_dir"]
 
 log = logging.getLogger(__name__)
-CHECKPOINT_FORMAT = 1
 
 
 def default_run_dir(config: RunConfig) -> Path:
     return Path("runs") / f"{config.model.kind}-s{config.train.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _check_run_dir(out_dir: Path, resume: bool, config: RunConfig) -> dict | None:
-    """Refuse to overwrite a finished or started run; return the resume state when asked."""
-    last = out_dir / "last.pt"
-    if not resume:
-        existing = [n for n in ("model.pt", "last.pt", "metrics.json") if (out_dir / n).exists()]
-        if existing:
-            raise QKLSTMError(
-                f"train: --out {out_dir} already holds a run ({', '.join(existing)}); "
-                "pass --resume to continue it or choose another folder"
-            )
-        return None
-    if not last.is_file():
-        raise QKLSTMError(f"train: --resume expected {last} from an earlier run, not found")
-    state = torch.load(last, map_location="cpu", weights_only=False)
+RUN_OUTPUTS = (MODEL_FILE, LAST_FILE, "metrics.json")
+
+
+def _resume_state(out_dir: Path, config: RunConfig) -> dict:
+    """``out_dir/last.pt``, refusing a config that differs from the saved one (except a larger ``train.epochs``)."""
+    state = load_checkpoint(out_dir / LAST_FILE, resume=True)
     saved, current = state["config"], config.to_dict()
-    for section in ("model", "data", "executor"):
+    for section in ("model", "data", "train", "executor"):
         for key, value in current[section].items():
-            if saved[section].get(key) != value:
-                raise QKLSTMError(
-                    f"train: --resume expected {section}.{key} = {saved[section].get(key)!r} as saved in {last}, got {value!r}"
+            if section == "train" and key == "epochs":
+                continue
+            if saved.get(section, {}).get(key) != value:
+                raise ValueError(
+                    f"train: --resume expected {section}.{key} = {saved.get(section, {}).get(key)!r} as saved in "
+                    f"{out_dir / LAST_FILE}, got {value!r} (a resumed run keeps its settings; only epochs may grow)"
                 )
+    done = len(state["history"])
+    if config.train.epochs < done:
+        raise ValueError(f"train: --resume expected train.epochs >= {done} (epochs already run in {out_dir}), "
+                         f"got {config.train.epochs}")
     return state
 
 
@@ -58,16 +55,16 @@ def run_training(
 
     Args:
         config: the whole run configuration.
-        out_dir: run folder (created); ``None`` keeps everything in memory.
+        out_dir: run folder, created when the first epoch is saved (after every check passed);
+            ``None`` keeps everything in memory.
         resume: continue from ``out_dir/last.pt``.
         sampler: a ``BaseSamplerV2`` overriding ``config.executor`` (Python API only).
     """
+    resume_state = None
     if out_dir is not None:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        resume_state = _check_run_dir(out_dir, resume, config)
-    else:
-        resume_state = None
+        out_dir = check_out_dir(out_dir, command="train", outputs=RUN_OUTPUTS, resume=resume, resume_from=LAST_FILE)
+        if resume:
+            resume_state = _resume_state(out_dir, config)
     data = prepare_data(config.data)
     pass_manager = backend = None
     if sampler is None:
@@ -91,7 +88,6 @@ def _train(
         sample = make_batches(data.train[:32], 32, pad_index=data.words.pad_index or 0)[0]
         model.recurrent.init_references_from_data(model.embedding(sample.words).detach())
     metadata = {
-        "format": CHECKPOINT_FORMAT,
         "model": config.model.kind,
         "trainable_parameters": count_parameters(model),
         "config": config.to_dict(),
