@@ -96,7 +96,7 @@ def test_budget_refuses_before_any_submission(checkpoint, tmp_path):
 @pytest.mark.fake_backend
 def test_existing_journal_needs_resume(checkpoint, tmp_path):
     (tmp_path / "jobs.jsonl").write_text("")
-    with pytest.raises(QKLSTMError, match="already holds jobs.jsonl from an earlier run; pass --resume"):
+    with pytest.raises(ValueError, match="holding jobs.jsonl; pass --resume to continue it"):
         evaluate_checkpoint(checkpoint, "fake:manila", shots=SHOTS, out_dir=tmp_path)
 
 
@@ -228,7 +228,7 @@ def test_non_sampler_backend_is_refused(checkpoint):
 
 def test_training_folder_is_never_overwritten(checkpoint):
     before = (checkpoint.parent / "metrics.json").read_bytes()
-    with pytest.raises(QKLSTMError, match="already holds a metrics.json that is not from an evaluation"):
+    with pytest.raises(ValueError, match=r"holding metrics.json; pass --resume to continue it or choose another folder"):
         evaluate_checkpoint(checkpoint, "aer", shots=SHOTS, out_dir=checkpoint.parent)
     assert (checkpoint.parent / "metrics.json").read_bytes() == before
     assert not (checkpoint.parent / "jobs.jsonl").exists()

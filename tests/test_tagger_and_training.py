@@ -59,7 +59,7 @@ def test_unknown_word_or_tag_raises():
         data.tags.encode(["NN", "ADJ"])
     with pytest.raises(ValueError, match=r"Vocabulary: unknown word 'cat'"):
         encode_corpus([(["The", "cat"], ["DET", "NN"])], data.words, data.tags)
-    with pytest.raises(ValueError, match=r"encode_corpus: expected one tag per word in sentence 0, got 2 words and 1 tags"):
+    with pytest.raises(ValueError, match=r"encode_corpus: expected a non-empty sentence with one tag per word, got 2 words and 1 tags in sentence 1"):
         encode_corpus([(["The", "dog"], ["DET"])], data.words, data.tags)
     # with an unk token, unknown words map to it instead
     vocab = Vocabulary(["a"], unk="<unk>", name="word")

@@ -59,7 +59,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     out_dir = Path(target) if target else default_run_dir(config)
     if args.dry_run or args.max_qpu_seconds is not None:
         from ..hardware.cost import check_budget
-        from ..evaluation.backend import estimate_training
+        from ..training.experiment import estimate_training
 
         estimate = estimate_training(config)
         if args.dry_run:
@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("--no-progress", action="store_true")
     repro.set_defaults(func=_cmd_reproduce)
 
-    from .hardware import add_commands  # evaluate, estimate
+    from .evaluate import add_commands  # evaluate, estimate
 
     add_commands(sub)
     return parser

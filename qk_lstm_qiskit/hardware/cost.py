@@ -33,11 +33,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+import torch
 from qiskit.primitives import BaseSamplerV2, BitArray, DataBin, PrimitiveResult, SamplerPubResult
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit.primitives.primitive_job import PrimitiveJob
 
 from ..errors import QKLSTMError
+from ..kernels.kernel import QuantumKernel
+from ..kernels.sampler import SamplerFidelity
 from ..nn.cell import NUM_GATES
 from ..validation import check_int
 
@@ -51,7 +54,10 @@ __all__ = [
     "check_budget",
     "circuit_duration",
     "estimate_cost",
+    "estimate_model_cost",
     "rep_delay",
+    "sampler_kernels",
+    "shift_parameters",
 ]
 
 logger = logging.getLogger(__name__)
@@ -345,3 +351,40 @@ class DryRunSampler(BaseSamplerV2):
             }
             results.append(SamplerPubResult(DataBin(shape=shape, **data), metadata={"shots": 1}))
         return PrimitiveResult(results, metadata={"dry_run": True})
+
+
+def sampler_kernels(model: torch.nn.Module) -> list[QuantumKernel]:
+    """The kernels of ``model`` that run on a sampler (``[]`` on the exact executor)."""
+    return [m for m in model.modules() if isinstance(m, QuantumKernel) and m.sampler_fidelity is not None]
+
+
+def shift_parameters(kernel: QuantumKernel, pass_manager, differentiate_y: bool) -> int:
+    """Circuit parameters shifted per binding in the sampler kernel's backward, counted by a dry run."""
+    dry = DryRunSampler()
+    fm = kernel.feature_map
+    fidelity = SamplerFidelity(fm, dry, pass_manager=pass_manager)
+    with torch.enable_grad():
+        ax = fm.angles(torch.zeros(1, fm.num_qubits)).detach().requires_grad_(True)
+        ay = fm.angles(torch.zeros(1, fm.num_qubits)).detach().requires_grad_(differentiate_y)
+        fidelity(ax, ay).sum().backward()
+    return dry.calls[-1][0] // 2
+
+
+def estimate_model_cost(
+    model: torch.nn.Module, batches: Iterable[tuple[int, int]], resolved, *, num_references: int, num_layers: int,
+    training: bool, epochs: int = 1, differentiate_y: bool = False, job_overhead_seconds: float | None = None,
+) -> CostEstimate:
+    """:func:`estimate_cost` of running ``model`` (built on ``resolved``'s pass manager) over ``batches``.
+
+    The ISA circuit comes from the model's first sampler kernel, the shifted-parameter count from
+    a dry run of its backward (``differentiate_y``: references or bandwidth are trained too).
+    """
+    kernels = sampler_kernels(model)
+    shift = shift_parameters(kernels[0], resolved.pass_manager, differentiate_y) if training and kernels else 0
+    return estimate_cost(
+        batches, num_references=num_references, shots=resolved.shots or 1, num_layers=num_layers,
+        training=training, shift_parameters=shift, epochs=epochs,
+        isa_circuit=kernels[0].sampler_fidelity.circuit if kernels else None, device=resolved.device,
+        backend=resolved.name, on_qpu=resolved.kind in ("fake", "ibm"),
+        job_overhead_seconds=DEFAULT_JOB_OVERHEAD_S if job_overhead_seconds is None else job_overhead_seconds,
+    )

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..hardware.backends import resolve_backend
+from ..hardware.cost import DryRunSampler, batch_shapes, estimate_model_cost
 from ..config import RunConfig
 from ..data.corpus import make_batches
 from ..data.tasks import TaskData, prepare_data
@@ -16,7 +17,7 @@ from ..nn.tagger import build_tagger, count_parameters
 from ..rundir import check_out_dir
 from .trainer import Trainer, evaluate, seed_everything
 
-__all__ = ["run_training", "default_run_dir"]
+__all__ = ["run_training", "default_run_dir", "estimate_training"]
 
 log = logging.getLogger(__name__)
 
@@ -109,3 +110,29 @@ def _train(
     trainer.write_metrics(**extra)
     meta = {k: v for k, v in metadata.items() if k not in ("words", "tags")}
     return {**meta, "epochs": history, **extra, "out_dir": None if out_dir is None else str(out_dir)}
+
+
+def estimate_training(config: RunConfig, *, resolved=None, job_overhead_seconds: float | None = None):
+    """:class:`~qk_lstm_qiskit.hardware.cost.CostEstimate` of ``qk-lstm train`` with ``config`` on its backend.
+
+    ``train.epochs`` epochs over the training sentences in batches of ``train.batch_size``
+    (sorted by length: with shuffled batches expect more padded steps), forward and
+    parameter-shift backward. Nothing is submitted.
+    """
+    if config.model.kind != "qk-lstm":
+        raise ValueError(f"train: expected model.kind 'qk-lstm' for a QPU estimate (its kernels use the sampler), "
+                         f"got {config.model.kind!r}")
+    ex = config.executor
+    rb = resolved or resolve_backend(ex.backend, shots=ex.shots, seed=ex.seed, optimization_level=ex.optimization_level)
+    if rb.sampler is None:
+        raise ValueError(f"train: expected a sampler backend for --dry-run/--max-qpu-seconds, got {rb.name!r}")
+    data = prepare_data(config.data)
+    model = build_tagger(config.model, len(data.words), len(data.tags), sampler=DryRunSampler(),
+                         pass_manager=rb.pass_manager)
+    lengths = sorted(len(ws) for ws, _ in data.train)
+    return estimate_model_cost(
+        model, batch_shapes(lengths, config.train.batch_size), rb, num_references=config.model.num_references,
+        num_layers=config.model.num_layers, training=True, epochs=config.train.epochs,
+        differentiate_y=config.model.references == "learned" or config.model.trainable_scaling,
+        job_overhead_seconds=job_overhead_seconds,
+    )
