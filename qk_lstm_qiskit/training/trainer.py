@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from ..config import OPTIMIZERS, TrainConfig
 from ..data.corpus import PAD_TAG, Batch, make_batches
 from ..checkpoint import LAST_FILE, MODEL_FILE, save_checkpoint
+from ..evaluation.loop import tag_batches
 from ..rundir import make_out_dir, write_csv_atomic, write_json_atomic
 
 __all__ = ["Trainer", "evaluate", "seed_everything"]
@@ -54,17 +55,10 @@ def _batch_stats(log_probs: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, i
     return loss, correct, int(mask.sum())
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, batches: Sequence[Batch]) -> dict[str, float]:
-    """Token-weighted ``loss`` and ``accuracy`` of ``model`` on ``batches`` (eval mode)."""
-    was_training = model.training
-    model.eval()
-    total_loss = correct = total = 0
-    for batch in batches:
-        loss, c, n = _batch_stats(model(batch.words), batch)
-        total_loss, correct, total = total_loss + loss.item() * n, correct + c, total + n
-    model.train(was_training)
-    return {"loss": total_loss / max(total, 1), "accuracy": correct / max(total, 1)}
+    """Token-weighted ``loss`` and ``accuracy`` of ``model`` on ``batches`` (eval mode, :func:`tag_batches`)."""
+    tagged = tag_batches(model, batches)
+    return {"loss": tagged.loss or 0.0, "accuracy": tagged.accuracy}
 
 
 class Trainer:
