@@ -10,7 +10,9 @@ from typing import Any, Sequence
 
 import torch
 
-__all__ = ["check_choice", "check_finite", "check_int", "check_number"]
+__all__ = ["check_choice", "check_finite", "check_int", "check_number", "check_pair", "check_tensor", "FLOAT_DTYPES"]
+
+FLOAT_DTYPES = (torch.float32, torch.float64)  # what the executors compute in
 
 
 def check_int(owner: str, name: str, value: Any, minimum: int | None = None, *, optional: bool = False) -> None:
@@ -59,3 +61,28 @@ def check_finite(owner: str, name: str, tensor: torch.Tensor) -> None:
     if not torch.isfinite(tensor).all():
         bad = tensor[~torch.isfinite(tensor)].flatten()[0].item()
         raise ValueError(f"{owner}: expected finite values in {name}, got {bad}")
+
+
+def check_tensor(
+    owner: str, name: str, value: Any, *, dtypes: Sequence[torch.dtype] = FLOAT_DTYPES, finite: bool = True
+) -> None:
+    """Raise ``TypeError`` unless ``value`` is a ``torch.Tensor`` of one of ``dtypes``; ``ValueError`` on NaN/inf.
+
+    Complex, integer, boolean and half-precision tensors are refused rather than cast: a cast
+    would silently drop an imaginary part or change the precision the caller asked for.
+    """
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{owner}: expected {name} to be a torch.Tensor, got {type(value).__name__}")
+    if value.dtype not in dtypes:
+        expected = " or ".join(str(d).removeprefix("torch.") for d in dtypes)
+        raise TypeError(f"{owner}: expected {name} of dtype {expected}, got {str(value.dtype).removeprefix('torch.')}")
+    if finite:
+        check_finite(owner, name, value)
+
+
+def check_pair(owner: str, name: str, value: Any, names: tuple[str, str] = ("h_0", "c_0")) -> tuple[Any, Any]:
+    """``value`` as a 2-tuple, or ``TypeError`` naming the expected ``(names[0], names[1])``."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        got = f"{type(value).__name__} of length {len(value)}" if isinstance(value, (tuple, list)) else type(value).__name__
+        raise TypeError(f"{owner}: expected {name} to be a tuple ({names[0]}, {names[1]}), got {got}")
+    return value[0], value[1]

@@ -11,7 +11,7 @@ from torch import nn
 from ..errors import ProductKernelWarning
 from ..circuits.feature_map import FeatureMap
 from .statevector import StatevectorExecutor
-from ..validation import check_finite
+from ..validation import check_tensor
 
 __all__ = ["QuantumKernel", "PreparedSide", "warn_if_product"]
 
@@ -143,9 +143,10 @@ class QuantumKernel(nn.Module):
         return self.executor.statevectors(self.feature_map.angles(x))
 
     def _check(self, name: str, t: torch.Tensor) -> None:
+        check_tensor("QuantumKernel", name, t, finite=False)  # float32 or float64: never a complex "fidelity"
         if t.dim() != 2 or t.size(1) != self.num_features:
             raise ValueError(f"QuantumKernel: expected {name} of shape (*, {self.num_features}), got {tuple(t.shape)}")
-        check_finite("QuantumKernel", name, t)
+        check_tensor("QuantumKernel", name, t)
 
     def prepare(self, y: torch.Tensor) -> PreparedSide:
         """Everything of the ``y`` side that does not depend on ``x``: reuse it across time steps."""
@@ -174,7 +175,9 @@ class QuantumKernel(nn.Module):
         return _ShiftRuleFidelity.apply(ax, ay, self.executor, ax.new_tensor(scales))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.evaluate(x, self.prepare(y.to(x.dtype)))
+        self._check("x", x)
+        self._check("y", y)  # before the cast to x's dtype
+        return self.evaluate(x, self.prepare(y.to(x.dtype)), check=False)
 
     def extra_repr(self) -> str:
         return "executor=exact" if self.sampler_fidelity is None else "executor=sampler"

@@ -11,7 +11,7 @@ from torch import nn
 from ..circuits.feature_map import FeatureMap
 from ..kernels.fused import fused_layer, supports_fused
 from ..kernels.kernel import PreparedSide, QuantumKernel, warn_if_product
-from ..validation import check_choice, check_finite, check_int
+from ..validation import check_choice, check_finite, check_int, check_pair, check_tensor
 
 __all__ = ["GatedCell", "QKLSTMCell", "WEIGHTINGS", "REFERENCE_MODES"]
 
@@ -42,6 +42,11 @@ class GatedCell(nn.Module):
         check_int(owner, "hidden_size", hidden_size, 1)
         self.input_size, self.hidden_size = input_size, hidden_size
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The parameters' dtype: inputs and states must have it, as in ``nn.LSTMCell``."""
+        return next(self.parameters()).dtype
+
     def prepare(self) -> Any:
         """Per-sequence constants handed to every :meth:`gates` call (default ``None``)."""
         return None
@@ -53,6 +58,7 @@ class GatedCell(nn.Module):
         self, input: torch.Tensor, hx: tuple[torch.Tensor, torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         owner = type(self).__name__
+        check_tensor(owner, "input", input, dtypes=(self.dtype,), finite=False)
         if input.dim() not in (1, 2):
             raise ValueError(f"{owner}: expected input of 1 or 2 dimensions, got {input.dim()}")
         if input.size(-1) != self.input_size:
@@ -64,7 +70,10 @@ class GatedCell(nn.Module):
             zeros = x.new_zeros(x.size(0), self.hidden_size)
             h, c = zeros, zeros
         else:
-            h, c = (t.unsqueeze(0) if unbatched else t for t in hx)
+            h, c = check_pair(owner, "hx", hx, ("h_0", "c_0"))
+            for name, t in (("hx[0]", h), ("hx[1]", c)):
+                check_tensor(owner, name, t, dtypes=(input.dtype,))
+            h, c = (t.unsqueeze(0) if unbatched else t for t in (h, c))
             for name, t in (("hx[0]", h), ("hx[1]", c)):
                 if t.shape != (x.size(0), self.hidden_size):
                     expected = (self.hidden_size,) if unbatched else (x.size(0), self.hidden_size)

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..kernels.kernel import warn_if_product
 from .cell import GatedCell, QKLSTMCell
-from ..validation import check_finite, check_int
+from ..validation import check_finite, check_int, check_pair, check_tensor
 
 __all__ = ["RecurrentStack", "QKLSTM"]
 
@@ -42,6 +42,7 @@ class RecurrentStack(nn.Module):
         self, input: torch.Tensor, hx: tuple[torch.Tensor, torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         owner = type(self).__name__
+        check_tensor(owner, "input", input, dtypes=(self.cells[0].dtype,), finite=False)
         if input.dim() not in (2, 3):
             raise ValueError(f"{owner}: expected input of 2 (unbatched) or 3 dimensions, got {input.dim()}")
         if input.size(-1) != self.input_size:
@@ -55,7 +56,10 @@ class RecurrentStack(nn.Module):
         if hx is None:
             h0 = c0 = x.new_zeros(state_shape)
         else:
-            h0, c0 = (t.unsqueeze(1) if unbatched else t for t in hx)
+            h0, c0 = check_pair(owner, "hx", hx)
+            for name, t in (("h_0", h0), ("c_0", c0)):
+                check_tensor(owner, name, t, dtypes=(input.dtype,))
+            h0, c0 = (t.unsqueeze(1) if unbatched else t for t in (h0, c0))
             for name, t in (("h_0", h0), ("c_0", c0)):
                 if t.shape != state_shape:
                     expected = (self.num_layers, self.hidden_size) if unbatched else state_shape
