@@ -21,9 +21,10 @@ key             content
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -38,6 +39,7 @@ __all__ = [
     "MODEL_FILE",
     "load_checkpoint",
     "load_tagger",
+    "restoring",
     "save_checkpoint",
 ]
 
@@ -111,10 +113,23 @@ def load_tagger(
     config = load_config(overrides=state["config"])
     words, tags = Vocabulary.from_dict(state["words"]), Vocabulary.from_dict(state["tags"])
     model = build_tagger(config.model, len(words), len(tags), sampler=sampler, pass_manager=pass_manager)
-    try:
+    with restoring(path):
         model.load_state_dict(state["model_state"])
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        detail = " ".join(line.strip() for line in first[:2])[:200]
-        raise ValueError(f"checkpoint: {str(path)!r} holds parameters that do not fit its config ({detail})") from exc
     return model.eval(), words, tags, config
+
+
+@contextlib.contextmanager
+def restoring(path: str | os.PathLike) -> Iterator[None]:
+    """Turn a saved state that does not fit what it is loaded into (a hand-edited or foreign model,
+    optimizer or RNG state) into one ``ValueError`` naming ``path``.
+
+    Example:
+        >>> with restoring("runs/x/last.pt"):
+        ...     trainer.load_state(state)
+    """
+    try:
+        yield
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        detail = " ".join(lines[:2])[:200] or type(exc).__name__
+        raise ValueError(f"checkpoint: {str(path)!r} holds a state that does not fit its config ({detail})") from exc

@@ -102,7 +102,12 @@ _POSITIVE = {
      ("data", "max_length"), ("executor", "shots"), ("train", "clip_grad_norm")}
 
 
-def _coerce(where: str, section: str, name: str, value: Any, annotation: Any) -> Any:
+_SEEDS = {("train", "seed"), ("data", "split_seed"), ("executor", "seed")}  # numpy and torch take [0, 2**32)
+
+
+def _coerce(where: str, section: str, name: str, value: Any, annotation: Any, label: str | None = None) -> Any:
+    """``value`` checked (and int → float where a float is expected); ``label`` names its flag in errors."""
+    key = f"{label} ({section}.{name})" if label else f"{section}.{name}"
     optional = typing.get_origin(annotation) is typing.Union
     base = [a for a in typing.get_args(annotation) if a is not type(None)][0] if optional else annotation
     if value is None and optional:
@@ -116,19 +121,21 @@ def _coerce(where: str, section: str, name: str, value: Any, annotation: Any) ->
         except ValueError:
             pass
     if not ok:
-        raise ValueError(f"config{where}: expected {section}.{name} to be {base.__name__}, got {value!r}")
+        raise ValueError(f"config{where}: expected {key} to be {base.__name__}, got {value!r}")
     if (section, name) in _CHOICES and value not in _CHOICES[section, name]:
-        raise ValueError(f"config{where}: expected {section}.{name} in {_CHOICES[section, name]}, got {value!r}")
+        raise ValueError(f"config{where}: expected {key} in {_CHOICES[section, name]}, got {value!r}")
     if (section, name) in _POSITIVE and not (math.isfinite(value) and value > 0):
-        raise ValueError(f"config{where}: expected {section}.{name} > 0, got {value!r}")
+        raise ValueError(f"config{where}: expected {key} > 0, got {value!r}")
     if (section, name) == ("train", "bucket_batches") and value < 0:
         raise ValueError(f"config{where}: expected train.bucket_batches >= 0, got {value!r}")
     if (section, name) == ("data", "validation_fraction") and not 0.0 <= value < 1.0:
         raise ValueError(f"config{where}: expected data.validation_fraction in [0, 1), got {value!r}")
+    if (section, name) in _SEEDS and not 0 <= value < 2**32:
+        raise ValueError(f"config{where}: expected 0 <= {key} < 2**32, got {value!r}")
     return value
 
 
-def _merge(config: RunConfig, overrides: Mapping[str, Any], where: str) -> RunConfig:
+def _merge(config: RunConfig, overrides: Mapping[str, Any], where: str, labels: Mapping[str, str] | None = None) -> RunConfig:
     sections = {f.name: f for f in dataclasses.fields(RunConfig)}
     updated = {}
     for section, values in overrides.items():
@@ -142,17 +149,23 @@ def _merge(config: RunConfig, overrides: Mapping[str, Any], where: str) -> RunCo
         for name, value in values.items():
             if name not in hints:
                 raise ValueError(f"config{where}: unknown key {section}.{name} (expected one of {sorted(hints)})")
-            changes[name] = _coerce(where, section, name, value, hints[name])
+            changes[name] = _coerce(where, section, name, value, hints[name], (labels or {}).get(f"{section}.{name}"))
         updated[section] = dataclasses.replace(current, **changes)
     return dataclasses.replace(config, **updated)
 
 
-def load_config(path: str | Path | None = None, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> RunConfig:
+def load_config(
+    path: str | Path | None = None, overrides: Mapping[str, Mapping[str, Any]] | None = None, *,
+    labels: Mapping[str, str] | None = None,
+) -> RunConfig:
     """Defaults ← YAML file ``path`` ← ``overrides`` (``{"train": {"seed": 1}}``), all validated.
+
+    ``labels`` names where an override came from in error messages (``{"train.seed": "--seed"}``).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: malformed YAML, unknown section or key, wrong type or out-of-range value.
+        ValueError: a file that is not UTF-8 YAML, malformed YAML, unknown section or key, wrong
+            type or out-of-range value — one line naming the file and the key.
     """
     config = RunConfig()
     if path is not None:
@@ -161,6 +174,10 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Mapping[
             raise FileNotFoundError(f"config: expected an existing YAML file, got {str(path)!r}")
         try:
             loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"config {path}: expected a UTF-8 YAML text file, got byte {exc.object[exc.start]:#04x} at offset {exc.start}"
+            ) from exc
         except yaml.YAMLError as exc:
             first = str(exc).strip().splitlines()[0]
             raise ValueError(f"config {path}: not valid YAML ({first})") from exc
@@ -170,5 +187,5 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Mapping[
             raise ValueError(f"config {path}: expected a mapping of sections, got {type(loaded).__name__}")
         config = _merge(config, loaded, f" {path}")
     if overrides:
-        config = _merge(config, overrides, "")
+        config = _merge(config, overrides, "", labels)
     return config

@@ -13,6 +13,7 @@ import contextlib
 import csv
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -21,6 +22,7 @@ import torch
 __all__ = [
     "atomic_write",
     "check_out_dir",
+    "check_out_file",
     "make_out_dir",
     "save_atomic",
     "write_csv_atomic",
@@ -38,10 +40,10 @@ def check_out_dir(
     resume_from: str | None = None,
     flag: str = "--out",
 ) -> Path:
-    """Refuse an output folder that cannot take this command's ``outputs``; create nothing.
+    """Refuse an output folder that cannot take this command's ``outputs``; leave nothing behind.
 
     Checks, in order: ``out_dir`` and every existing ancestor are folders; the nearest existing
-    one is writable; without ``resume`` none of ``outputs`` exists in ``out_dir`` (nothing is ever
+    one is writable (tried with a temporary folder, removed at once); without ``resume`` none of ``outputs`` exists in ``out_dir`` (nothing is ever
     overwritten); with ``resume`` the file ``resume_from`` exists in it.
 
     Returns:
@@ -51,32 +53,67 @@ def check_out_dir(
         ValueError: one line naming ``command``, ``flag``, the folder and what is wrong.
     """
     out = Path(out_dir)
-    for folder in (out, *out.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                what = "a file" if folder == out else f"under the file {folder}"
-                raise ValueError(f"{command}: expected {flag} to be a folder, got {str(out)!r}, {what}")
-            if not os.access(folder, os.W_OK | os.X_OK):
-                raise ValueError(f"{command}: expected a writable {flag}, got {str(out)!r} ({folder} is not writable)")
-            break
+    _check_writable_folder(out, command=command, flag=flag, target=out)
     if resume:
         if resume_from is not None and not (out / resume_from).is_file():
             raise ValueError(f"{command}: --resume expected {out / resume_from} from an earlier run, not found")
         return out
     existing = [name for name in outputs if (out / name).exists()]
     if existing:
-        hint = "; pass --resume to continue it" if resume_from is not None else ""
+        hint = "pass --resume to continue it or choose" if resume_from is not None else "choose"
         raise ValueError(
             f"{command}: expected a {flag} folder without {', '.join(outputs)}, got {str(out)!r} holding "
-            f"{', '.join(existing)}{hint} or choose another folder (nothing was overwritten)"
+            f"{', '.join(existing)}; {hint} another folder (nothing was overwritten)"
         )
     return out
 
 
+def check_out_file(path: str | os.PathLike, *, command: str, flag: str) -> Path:
+    """Refuse an output file ``path`` that exists or whose folder cannot be made or written; create nothing.
+
+    Raises:
+        ValueError: one line naming ``command``, ``flag``, the path and what is wrong.
+    """
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        what = "a folder" if path.is_dir() else "an existing file"
+        raise ValueError(f"{command}: expected {flag} to be a new file, got {str(path)!r}, {what} (nothing was overwritten)")
+    _check_writable_folder(path.parent, command=command, flag=flag, target=path)
+    return path
+
+
+def _check_writable_folder(folder: Path, *, command: str, flag: str, target: Path) -> None:
+    """``folder`` and its existing ancestors are folders, and the nearest existing one takes new entries.
+
+    ``target`` is what ``flag`` named: ``folder`` itself (an output folder) or a file in it.
+    """
+    noun = "a folder" if target == folder else "a file in a folder"
+    for ancestor in (folder, *folder.parents):
+        if not ancestor.exists():
+            continue
+        if not ancestor.is_dir():
+            what = "a file" if ancestor == target else f"under the file {ancestor}"
+            raise ValueError(f"{command}: expected {flag} to be {noun}, got {str(target)!r}, {what}")
+        try:  # os.access is not enough (root, read-only mounts, /proc): try, and leave nothing behind
+            tempfile.TemporaryDirectory(dir=ancestor, prefix=".qk-lstm-probe-").cleanup()
+        except OSError as exc:
+            raise ValueError(
+                f"{command}: expected a writable {flag}, got {str(target)!r} ({ancestor} is not writable: {exc.strerror})"
+            ) from exc
+        return
+
+
 def make_out_dir(out_dir: str | os.PathLike) -> Path:
-    """Create ``out_dir`` (and its parents) right before the first write; return it."""
+    """Create ``out_dir`` (and its parents) right before the first write; return it.
+
+    Raises:
+        ValueError: the folder cannot be created (one line naming it).
+    """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot create the folder {str(out)!r}: {exc.strerror}") from exc
     return out
 
 

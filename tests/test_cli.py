@@ -49,9 +49,9 @@ def test_train_lstm_with_flags(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--epochs", "0"], r"config: expected train.epochs > 0, got 0"),
-        (["--lr", "-1"], r"config: expected train.lr > 0, got -1.0"),
-        (["--batch-size", "0"], r"config: expected train.batch_size > 0, got 0"),
+        (["--epochs", "0"], r"config: expected --epochs (train.epochs) > 0, got 0"),
+        (["--lr", "-1"], r"config: expected --lr (train.lr) > 0, got -1.0"),
+        (["--batch-size", "0"], r"config: expected --batch-size (train.batch_size) > 0, got 0"),
         (["--config", "missing.yaml"], r"config: expected an existing YAML file, got 'missing.yaml'"),
     ],
 )

@@ -17,26 +17,39 @@ __all__ = ["main"]
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "paper_pos.yaml"
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, dict]:
-    """Config overrides from the flags the user actually gave."""
-    mapping = {
-        "model": ("model", "kind"),
-        "seed": ("train", "seed"),
-        "epochs": ("train", "epochs"),
-        "lr": ("train", "lr"),
-        "optimizer": ("train", "optimizer"),
-        "batch_size": ("train", "batch_size"),
-        "data": ("data", "source"),
-        "backend": ("executor", "backend"),
-        "shots": ("executor", "shots"),
-        "sampler_seed": ("executor", "seed"),
-    }
-    out: dict[str, dict] = {}
-    for flag, (section, key) in mapping.items():
-        value = getattr(args, flag, None)
+FLAG_KEYS = {  # train flag (argparse dest) -> config key it overrides
+    "model": ("model", "kind"),
+    "seed": ("train", "seed"),
+    "epochs": ("train", "epochs"),
+    "lr": ("train", "lr"),
+    "optimizer": ("train", "optimizer"),
+    "batch_size": ("train", "batch_size"),
+    "data": ("data", "source"),
+    "backend": ("executor", "backend"),
+    "shots": ("executor", "shots"),
+    "sampler_seed": ("executor", "seed"),
+}
+
+
+def _load_config(args: argparse.Namespace):
+    """The run config: defaults ← ``--config`` ← the flags the user actually gave (errors name the flag)."""
+    from ..config import load_config
+
+    overrides: dict[str, dict] = {}
+    for dest, (section, key) in FLAG_KEYS.items():
+        value = getattr(args, dest, None)
         if value is not None:
-            out.setdefault(section, {})[key] = value
-    return out
+            overrides.setdefault(section, {})[key] = value
+    labels = {f"{section}.{key}": "--" + dest.replace("_", "-") for dest, (section, key) in FLAG_KEYS.items()}
+    return load_config(_config_path(args), overrides, labels=labels)
+
+
+def _threads() -> int:
+    """``QK_LSTM_THREADS`` (default 1), or a one-line ``ValueError``."""
+    value = os.environ.get("QK_LSTM_THREADS", "1")
+    if not value.strip().isdigit() or int(value) < 1:
+        raise ValueError(f"expected the environment variable QK_LSTM_THREADS to be an int >= 1, got {value!r}")
+    return int(value)
 
 
 def _config_path(args: argparse.Namespace) -> Path | None:
@@ -46,10 +59,9 @@ def _config_path(args: argparse.Namespace) -> Path | None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from ..config import load_config
     from ..training.experiment import default_run_dir, run_training
 
-    config = load_config(_config_path(args), _overrides(args))
+    config = _load_config(args)
     resume = args.resume is not None
     if args.resume and args.out and Path(args.resume) != Path(args.out):
         raise ValueError(f"train: expected --resume DIR to match --out, got {args.resume!r} and {args.out!r}")
@@ -103,20 +115,21 @@ def _show_model_notes() -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qk-lstm", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log progress details and show the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a tagger (default: the paper's QK-LSTM)")
     train.add_argument("--config", help="YAML overriding the defaults (default: configs/paper_pos.yaml)")
-    train.add_argument("--model", choices=MODEL_KINDS)
-    train.add_argument("--seed", type=int)
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--lr", type=float)
-    train.add_argument("--optimizer", choices=tuple(OPTIMIZERS))
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--data", help="'paper' or a path to a CoNLL-U file")
-    train.add_argument("--backend", help="exact (default), aer, aer-noisy:<device>, fake:<device> or ibm:<device>")
-    train.add_argument("--shots", type=int)
+    train.add_argument("--model", choices=MODEL_KINDS, help="model.kind: the recurrent layer (default qk-lstm)")
+    train.add_argument("--seed", type=int, help="train.seed: initialisation and shuffling, 0 <= SEED < 2**32 (default 0)")
+    train.add_argument("--epochs", type=int, help="train.epochs, >= 1 (default 100); with --resume, the new total")
+    train.add_argument("--lr", type=float, help="train.lr: learning rate, > 0 (default 0.1)")
+    train.add_argument("--optimizer", choices=tuple(OPTIMIZERS), help="train.optimizer (default adam)")
+    train.add_argument("--batch-size", type=int, help="train.batch_size: sentences per step, >= 1 (default 1)")
+    train.add_argument("--data", help="data.source: 'paper' (default) or a path to a CoNLL-U file")
+    train.add_argument("--backend", help="executor.backend: exact (default), aer, aer-noisy:<device>, fake:<device> or ibm:<device>")
+    train.add_argument("--shots", type=int, help="executor.shots per circuit on a sampler backend, >= 1 (default: the sampler's)")
     train.add_argument("--sampler-seed", type=int, help="seed of the simulator's shot noise (aer, aer-noisy)")
     train.add_argument("--out", help="run folder (default: a new folder under runs/)")
     train.add_argument("--resume", nargs="?", const="", metavar="DIR",
@@ -129,33 +142,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     repro = sub.add_parser("reproduce", help="Table I and Fig. 3: QK-LSTM, LSTM and QLSTM over several seeds")
     repro.add_argument("--config", help="base YAML (default: configs/paper_pos.yaml)")
-    repro.add_argument("--out", default="runs/reproduce")
-    repro.add_argument("--seeds", type=int, default=3)
-    repro.add_argument("--epochs", type=int)
-    repro.add_argument("--no-progress", action="store_true")
+    repro.add_argument("--out", default="runs/reproduce",
+                       help="folder for table1.md, fig3.png, summary.json and one run folder per model and seed "
+                            "(default runs/reproduce; must not hold them already)")
+    repro.add_argument("--seeds", type=int, default=3, help="number of seeds per model: seeds 0 .. SEEDS-1 (default 3)")
+    repro.add_argument("--epochs", type=int, help="epochs per run, >= 1 (default: the config's, 100)")
+    repro.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     repro.set_defaults(func=_cmd_reproduce)
 
     from .evaluate import add_commands  # evaluate, estimate
 
     add_commands(sub)
+    for command in sub.choices.values():  # -v after the subcommand too; SUPPRESS keeps one given before it
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="log progress details and show the traceback of an error")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    import torch
+    """Run one ``qk-lstm`` command; every expected failure is one ``error:`` line on stderr and exit 2.
 
-    # Tiny models: one intra-op thread is up to 20x faster than two on a busy 2-core machine.
-    torch.set_num_threads(int(os.environ.get("QK_LSTM_THREADS", "1")))
+    Expected failures: bad arguments, files and configs (``ValueError``, ``TypeError``), missing or
+    unwritable files (``OSError``), backend and job failures (``QKLSTMError``) and running out of
+    memory. ``-v`` shows their traceback; anything else is a bug and keeps its traceback.
+    """
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        import torch
+
+        # Tiny models: one intra-op thread is up to 20x faster than two on a busy 2-core machine.
+        torch.set_num_threads(_threads())
         with warnings.catch_warnings():
             _show_model_notes()
             return args.func(args)
-    except (QKLSTMError, ValueError, TypeError, FileNotFoundError) as exc:
+    except (QKLSTMError, ValueError, TypeError, OSError, MemoryError) as exc:
         if args.verbose:
             raise
-        print(f"qk-lstm {args.command}: error: {exc}", file=sys.stderr)
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, MemoryError):
+            message = f"out of memory ({message})"
+        print(f"qk-lstm {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"qk-lstm {args.command}: interrupted; finished epochs are saved (rerun with --resume)", file=sys.stderr)

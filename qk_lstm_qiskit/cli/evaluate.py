@@ -7,8 +7,8 @@ Registered into the main parser by :func:`add_commands`; the logic lives in
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from pathlib import Path
 
 __all__ = ["add_commands"]
 
@@ -90,7 +90,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
     from ..evaluation.backend import estimate_checkpoint
+    from ..rundir import check_out_file, make_out_dir, write_json_atomic
 
+    if args.json:
+        check_out_file(args.json, command="estimate", flag="--json")  # before the estimate, not after
     estimate = estimate_checkpoint(
         args.checkpoint, args.backend, data=args.data, shots=args.shots, batch_size=args.batch_size,
         max_sentences=args.max_sentences, training=args.training, epochs=args.epochs,
@@ -98,9 +101,8 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     )
     print(estimate.summary())
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(estimate.to_dict(), handle, indent=2)
-            handle.write("\n")
+        make_out_dir(Path(args.json).parent)
+        write_json_atomic(estimate.to_dict(), args.json)
         print(f"written: {args.json}")
     return 0
 

@@ -12,7 +12,7 @@ from ..hardware.cost import DryRunSampler, batch_shapes, estimate_model_cost
 from ..config import RunConfig
 from ..data.corpus import make_batches
 from ..data.tasks import TaskData, prepare_data
-from ..checkpoint import LAST_FILE, MODEL_FILE, load_checkpoint
+from ..checkpoint import LAST_FILE, MODEL_FILE, load_checkpoint, restoring
 from ..nn.tagger import build_tagger, count_parameters
 from ..rundir import check_out_dir
 from .trainer import Trainer, evaluate, seed_everything
@@ -99,7 +99,8 @@ def _train(
         model, config.train, out_dir=out_dir, metadata=metadata, pad_index=data.words.pad_index or 0, progress=progress
     )
     if resume_state is not None:
-        trainer.load_state(resume_state)
+        with restoring(out_dir / LAST_FILE):
+            trainer.load_state(resume_state)
     history = trainer.fit(data.train, data.validation or None)
     final = evaluate(model, make_batches(
         data.train, config.train.batch_size, pad_index=data.words.pad_index or 0, bucket_batches=config.train.bucket_batches

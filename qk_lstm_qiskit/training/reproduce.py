@@ -12,7 +12,7 @@ from ..config import MODEL_KINDS, load_config
 from ..data.tasks import prepare_data
 from ..rundir import atomic_write, check_out_dir, write_json_atomic, write_text_atomic
 from ..validation import check_int
-from .experiment import run_training
+from .experiment import RUN_OUTPUTS, run_training
 
 __all__ = ["reproduce", "table_one", "plot_curves"]
 
@@ -96,6 +96,9 @@ def reproduce(
     check_int("reproduce", "seeds", seeds, 1)
     check_int("reproduce", "epochs", epochs, 1, optional=True)
     out = check_out_dir(out, command="reproduce", outputs=OUTPUTS)
+    for kind in kinds:  # every run folder before the first run: a repeated reproduce stops here, not after hours
+        for seed in range(seeds):
+            check_out_dir(out / f"{kind}-s{seed}", command="reproduce", outputs=RUN_OUTPUTS, flag="run")
     base = load_config(config_path)
     if epochs is not None:
         base = dataclasses.replace(base, train=dataclasses.replace(base.train, epochs=epochs))
