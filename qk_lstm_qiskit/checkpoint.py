@@ -81,7 +81,9 @@ def load_checkpoint(path: str | os.PathLike, *, resume: bool = False) -> dict[st
     if not isinstance(state, dict):
         raise ValueError(f"checkpoint: {str(path)!r} is not a qk_lstm_qiskit checkpoint (got a {type(state).__name__})")
     version = state.get("format", 1)
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ValueError(f"checkpoint: expected an int format in {str(path)!r}, got {version!r} (not a qk_lstm_qiskit checkpoint)")
+    if version > FORMAT_VERSION:
         raise ValueError(
             f"checkpoint: expected format <= {FORMAT_VERSION} in {str(path)!r}, got {version!r} (written by a newer version)"
         )
@@ -110,10 +112,10 @@ def load_tagger(
     if path.is_dir():
         path = path / MODEL_FILE
     state = load_checkpoint(path)
-    config = load_config(overrides=state["config"])
-    words, tags = Vocabulary.from_dict(state["words"]), Vocabulary.from_dict(state["tags"])
-    model = build_tagger(config.model, len(words), len(tags), sampler=sampler, pass_manager=pass_manager)
-    with restoring(path):
+    with restoring(path):  # a hand-edited config, vocabulary or state dict
+        config = load_config(overrides=state["config"])
+        words, tags = Vocabulary.from_dict(state["words"]), Vocabulary.from_dict(state["tags"])
+        model = build_tagger(config.model, len(words), len(tags), sampler=sampler, pass_manager=pass_manager)
         model.load_state_dict(state["model_state"])
     return model.eval(), words, tags, config
 

@@ -186,6 +186,8 @@ def load_config(
         if not isinstance(loaded, Mapping):
             raise ValueError(f"config {path}: expected a mapping of sections, got {type(loaded).__name__}")
         config = _merge(config, loaded, f" {path}")
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise TypeError(f"config: expected overrides to be a mapping of sections, got {type(overrides).__name__}")
     if overrides:
         config = _merge(config, overrides, "", labels)
     return config

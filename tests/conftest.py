@@ -1,14 +1,43 @@
-"""Shared fixtures: one torch thread (much faster on small ops on a loaded box), fixed seeds."""
+"""Shared fixtures: a temporary home folder, one torch thread (much faster on small ops on a loaded
+box), fixed seeds, deterministic hypothesis runs."""
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
+import tempfile
+from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
+# Before anything imports qiskit_ibm_runtime, matplotlib or jupyter (they fix their paths at import):
+# the suite, its CLI subprocesses and notebook kernels see a temporary home, so no test can write
+# the user's ~/.qiskit (e.g. qiskit-ibm.json), ~/.config or ~/.cache, nor read a saved IBM account.
+TEST_HOME = Path(tempfile.mkdtemp(prefix="qk-lstm-test-home-"))
+os.environ.update({
+    "HOME": str(TEST_HOME),
+    "USERPROFILE": str(TEST_HOME),
+    "XDG_CONFIG_HOME": str(TEST_HOME / ".config"),
+    "XDG_CACHE_HOME": str(TEST_HOME / ".cache"),
+    "XDG_DATA_HOME": str(TEST_HOME / ".local" / "share"),
+    "MPLCONFIGDIR": str(TEST_HOME / ".config" / "matplotlib"),
+    "QISKIT_SETTINGS": str(TEST_HOME / ".qiskit" / "settings.conf"),
+})
+for _name in ("QISKIT_IBM_TOKEN", "QISKIT_IBM_INSTANCE", "QISKIT_IBM_CHANNEL", "QISKIT_IBM_URL"):
+    os.environ.pop(_name, None)  # tests that need them set stand-ins with monkeypatch
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 torch.set_num_threads(1)  # at import too: module-level test data is built before any fixture runs
+# Same examples every run, nothing written to .hypothesis/, no timing flakiness on a loaded machine.
+settings.register_profile("qk-lstm", database=None, derandomize=True, deadline=None)
+settings.load_profile("qk-lstm")
+
+
+def pytest_unconfigure(config) -> None:
+    shutil.rmtree(TEST_HOME, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
