@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from .circuits.library import FEATURE_MAPS
 from .nn.tagger import MODEL_KINDS
 
 __all__ = ["ModelConfig", "DataConfig", "TrainConfig", "ExecutorConfig", "RunConfig", "load_config", "MODEL_KINDS"]
@@ -33,6 +34,10 @@ class ModelConfig:
     weighting: str = "paper"  # paper | per_gate
     references: str = "fixed"  # fixed | learned | data
     vqc_depth: int = 1  # qlstm
+    # qk-lstm kernels beyond the paper (circuits/library.py): map, Pauli terms, RY·RZ layers per repetition
+    feature_map: str = "paper"  # paper | zz | z | pauli
+    paulis: str = "Z,ZZ"  # pauli: comma-separated terms
+    trainable_layers: int = 0  # with trainable_scaling: one bandwidth per repetition instead of per qubit
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,7 @@ _CHOICES = {
     ("model", "weighting"): ("paper", "per_gate"),
     ("model", "references"): ("fixed", "learned", "data"),
     ("model", "entanglement"): ("linear", "circular", "full", "none"),
+    ("model", "feature_map"): FEATURE_MAPS,
     ("data", "tag_column"): ("upos", "xpos"),
     ("data", "long_sentences"): ("error", "truncate", "skip"),
     ("train", "optimizer"): ("adam", "sgd"),
@@ -115,8 +121,8 @@ def _coerce(where: str, section: str, name: str, value: Any, annotation: Any) ->
         raise ValueError(f"config{where}: expected {section}.{name} in {_CHOICES[section, name]}, got {value!r}")
     if (section, name) in _POSITIVE and not (math.isfinite(value) and value > 0):
         raise ValueError(f"config{where}: expected {section}.{name} > 0, got {value!r}")
-    if (section, name) == ("train", "bucket_batches") and value < 0:
-        raise ValueError(f"config{where}: expected train.bucket_batches >= 0, got {value!r}")
+    if (section, name) in {("train", "bucket_batches"), ("model", "trainable_layers")} and value < 0:
+        raise ValueError(f"config{where}: expected {section}.{name} >= 0, got {value!r}")
     if (section, name) == ("data", "validation_fraction") and not 0.0 <= value < 1.0:
         raise ValueError(f"config{where}: expected data.validation_fraction in [0, 1), got {value!r}")
     return value

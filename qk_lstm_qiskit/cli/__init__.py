@@ -67,7 +67,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             print(estimate.summary())
             return 0
         check_budget(estimate, args.max_qpu_seconds)
-    if config.model.kind == "qk-lstm" and config.model.reps == 1 and config.model.entanglement != "none":
+    if config.model.kind == "qk-lstm" and config.model.feature_map == "paper" and config.model.reps == 1 and config.model.entanglement != "none":
         print("note: with reps=1 the CNOTs cancel in U†(y)U(x): the paper's kernel is a product of one-qubit kernels")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ProductKernelWarning)  # said once above
@@ -128,9 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("--no-progress", action="store_true")
     repro.set_defaults(func=_cmd_reproduce)
 
+    from .diagnose import add_command as add_diagnose
     from .hardware import add_commands  # evaluate, estimate
 
     add_commands(sub)
+    add_diagnose(sub)
     return parser
 
 
