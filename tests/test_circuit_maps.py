@@ -219,3 +219,42 @@ def test_compile_gives_one_fresh_angle_per_parameterized_gate():
     assert [i.operation.params[0] for i in rotations] == list(compiled.angles)
     assert len(compiled.expressions) == 2 * (3 + 3)  # per rep: P(2x_i) on 3 qubits, 3 ZZ phases (full)
     assert isinstance(FeatureMap.from_circuit(zz_feature_map(3)), CircuitFeatureMap)
+
+
+def test_config_keys_build_the_map_and_checkpoints_carry_its_weights(tmp_path):
+    from qiskit_machine_learning.primitives import QMLSampler as ExactSampler
+
+    from qk_lstm_qiskit.checkpoint import load_tagger
+    from qk_lstm_qiskit.config import load_config
+    from qk_lstm_qiskit.training.experiment import run_training
+
+    overrides = {"model": {"feature_map": "zz", "reps": 2, "trainable_layers": 1, "input_scaling": 0.1,
+                           "trainable_scaling": True}, "train": {"epochs": 2}}
+    config = load_config(overrides=overrides)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ProductKernelWarning)
+        result = run_training(config, tmp_path / "run", progress=False)
+        tagger, words, _, _ = load_tagger(tmp_path / "run" / "model.pt")
+        on_sampler, _, _, _ = load_tagger(tmp_path / "run" / "model.pt", sampler=ExactSampler(shots=None))
+    assert result["trainable_parameters"] == 183 + 2 * 4 * 1 * 2 + 2  # + RY·RZ weights + a bandwidth per rep
+    fm = tagger.recurrent.cells[0].kernel.feature_map
+    state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["model_state"]
+    weights = state["recurrent.cells.0.kernel.feature_map.weights"]
+    assert torch.equal(fm.weights.detach(), weights) and weights[-2:].ne(0.1).all()  # bandwidths were trained
+    assert not tagger.recurrent.cells[0].fused  # the fused layer encodes only the paper's angles
+    sentence = torch.tensor([words.encode(["The", "dog", "eat"])])
+    with torch.no_grad():
+        assert (tagger(sentence) - on_sampler(sentence)).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [({"feature_map": "rbf"}, r"expected model.feature_map in \('paper', 'zz', 'z', 'pauli'\), got 'rbf'"),
+     ({"trainable_layers": -1}, r"expected model.trainable_layers >= 0, got -1"),
+     ({"paulis": 3}, r"expected model.paulis to be str, got 3")],
+)
+def test_bad_feature_map_config_raises(overrides, match):
+    from qk_lstm_qiskit.config import load_config
+
+    with raises_one_line(ValueError, match):
+        load_config(overrides={"model": overrides})

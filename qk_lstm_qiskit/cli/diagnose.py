@@ -52,10 +52,16 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if (out / "diagnostics.json").exists():
         raise ValueError(f"diagnose: expected a folder without diagnostics.json, got {str(out)!r} (choose another --out)")
-    qubits = tuple(int(q) for q in args.qubits.split(",")) if args.qubits else ()
-    bandwidths = tuple(float(s) for s in args.bandwidths.split(","))
-    if any(q < 1 for q in qubits) or not all(s > 0 for s in bandwidths):
-        raise ValueError(f"diagnose: expected qubits >= 1 and bandwidths > 0, got {args.qubits!r}, {args.bandwidths!r}")
+    try:
+        qubits = tuple(int(q) for q in args.qubits.split(",")) if args.qubits else ()
+        bandwidths = tuple(float(s) for s in args.bandwidths.split(","))
+    except ValueError:
+        qubits, bandwidths = (0,), ()
+    if any(q < 1 for q in qubits) or not bandwidths or not all(s > 0 for s in bandwidths) or args.max_points < 2:
+        raise ValueError(
+            "diagnose: expected --qubits as integers >= 1, --bandwidths as numbers > 0 and --max-points >= 2, "
+            f"got {args.qubits!r}, {args.bandwidths!r}, {args.max_points}"
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ProductKernelWarning)
         if args.checkpoint:

@@ -71,7 +71,7 @@ def train_alignment(
     history = []
     for step in range(steps + 1):
         alignment = kernel_target_alignment(kernel(x, x), labels)
-        history.append(float(alignment))
+        history.append(float(alignment.detach()))
         if step == steps:
             break
         optimizer.zero_grad()
