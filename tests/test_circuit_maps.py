@@ -228,19 +228,19 @@ def test_config_keys_build_the_map_and_checkpoints_carry_its_weights(tmp_path):
     from qk_lstm_qiskit.config import load_config
     from qk_lstm_qiskit.training.experiment import run_training
 
-    overrides = {"model": {"feature_map": "zz", "reps": 2, "trainable_layers": 1, "input_scaling": 0.1,
-                           "trainable_scaling": True}, "train": {"epochs": 2}}
+    overrides = {"model": {"feature_map": "zz", "reps": 1, "trainable_layers": 1, "input_scaling": 0.1,
+                           "trainable_scaling": True}, "train": {"epochs": 1}}
     config = load_config(overrides=overrides)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ProductKernelWarning)
         result = run_training(config, tmp_path / "run", progress=False)
         tagger, words, _, _ = load_tagger(tmp_path / "run" / "model.pt")
         on_sampler, _, _, _ = load_tagger(tmp_path / "run" / "model.pt", sampler=ExactSampler(shots=None))
-    assert result["trainable_parameters"] == 183 + 2 * 4 * 1 * 2 + 2  # + RY·RZ weights + a bandwidth per rep
+    assert result["trainable_parameters"] == 183 + 2 * 4 * 1 * 1 + 1  # + RY·RZ weights + a bandwidth per rep
     fm = tagger.recurrent.cells[0].kernel.feature_map
     state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["model_state"]
     weights = state["recurrent.cells.0.kernel.feature_map.weights"]
-    assert torch.equal(fm.weights.detach(), weights) and weights[-2:].ne(0.1).all()  # bandwidths were trained
+    assert torch.equal(fm.weights.detach(), weights) and weights[-1:].ne(0.1).all()  # bandwidths were trained
     assert not tagger.recurrent.cells[0].fused  # the fused layer encodes only the paper's angles
     sentence = torch.tensor([words.encode(["The", "dog", "eat"])])
     with torch.no_grad():

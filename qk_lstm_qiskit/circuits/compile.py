@@ -15,6 +15,7 @@ from typing import NamedTuple, Sequence
 
 import sympy
 import torch
+from sympy.printing.lambdarepr import LambdaPrinter
 from qiskit.circuit import Parameter, ParameterExpression, ParameterVector, QuantumCircuit
 
 __all__ = ["SUPPORTED", "CompiledCircuit", "AngleExpressions", "compile_circuit"]
@@ -30,6 +31,13 @@ _TORCH = {
     "atan": torch.atan, "sinh": torch.sinh, "cosh": torch.cosh, "tanh": torch.tanh, "exp": torch.exp,
     "log": torch.log, "sqrt": torch.sqrt, "Abs": torch.abs, "sign": torch.sign, "pi": math.pi, "E": math.e,
 }
+
+
+class _FullPrecisionPrinter(LambdaPrinter):
+    """Prints floats with all 17 significant digits (sympy's default keeps 15: π to 3e-15)."""
+
+    def _print_Float(self, expr) -> str:
+        return repr(float(expr))
 
 
 class CompiledCircuit(NamedTuple):
@@ -140,7 +148,9 @@ class AngleExpressions:
         self.num_angles = len(expressions)
         symbols = [sympy.Symbol(p.name) for p in (*inputs, *weights)]
         self.num_inputs = len(inputs)
-        self._function = sympy.lambdify(symbols, [e.sympify() for e in expressions], modules=[_TORCH])
+        self._function = sympy.lambdify(
+            symbols, [e.sympify() for e in expressions], modules=[_TORCH], printer=_FullPrecisionPrinter()
+        )
 
     def __call__(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         """Angles ``(..., P)`` in ``x.dtype``, computed in float64 and reduced to ``[-2π, 2π)``.
