@@ -15,7 +15,7 @@ from typing import NamedTuple, Sequence
 
 import sympy
 import torch
-from sympy.printing.lambdarepr import LambdaPrinter
+from sympy.printing.pycode import PythonCodePrinter
 from qiskit.circuit import Parameter, ParameterExpression, ParameterVector, QuantumCircuit
 
 __all__ = ["SUPPORTED", "CompiledCircuit", "AngleExpressions", "compile_circuit"]
@@ -33,7 +33,7 @@ _TORCH = {
 }
 
 
-class _FullPrecisionPrinter(LambdaPrinter):
+class _FullPrecisionPrinter(PythonCodePrinter):
     """Prints floats with all 17 significant digits (sympy's default keeps 15: π to 3e-15)."""
 
     def _print_Float(self, expr) -> str:
@@ -149,7 +149,9 @@ class AngleExpressions:
         symbols = [sympy.Symbol(p.name) for p in (*inputs, *weights)]
         self.num_inputs = len(inputs)
         self._function = sympy.lambdify(
-            symbols, [e.sympify() for e in expressions], modules=[_TORCH], printer=_FullPrecisionPrinter()
+            symbols, [e.sympify() for e in expressions], modules=[_TORCH],
+            printer=_FullPrecisionPrinter({"fully_qualified_modules": False, "inline": True,
+                                           "allow_unknown_functions": True, "user_functions": {k: k for k in _TORCH}}),
         )
 
     def __call__(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
