@@ -9,7 +9,7 @@
 3. Geometric difference g(K_RBF ‖ K_Q) (Huang et al.) on the paper task's projected inputs (the
    initial QK-LSTM's u_t, 9 tokens) and on ``ad_hoc_data``'s training set.
 
-    python benchmarks/bench_kernels.py [--max-qubits 16] [--samples 24] [--repeat 5]
+    python benchmarks/bench_kernels.py [--max-qubits 12] [--samples 24] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def geometric_section() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-qubits", type=int, default=16)
+    parser.add_argument("--max-qubits", type=int, default=12, help="16 takes ~20 min on a loaded 2-core machine")
     parser.add_argument("--samples", type=int, default=24)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
