@@ -16,13 +16,11 @@ an untrained map is the plain map. ``paper`` without trainable layers or bandwid
 
 from __future__ import annotations
 
-import math
-
 import torch
 from qiskit.circuit import Parameter, ParameterVector, QuantumCircuit
 from qiskit.circuit.library import pauli_feature_map, z_feature_map, zz_feature_map
 
-from ..validation import check_int
+from ..validation import check_choice, check_int, check_number
 from .feature_map import ENTANGLEMENTS, FeatureMap, entangling_pairs
 
 __all__ = ["FEATURE_MAPS", "encoding_layer", "build_feature_map"]
@@ -75,20 +73,17 @@ def build_feature_map(
         TypeError, ValueError: bad sizes, an unknown ``kind``/``entanglement``, empty ``paulis``.
     """
     check_int("build_feature_map", "trainable_layers", trainable_layers, 0)
-    if kind not in FEATURE_MAPS:
-        raise ValueError(f"build_feature_map: expected kind in {FEATURE_MAPS}, got {kind!r}")
+    check_choice("build_feature_map", "kind", kind, FEATURE_MAPS)
     if kind == "paper" and trainable_layers == 0:  # the paper's class validates its own arguments
         return FeatureMap(
             num_qubits, reps, entanglement, input_scaling=input_scaling, trainable_scaling=trainable_scaling, dtype=dtype
         )
     check_int("build_feature_map", "num_qubits", num_qubits, 1)
     check_int("build_feature_map", "reps", reps, 1)
-    if entanglement not in ENTANGLEMENTS:
-        raise ValueError(f"build_feature_map: expected entanglement in {ENTANGLEMENTS}, got {entanglement!r}")
+    check_choice("build_feature_map", "entanglement", entanglement, ENTANGLEMENTS)
     if kind == "pauli" and (not paulis or not all(isinstance(p, str) and p and set(p) <= set("IXYZ") for p in paulis)):
         raise ValueError(f"build_feature_map: expected paulis as strings over I, X, Y, Z, got {paulis!r}")
-    if not (isinstance(input_scaling, (int, float)) and math.isfinite(input_scaling) and input_scaling > 0):
-        raise ValueError(f"build_feature_map: expected a finite input_scaling > 0, got {input_scaling!r}")
+    check_number("build_feature_map", "input_scaling", input_scaling, minimum=0, strict=True)
     n = num_qubits
     x = ParameterVector("x", n)
     weights = ParameterVector("w", 2 * n * trainable_layers * reps)

@@ -1,4 +1,4 @@
-"""Any Qiskit circuit as the feature map (FeatureMap.from_circuit), the named library maps and
+"""FeatureMap.from_circuit (any Qiskit circuit as the feature map), the named library maps and
 their trainable layers: statevectors against Qiskit, gradients against finite differences and
 gradcheck, the sampler path against the exact path."""
 
@@ -11,14 +11,13 @@ import numpy as np
 import pytest
 import torch
 from qiskit.circuit import Gate, Parameter, ParameterVector, QuantumCircuit
-from qiskit.circuit.library import U2Gate, pauli_feature_map, z_feature_map, zz_feature_map
+from qiskit.circuit.library import pauli_feature_map, z_feature_map, zz_feature_map
 from qiskit.quantum_info import Statevector
 from qiskit_machine_learning.primitives import QMLSampler
 from torch.func import functional_call
 
 from _assertions import raises_one_line
-from qk_lstm_qiskit.circuits.compile import compile_circuit
-from qk_lstm_qiskit.circuits.feature_map import CircuitFeatureMap, FeatureMap
+from qk_lstm_qiskit.circuits.feature_map import FeatureMap
 from qk_lstm_qiskit.circuits.library import build_feature_map
 from qk_lstm_qiskit.errors import ProductKernelWarning
 from qk_lstm_qiskit.kernels.kernel import QuantumKernel
@@ -63,27 +62,6 @@ def test_zz_angles_are_the_circuit_expressions():
     wrapped = torch.remainder(torch.tensor(expected, dtype=torch.float64) + 2 * math.pi, 4 * math.pi) - 2 * math.pi
     assert torch.allclose(angles, wrapped, atol=1e-13)  # reduced to [-2π, 2π): the gates are 4π-periodic
     assert expected[2] > 4 * math.pi and angles.abs().max() < 2 * math.pi
-
-
-def test_decomposition_rules_and_definitions_equal_statevector(rng):
-    x, w = ParameterVector("x", 2), Parameter("w")
-    circuit = QuantumCircuit(2)
-    circuit.u(x[0], x[1], 0.3, 0)
-    circuit.append(U2Gate(x[1], -0.4), [1])
-    circuit.rzz(x[0] * x[1], 0, 1)
-    circuit.rxx(x[1] + w, 0, 1)
-    circuit.ryy(x[0], 1, 0)
-    circuit.cp(x[1], 0, 1)
-    circuit.crz(x[0], 1, 0)
-    circuit.crx(x[1] ** 2, 0, 1)  # no rule: through its definition
-    circuit.rzx(x[0].sin(), 0, 1)
-    circuit.barrier()
-    fm = FeatureMap.from_circuit(circuit, weight_params=[w], initial_weights=[0.7], dtype=torch.float64)
-    values = rng.normal(size=(4, 2))
-    states = kernel_of(fm).states(torch.tensor(values)).detach().numpy()
-    expected = qiskit_states(circuit, np.column_stack([values, np.full(4, 0.7)]), [*x, w])
-    assert np.abs(states - expected).max() <= 1e-12
-    assert set(fm.circuit.count_ops()) <= {"h", "x", "s", "sdg", "sx", "sxdg", "rx", "ry", "rz", "p", "cx", "t", "tdg"}
 
 
 def test_source_circuit_is_not_modified():
@@ -211,14 +189,6 @@ def test_errors_are_one_line():
         build_feature_map("pauli", 2, paulis=("ZQ",))
     with raises_one_line(ValueError, "expected trainable_layers >= 0, got -1"):
         build_feature_map("zz", 2, trainable_layers=-1)
-
-
-def test_compile_gives_one_fresh_angle_per_parameterized_gate():
-    compiled = compile_circuit(zz_feature_map(3, reps=2))
-    rotations = [i for i in compiled.circuit.data if i.operation.params]
-    assert [i.operation.params[0] for i in rotations] == list(compiled.angles)
-    assert len(compiled.expressions) == 2 * (3 + 3)  # per rep: P(2x_i) on 3 qubits, 3 ZZ phases (full)
-    assert isinstance(FeatureMap.from_circuit(zz_feature_map(3)), CircuitFeatureMap)
 
 
 def test_config_keys_build_the_map_and_checkpoints_carry_its_weights(tmp_path):

@@ -1,5 +1,4 @@
-"""Kernel diagnostics (concentration, geometric difference, model complexity, effective dimension),
-kernel-target alignment training, and ``qk-lstm diagnose``."""
+"""Kernel diagnostics: concentration, geometric difference, model complexity, effective dimension."""
 
 from __future__ import annotations
 
@@ -12,11 +11,9 @@ import pytest
 import torch
 
 from _assertions import raises_one_line
-from qk_lstm_qiskit import cli
 from qk_lstm_qiskit.circuits.feature_map import FeatureMap
 from qk_lstm_qiskit.circuits.library import build_feature_map
 from qk_lstm_qiskit.errors import ProductKernelWarning
-from qk_lstm_qiskit.kernels.alignment import kernel_target_alignment, target_matrix, train_alignment
 from qk_lstm_qiskit.kernels.diagnostics import (
     concentration, diagnose, effective_dimension, geometric_difference, model_complexity, offdiagonal_stats,
     plot_diagnostics, rbf_gram,
@@ -78,46 +75,3 @@ def test_diagnose_report_and_plot(tmp_path, rng):
         diagnose(FeatureMap(3), x)
     with raises_one_line(ValueError, r"expected a square \(N, N\) matrix with N >= 2"):
         offdiagonal_stats(np.ones((2, 3)))
-
-
-def test_alignment_formula_and_training_raises_it():
-    labels = torch.tensor([0, 1, 1, 0])
-    target = target_matrix(labels)
-    assert target.tolist() == [[1, -1, -1, 1], [-1, 1, 1, -1], [-1, 1, 1, -1], [1, -1, -1, 1]]
-    assert kernel_target_alignment(target, labels).item() == pytest.approx(1.0)
-    gram = torch.eye(4, dtype=torch.float64)
-    assert kernel_target_alignment(gram, labels).item() == pytest.approx(4 / (2 * 4))
-    gen = torch.Generator().manual_seed(3)
-    x = torch.rand(8, 2, dtype=torch.float64, generator=gen) * 2 * math.pi
-    y = torch.tensor([0, 1] * 4)
-    kernel = kernel_of(build_feature_map("zz", 2, reps=2, trainable_layers=1, dtype=torch.float64))
-    history = train_alignment(kernel, x, y, steps=15, lr=0.1)
-    assert len(history) == 16 and history[-1] > history[0] + 0.02
-    assert history[-1] == pytest.approx(kernel_target_alignment(kernel(x, x), y).item())
-    with raises_one_line(ValueError, "expected a kernel with trainable weights"):
-        train_alignment(kernel_of(FeatureMap(2)), x, y)
-    with raises_one_line(ValueError, r"expected x of shape \(8, d\), got \(7, 2\)"):
-        train_alignment(kernel, x[:7], y)
-
-
-def test_cli_diagnose_writes_report_and_refuses_to_overwrite(tmp_path, capsys):
-    config = tmp_path / "zz.yaml"
-    config.write_text("model: {kind: qk-lstm, feature_map: zz, reps: 2, input_scaling: 0.1}\n")
-    out = tmp_path / "diag"
-    argv = ["diagnose", "--config", str(config), "--out", str(out), "--qubits", "2,3"]
-    assert cli.main(argv) == 0
-    printed = capsys.readouterr().out
-    report = json.loads((out / "diagnostics.json").read_text())
-    assert report["product_kernel"] is False and "product kernel: False" in printed
-    assert report["sample"]["num_points"] == 9  # the paper task's 9 tokens
-    assert (out / "concentration.png").is_file() and len(report["concentration"]) == 4
-    before = (out / "diagnostics.json").read_text()
-    assert cli.main(argv) == 2
-    assert "expected a folder without diagnostics.json" in capsys.readouterr().err
-    assert (out / "diagnostics.json").read_text() == before
-    assert cli.main(["diagnose", "--out", str(tmp_path / "paper"), "--qubits", ""]) == 0
-    assert "product kernel: True" in capsys.readouterr().out  # the paper's map, decided from its circuit
-    lstm = tmp_path / "lstm.yaml"
-    lstm.write_text("model: {kind: lstm}\n")
-    assert cli.main(["diagnose", "--config", str(lstm), "--out", str(tmp_path / "x")]) == 2
-    assert "expected model.kind 'qk-lstm', got 'lstm'" in capsys.readouterr().err
