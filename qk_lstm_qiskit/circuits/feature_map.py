@@ -178,6 +178,8 @@ class CircuitFeatureMap(FeatureMap):
     rewrites it in the executor's gates with one angle ``θ_j`` per parameterized gate;
     :meth:`angles` evaluates ``θ_j = e_j(x, w)`` in torch, e.g. ``2(π − x_0)(π − x_1)`` in
     ``zz_feature_map``, so gradients reach ``x`` and ``w`` by autograd through the angles.
+    States equal Qiskit's ``Statevector`` of the bound circuit, up to a parameter-dependent
+    global phase when a gate definition carries one (it cancels in every fidelity).
 
     Args:
         circuit: the source circuit (not modified; kept as :attr:`source`). No measurements.
@@ -203,7 +205,7 @@ class CircuitFeatureMap(FeatureMap):
         initial_weights: Sequence[float] | torch.Tensor | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        nn.Module.__init__(self)
+        nn.Module.__init__(self)  # not FeatureMap.__init__: that builds the paper's circuit
         owner = "FeatureMap.from_circuit"
         compiled = compile_circuit(circuit, owner)
         weight_params = tuple(weight_params)
