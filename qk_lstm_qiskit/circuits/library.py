@@ -8,13 +8,16 @@ maps (``qiskit.circuit.library.zz_feature_map`` …), built as
     W_l = \\prod_{k=1}^{L} \\bigotimes_q R_z(w_{lkq}) R_y(w'_{lkq})
 
 with ``E_l`` one repetition of the map, ``s_l`` its bandwidth (trainable with
-``trainable_scaling``) and ``L = trainable_layers`` variational RY·RZ layers before every
+``trainable_scaling``, as ``s_l = exp(t_l)`` with weight ``t_l``: optimiser steps then scale ``s``
+by factors, and it stays positive) and ``L = trainable_layers`` variational RY·RZ layers before every
 repetition (a layer after the last one would cancel in ``U†(y)U(x)``). Weights start at 0, so
 an untrained map is the plain map. ``paper`` without trainable layers or bandwidths is
 :class:`FeatureMap` itself.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from qiskit.circuit import Parameter, ParameterVector, QuantumCircuit
@@ -87,7 +90,8 @@ def build_feature_map(
     n = num_qubits
     x = ParameterVector("x", n)
     weights = ParameterVector("w", 2 * n * trainable_layers * reps)
-    bandwidth = ParameterVector("s", reps) if trainable_scaling else [float(input_scaling)] * reps
+    log_bandwidth = ParameterVector("log_s", reps if trainable_scaling else 0)
+    bandwidth = [t.exp() for t in log_bandwidth] if trainable_scaling else [float(input_scaling)] * reps
     circuit = QuantumCircuit(n, name=f"{kind}(reps={reps}, L={trainable_layers})")
     for rep in range(reps):
         for layer in range(trainable_layers):
@@ -98,8 +102,8 @@ def build_feature_map(
         scale = bandwidth[rep]
         scaled = list(x) if isinstance(scale, float) and scale == 1.0 else [xi * scale for xi in x]
         circuit.compose(encoding_layer(kind, scaled, entanglement, tuple(paulis)), inplace=True)
-    weight_params: list[Parameter] = [*weights, *(bandwidth if trainable_scaling else ())]
-    initial = [0.0] * len(weights) + ([float(input_scaling)] * reps if trainable_scaling else [])
+    weight_params: list[Parameter] = [*weights, *log_bandwidth]
+    initial = [0.0] * len(weights) + [math.log(input_scaling)] * len(log_bandwidth)
     return FeatureMap.from_circuit(
         circuit, input_params=list(x), weight_params=weight_params, initial_weights=initial, dtype=dtype
     )

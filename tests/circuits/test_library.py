@@ -210,7 +210,7 @@ def test_config_keys_build_the_map_and_checkpoints_carry_its_weights(tmp_path):
     fm = tagger.recurrent.cells[0].kernel.feature_map
     state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["model_state"]
     weights = state["recurrent.cells.0.kernel.feature_map.weights"]
-    assert torch.equal(fm.weights.detach(), weights) and weights[-1:].ne(0.1).all()  # bandwidths were trained
+    assert torch.equal(fm.weights.detach(), weights) and weights[-1:].ne(math.log(0.1)).all()  # the log-bandwidth was trained
     assert not tagger.recurrent.cells[0].fused  # the fused layer encodes only the paper's angles
     sentence = torch.tensor([words.encode(["The", "dog", "eat"])])
     with torch.no_grad():

@@ -27,3 +27,18 @@ def test_cli_diagnose_writes_report_and_refuses_to_overwrite(tmp_path, capsys):
     lstm.write_text("model: {kind: lstm}\n")
     assert cli.main(["diagnose", "--config", str(lstm), "--out", str(tmp_path / "x")]) == 2
     assert "expected model.kind 'qk-lstm', got 'lstm'" in capsys.readouterr().err
+
+
+def test_cli_diagnose_a_checkpoint_uses_its_trained_projection(tmp_path, capsys):
+    config = tmp_path / "zz.yaml"
+    config.write_text("model: {kind: qk-lstm, feature_map: zz, input_scaling: 0.1}\ntrain: {epochs: 3}\n")
+    assert cli.main(["train", "--config", str(config), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    assert cli.main(["diagnose", "--config", str(config), "--out", str(tmp_path / "init"), "--qubits", ""]) == 0
+    assert cli.main(["diagnose", "--checkpoint", str(tmp_path / "run" / "model.pt"), "--out", str(tmp_path / "trained"),
+                     "--qubits", ""]) == 0
+    capsys.readouterr()
+    initial, trained = (json.loads((tmp_path / d / "diagnostics.json").read_text()) for d in ("init", "trained"))
+    assert trained["config"]["feature_map"] == "zz" and trained["concentration"] == []
+    assert trained["sample"]["offdiagonal_mean"] != initial["sample"]["offdiagonal_mean"]  # trained projection
+    assert cli.main(["diagnose", "--out", str(tmp_path / "bad"), "--qubits", "two"]) == 2
+    assert "expected --qubits as integers >= 1" in capsys.readouterr().err
