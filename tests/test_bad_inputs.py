@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -281,7 +282,7 @@ def test_cli_bad_input_exits_2_with_one_line_and_writes_nothing(case, run_dir, t
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in captured.err + captured.out, captured.err
     assert lines[0].startswith(f"qk-lstm {argv[0]}: error: ")
-    assert __import__("re").search(message, lines[0]), lines[0]
+    assert re.search(message, lines[0]), lines[0]
     assert snapshot(tmp_path) == before  # no folder made, no file touched
 
 
@@ -308,7 +309,7 @@ def test_cli_bad_input_as_a_user_runs_it(case, subprocess_results):
     assert "Traceback" not in done.stderr + done.stdout
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"qk-lstm {case[1][0]}: error: "), done.stderr
-    assert __import__("re").search(case[4], lines[0]), lines[0]
+    assert re.search(case[4], lines[0]), lines[0]
     assert after == before
 
 
@@ -318,7 +319,7 @@ def test_repeated_reproduce_is_refused_before_training_without_a_resume_hint(tmp
     before = snapshot(tmp_path)
     assert cli.main(["reproduce", "--out", str(tmp_path), "--epochs", "1", "--seeds", "1", *NO_PROGRESS]) == 2
     line = capsys.readouterr().err.strip()
-    assert __import__("re").fullmatch(
+    assert re.fullmatch(
         r"qk-lstm reproduce: error: reproduce: expected a run folder without model.pt, last.pt, metrics.json, got "
         r"'.*qlstm-s0' holding metrics.json; choose another folder \(nothing was overwritten\)", line), line
     assert "--resume" not in line
@@ -339,7 +340,10 @@ def _undocumented_flags(help_text: str) -> list[str]:
     return missing
 
 
-@pytest.mark.parametrize("command", ["train", "reproduce", "evaluate", "estimate"])
+COMMANDS = re.search(r"\{([\w,-]+)\}", cli.build_parser().format_usage()).group(1).split(",")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_verbose_flag_after_the_subcommand_and_help_for_every_flag(command, capsys, monkeypatch):
     parser = cli.build_parser()
     required = ["--checkpoint", "x"] if command in ("evaluate", "estimate") else []

@@ -150,9 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     repro.set_defaults(func=_cmd_reproduce)
 
+    from .diagnose import add_command as add_diagnose
     from .evaluate import add_commands  # evaluate, estimate
 
     add_commands(sub)
+    add_diagnose(sub)
     for command in sub.choices.values():  # -v after the subcommand too; SUPPRESS keeps one given before it
         command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                              help="log progress details and show the traceback of an error")

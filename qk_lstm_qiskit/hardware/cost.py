@@ -39,6 +39,7 @@ from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit.primitives.primitive_job import PrimitiveJob
 
 from ..errors import QKLSTMError
+from .aer_sampler import submitted_job
 from ..kernels.kernel import QuantumKernel
 from ..kernels.sampler import SamplerFidelity
 from ..nn.cell import NUM_GATES
@@ -336,9 +337,7 @@ class DryRunSampler(BaseSamplerV2):
     def run(self, pubs, *, shots: int | None = None) -> PrimitiveJob:
         coerced = [SamplerPub.coerce(pub, shots) for pub in pubs]
         self.calls.append(tuple(int(pub.parameter_values.size) for pub in coerced))
-        job = PrimitiveJob(self._results, coerced)
-        job._submit()
-        return job
+        return submitted_job(self._results, coerced)
 
     @staticmethod
     def _results(pubs: list[SamplerPub]) -> PrimitiveResult:

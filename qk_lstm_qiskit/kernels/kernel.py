@@ -136,7 +136,7 @@ class QuantumKernel(nn.Module):
 
     @property
     def num_features(self) -> int:
-        return self.feature_map.num_qubits
+        return self.feature_map.num_features
 
     def states(self, x: torch.Tensor) -> torch.Tensor:
         """Exact feature states ``(N, 2**n)`` (complex) for data ``(N, d)``."""
@@ -178,6 +178,12 @@ class QuantumKernel(nn.Module):
         self._check("x", x)
         self._check("y", y)  # before the cast to x's dtype
         return self.evaluate(x, self.prepare(y.to(x.dtype)), check=False)
+
+    def to_qiskit(self, *, enforce_psd: bool = True):
+        """This kernel as a qiskit-machine-learning ``BaseKernel`` (for QSVC, QSVR, PegasosQSVC)."""
+        from .qiskit_ml import QiskitKernel
+
+        return QiskitKernel(self, enforce_psd=enforce_psd)
 
     def extra_repr(self) -> str:
         return "executor=exact" if self.sampler_fidelity is None else "executor=sampler"

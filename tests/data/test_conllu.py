@@ -16,7 +16,7 @@ from qk_lstm_qiskit.data.conllu import (
 )
 from qk_lstm_qiskit.data.tasks import prepare_data
 
-UD_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "ud_english_ewt" / "en_ewt-ud-dev.conllu"
+UD_DEV = Path(__file__).resolve().parents[3] / "shared" / "data" / "ud_english_ewt" / "en_ewt-ud-dev.conllu"
 if not UD_DEV.exists():
     UD_DEV = Path("/work/shared/data/ud_english_ewt/en_ewt-ud-dev.conllu")
 

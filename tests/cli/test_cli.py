@@ -132,3 +132,13 @@ def test_train_refuses_a_run_over_the_qpu_budget(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "over max_qpu_seconds=600" in err and "\n" not in err.strip()
     assert not out.exists()
+
+
+@pytest.mark.parametrize("reps, entanglement, noted", [(2, "none", True), (2, "linear", False)])
+def test_train_note_comes_from_the_model_not_from_config_names(tmp_path, capsys, reps, entanglement, noted):
+    """reps 2 without entanglement is still a product kernel; reps 2 with CNOTs is not."""
+    config = tmp_path / "c.yaml"
+    config.write_text(f"model:\n  reps: {reps}\n  entanglement: {entanglement}\ntrain:\n  epochs: 1\n")
+    assert cli.main(["train", "--config", str(config), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("is a product of single-qubit kernels") == (1 if noted else 0)
