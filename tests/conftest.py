@@ -6,12 +6,15 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 # Before anything imports qiskit_ibm_runtime, matplotlib or jupyter (they fix their paths at import):
 # the suite, its CLI subprocesses and notebook kernels see a temporary home, so no test can write
 # the user's ~/.qiskit (e.g. qiskit-ibm.json), ~/.config or ~/.cache, nor read a saved IBM account.
+if "qk_lstm_qiskit" in sys.modules or "qiskit" in sys.modules:  # e.g. a warning category in pyproject's filterwarnings
+    raise RuntimeError("tests/conftest.py: qiskit was imported before the conftest isolated the home folder")
 TEST_HOME = Path(tempfile.mkdtemp(prefix="qk-lstm-test-home-"))
 os.environ.update({
     "HOME": str(TEST_HOME),
@@ -34,6 +37,10 @@ torch.set_num_threads(1)  # at import too: module-level test data is built befor
 # Same examples every run, nothing written to .hypothesis/, no timing flakiness on a loaded machine.
 settings.register_profile("qk-lstm", database=None, derandomize=True, deadline=None)
 settings.load_profile("qk-lstm")
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("filterwarnings", "ignore::qk_lstm_qiskit.errors.ProductKernelWarning")
 
 
 def pytest_unconfigure(config) -> None:
