@@ -441,7 +441,7 @@ class _SplitJob(BasePrimitiveJob):
             for i, pub in enumerate(self._pubs):
                 shape = pub.parameter_values.shape
                 fields = {
-                    name: BitArray.concatenate([p.data[name].reshape(-1) for p in parts[i]], axis=0).reshape(shape)
+                    name: BitArray.concatenate([p.data[name].reshape(p.data[name].size) for p in parts[i]], axis=0).reshape(shape)
                     for name in parts[i][0].data.keys()
                 }
                 joined.append(SamplerPubResult(DataBin(shape=shape, **fields), metadata=parts[i][0].metadata))

@@ -51,10 +51,13 @@ CALIBRATION_FOLDER = "calibrations"
 
 
 def measured_qubits(circuit: QuantumCircuit) -> dict[int, int]:
-    """``{clbit: physical qubit}`` of the final measurements of an ISA ``circuit`` (mthree's mapping)."""
-    from mthree.utils import final_measurement_mapping
-
-    return {int(c): int(q) for c, q in final_measurement_mapping(circuit).items()}
+    """``{clbit: physical qubit}`` of an ISA ``circuit``'s measurements, the last one per clbit
+    (``mthree.utils.final_measurement_mapping``, which warns on every call under qiskit 2)."""
+    mapping = {}
+    for instruction in circuit.data:
+        if instruction.operation.name == "measure":
+            mapping[circuit.find_bit(instruction.clbits[0]).index] = circuit.find_bit(instruction.qubits[0]).index
+    return dict(sorted(mapping.items()))
 
 
 def _safe(name: str) -> str:
