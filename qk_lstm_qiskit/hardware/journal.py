@@ -47,6 +47,7 @@ from qiskit.primitives.containers.sampler_pub import SamplerPub
 
 from .backends import describe_error  # one line, IBM token masked
 from ..errors import QKLSTMError
+from ..validation import check_int
 
 __all__ = ["JournaledSampler", "RunJournal", "pubs_fingerprint"]
 
@@ -273,15 +274,11 @@ class JournaledSampler(BaseSamplerV2):
                 "JournaledSampler: expected a service with job(job_id) to resume, got "
                 f"{type(service).__name__} (local and simulator jobs cannot be fetched again)"
             )
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ValueError(f"JournaledSampler: expected max_retries to be an int >= 0, got {max_retries!r}")
+        check_int("JournaledSampler", "max_retries", max_retries, 0)
         for name, value in (("backoff_seconds", backoff_seconds), ("poll_seconds", poll_seconds)):
             if not value >= 0:
                 raise ValueError(f"JournaledSampler: expected {name} >= 0, got {value!r}")
-        if max_circuits_per_job is not None and (isinstance(max_circuits_per_job, bool)
-                                                 or not isinstance(max_circuits_per_job, int) or max_circuits_per_job < 1):
-            raise ValueError(f"JournaledSampler: expected max_circuits_per_job to be an int >= 1 or None, "
-                             f"got {max_circuits_per_job!r}")
+        check_int("JournaledSampler", "max_circuits_per_job", max_circuits_per_job, 1, optional=True)
         if timeout_seconds is not None and not timeout_seconds > 0:
             raise ValueError(f"JournaledSampler: expected timeout_seconds > 0 or None, got {timeout_seconds!r}")
         self.sampler = sampler
@@ -441,7 +438,8 @@ class _SplitJob(BasePrimitiveJob):
             for i, pub in enumerate(self._pubs):
                 shape = pub.parameter_values.shape
                 fields = {
-                    name: BitArray.concatenate([p.data[name].reshape(p.data[name].size) for p in parts[i]], axis=0).reshape(shape)
+                    name: BitArray.concatenate([p.data[name].reshape(p.data[name].size) for p in parts[i]],
+                                               axis=0).reshape(shape)
                     for name in parts[i][0].data.keys()
                 }
                 joined.append(SamplerPubResult(DataBin(shape=shape, **fields), metadata=parts[i][0].metadata))

@@ -48,6 +48,7 @@ from qiskit.primitives import BaseSamplerV2, DataBin, PrimitiveResult, SamplerPu
 from qiskit.primitives.base.base_primitive_job import BasePrimitiveJob
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
+from ..validation import check_choice
 from .readout import (
     DEFAULT_CALIBRATION_SHOTS,
     ReadoutCalibration,
@@ -158,8 +159,7 @@ def shots_for_target_error(target_error: float, factor: float = 1.0) -> int:
 
 
 def _check_method(method: str) -> None:
-    if method not in MITIGATIONS:
-        raise ValueError(f"mitigation: expected one of {', '.join(MITIGATIONS)}, got {method!r}")
+    check_choice("mitigation", "method", method, MITIGATIONS)
 
 
 class QuasiProbabilities:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from _assertions import raises_one_line
-from _readout_sampler import ReadoutNoiseSampler, assignment
+from _samplers import ReadoutNoiseSampler, assignment
 from qk_lstm_qiskit.errors import QKLSTMError
 from qk_lstm_qiskit.hardware.backends import fake_backend
 from qk_lstm_qiskit.hardware.readout import (

@@ -11,7 +11,7 @@ import torch
 from qiskit import QuantumCircuit
 
 from _assertions import raises_one_line
-from _readout_sampler import ReadoutNoiseSampler, assignment
+from _samplers import ReadoutNoiseSampler, assignment
 from qk_lstm_qiskit.circuits.feature_map import FeatureMap
 from qk_lstm_qiskit.errors import QKLSTMError
 from qk_lstm_qiskit.hardware.backends import fake_backend, resolve_backend
@@ -172,7 +172,7 @@ def test_marginal_refuses_an_entangling_circuit(manila):
 def test_mitigated_sampler_checks_its_arguments(manila):
     with raises_one_line(TypeError, "expected sampler to be a BaseSamplerV2, got int"):
         MitigatedSampler(3, "m3", device=manila)
-    with raises_one_line(ValueError, "expected one of none, m3, marginal, got 'trex'"):
+    with raises_one_line(ValueError, r"expected method in \('none', 'm3', 'marginal'\), got 'trex'"):
         MitigatedSampler(ReadoutNoiseSampler({}), "trex", device=manila)
     with raises_one_line(ValueError, "expected method 'm3' or 'marginal', got 'none'"):
         MitigatedSampler(ReadoutNoiseSampler({}), "none", device=manila)

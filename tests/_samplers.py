@@ -1,15 +1,27 @@
-"""A sampler with exact state probabilities and a known, independent readout error per physical qubit."""
+"""Sampler doubles shared by the test modules."""
 
 from __future__ import annotations
 
 import numpy as np
 from qiskit.primitives import BaseSamplerV2, BitArray, DataBin, PrimitiveResult, SamplerPubResult
 from qiskit.primitives.containers.sampler_pub import SamplerPub
-from qiskit.primitives.primitive_job import PrimitiveJob
 from qiskit.quantum_info import Statevector
 
+from qk_lstm_qiskit.hardware.aer_sampler import submitted_job
 from qk_lstm_qiskit.hardware.readout import measured_qubits
 
+
+class CountingSampler(BaseSamplerV2):
+    """Delegates to ``inner``; records, per ``run`` call, the circuits and binding shapes of its PUBs."""
+
+    def __init__(self, inner: BaseSamplerV2) -> None:
+        self.inner = inner
+        self.calls: list[list[tuple[int, tuple[int, ...]]]] = []
+
+    def run(self, pubs, *, shots=None):
+        pubs = list(pubs)
+        self.calls.append([(pub[0].num_qubits, np.shape(pub[1])) for pub in pubs])
+        return self.inner.run(pubs) if shots is None else self.inner.run(pubs, shots=shots)
 
 def assignment(p0_given_1: float, p1_given_0: float) -> np.ndarray:
     """``A`` with columns = prepared state: ``[[P(0|0), P(0|1)], [P(1|0), P(1|1)]]``."""
@@ -43,7 +55,7 @@ class ReadoutNoiseSampler(BaseSamplerV2):
             flip[:, c] = self.rng.random(shots) < chance
         return (bits.astype(bool) ^ flip)
 
-    def run(self, pubs, *, shots: int | None = None) -> PrimitiveJob:
+    def run(self, pubs, *, shots: int | None = None) :
         self.runs += 1
         coerced = [SamplerPub.coerce(pub, shots if shots is not None else self.default_shots) for pub in pubs]
         results = []
@@ -56,6 +68,4 @@ class ReadoutNoiseSampler(BaseSamplerV2):
             array = BitArray.from_bool_array(bits.reshape(-1, bits.shape[-1]), order="little")
             array = array.reshape(*shape, pub.shots)
             results.append(SamplerPubResult(DataBin(shape=shape, meas=array), metadata={"shots": pub.shots}))
-        job = PrimitiveJob(lambda: PrimitiveResult(results, metadata={}))
-        job._submit()
-        return job
+        return submitted_job(lambda: PrimitiveResult(results, metadata={}))

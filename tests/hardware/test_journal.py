@@ -305,7 +305,7 @@ def test_calls_above_the_job_limit_are_split_and_joined(tmp_path):
     again = resumed.run(pubs).result()
     assert resumed.fetched == 3
     assert np.array_equal(again[0].data.meas.array, result[0].data.meas.array)
-    with pytest.raises(ValueError, match="expected max_circuits_per_job to be an int >= 1 or None, got 0"):
+    with pytest.raises(ValueError, match="expected max_circuits_per_job >= 1, got 0"):
         JournaledSampler(cloud, path, max_circuits_per_job=0)
 
 

@@ -1,7 +1,7 @@
 """``qk-lstm evaluate`` and ``qk-lstm estimate``: infer on hardware, count the cost first.
 
 Registered into the main parser by :func:`add_commands`; the logic lives in
-:mod:`qk_lstm_qiskit.evaluate`.
+:mod:`qk_lstm_qiskit.evaluation` (exact: `evaluation.exact`, sampler backends: `evaluation.backend`).
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
+from ..hardware.mitigation import MITIGATIONS
 
 __all__ = ["add_commands"]
 
@@ -31,7 +33,7 @@ def _add_backend_args(parser: argparse.ArgumentParser, default_backend: str = "f
                         help="preset pass manager level (default 2: noise-aware layout; level 1 keeps a fitting trivial layout)")
     parser.add_argument("--seed", type=int, default=0, help="simulator and transpiler seed (default 0)")
     parser.add_argument("--job-overhead", type=float, help="per-job QPU overhead of the estimate, s (default 3)")
-    parser.add_argument("--mitigation", default="none", choices=("none", "m3", "marginal"),
+    parser.add_argument("--mitigation", default="none", choices=MITIGATIONS,
                         help="readout mitigation: none (P(0…0) frequency, default), m3 (mthree), marginal (product of "
                         "corrected per-qubit marginals; product kernels only); calibration is counted in the estimate")
     parser.add_argument("--calibration-shots", type=int, help="readout calibration: preparations per state and qubit "
@@ -53,7 +55,7 @@ def _hardware_options(args: argparse.Namespace) -> dict:
 def _cmd_evaluate_exact(args: argparse.Namespace) -> int:
     """``--backend exact``: any model kind, torch executor; metrics.json + confusion.png (evaluation.py)."""
     from ..evaluation.backend import default_eval_dir
-    from ..evaluation.metrics import evaluate_exact
+    from ..evaluation.exact import evaluate_exact
 
     for flag, given in (("--dry-run", args.dry_run), ("--resume", args.resume), ("--mitigation", args.mitigation != "none"),
                         ("--target-error", args.target_error is not None)):
