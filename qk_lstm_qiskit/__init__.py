@@ -13,6 +13,7 @@ from .hardware.cost import estimate_cost
 from .training.experiment import run_training
 from .circuits.feature_map import FeatureMap
 from .hardware.journal import JournaledSampler
+from .hardware.mitigation import MitigatedSampler
 from .kernels.kernel import QuantumKernel
 from .nn.lstm import QKLSTM
 from .nn.qlstm import QLSTM, QLSTMCell
@@ -37,6 +38,7 @@ __all__ = [
     "resolve_backend",
     "estimate_cost",
     "JournaledSampler",
+    "MitigatedSampler",
     "QKLSTMError",
     "ProductKernelWarning",
 ]

@@ -334,6 +334,9 @@ def evaluate_checkpoint(
     if mitigation != "none" and rb.device is None:
         raise ValueError(f"evaluate: expected a device backend (aer-noisy:, fake:, ibm:) for mitigation "
                          f"{mitigation!r}, got {rb.name!r}")
+    if parallel_batches > 1 and rb.kind == "ibm" and rb.mode == "job":
+        logger.warning("evaluate: %d parallel batches in job mode; --mode batch groups their jobs in a Runtime batch",
+                       parallel_batches)
     with rb:
         exact_model, words, tags, config = _load_qk_tagger(checkpoint)
         eval_data = evaluation_data(data, config.data, words, tags, max_sentences=max_sentences)
