@@ -244,8 +244,9 @@ class MitigatedSampler(BaseSamplerV2):
 
     Example:
         >>> rb = resolve_backend("fake:manila", shots=1024)
-        >>> k = QuantumKernel(fm, sampler=MitigatedSampler(rb.sampler, "m3", device=rb.device),
-        ...                   pass_manager=rb.pass_manager)
+        >>> sampler = MitigatedSampler(rb.sampler, "marginal", device=rb.device, cache_dir="runs/cals")
+        >>> k = QuantumKernel(FeatureMap(4), sampler=sampler, pass_manager=rb.pass_manager)
+        >>> k(torch.rand(3, 4), torch.rand(2, 4))  # calibrates qubits once, then (3, 2) mitigated kernels
     """
 
     def __init__(self, sampler: BaseSamplerV2, method: str, *, device, calibration: ReadoutCalibration | None = None,
