@@ -257,10 +257,9 @@ class StatevectorExecutor:
         limit, per_row = self.limit(device), self.state_bytes(copies, dtype)
         if held + per_row > limit:
             raise MemoryError(
-                f"StatevectorExecutor: {what} of {self.num_qubits} qubits for {rows} rows need "
-                f"{_gb(held + per_row * rows)} ({_gb(held)} held + {_gb(per_row)} per row in chunks), "
-                f"over the memory limit of {_gb(limit)}; lower the qubit count or raise the limit "
-                "(executor.memory_limit_gb / set_memory_limit)"
+                f"StatevectorExecutor: {what} of {self.num_qubits} qubits for {rows} rows need at least "
+                f"{_gb(held + per_row)} ({_gb(self.state_bytes(1, dtype))} per state), over the memory limit of "
+                f"{_gb(limit)}; use fewer qubits or rows, or raise the limit (executor.memory_limit_gb, set_memory_limit)"
             )
         return max(1, min(rows, (limit - held) // per_row))
 
@@ -429,9 +428,8 @@ class StatevectorExecutor:
         self._check_values(values)
         values = values.detach()
         batch = values.size(0)
+        chunk = self.chunk_rows(batch, values.dtype, values.device, held=self.state_bytes(batch, values.dtype))
         out = torch.empty(batch, 2**self.num_qubits, dtype=_complex(values.dtype), device=values.device)
-        held = self.state_bytes(batch, values.dtype)
-        chunk = self.chunk_rows(batch, values.dtype, values.device, held=held)
         stages = self._stages_for(values.dtype, values.device)
         if drop_constant_tail and stages and isinstance(stages[-1], _MonomialStage):
             stages = stages[:-1]
@@ -570,7 +568,7 @@ class StatevectorExecutor:
 
 
 def _gb(num_bytes: int) -> str:
-    return f"{num_bytes / 2**30:.2f} GiB ({num_bytes} bytes)"
+    return f"{num_bytes / 2**30:.3g} GiB ({num_bytes} bytes)"
 
 
 def _qubit_groups(n: int) -> list[list[int]]:
