@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,9 @@ class ExecutorConfig:
     shots: typing.Optional[int] = None
     seed: typing.Optional[int] = None
     optimization_level: int = 2  # preset pass manager for device backends
+    # exact executor (issue #11): where the model and batches live, and the bytes one kernel call may hold
+    device: str = "cpu"  # cpu | cuda | cuda:<index>
+    memory_limit_gb: typing.Optional[float] = None  # None: half the memory available at each call
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ _CHOICES = {
 _POSITIVE = {
     ("model", n) for n in ("embedding_dim", "hidden_dim", "num_layers", "num_qubits", "num_references", "reps", "vqc_depth")
 } | {("train", "epochs"), ("train", "batch_size"), ("train", "lr"), ("model", "input_scaling"), ("data", "min_freq"),
-     ("data", "max_length"), ("executor", "shots"), ("train", "clip_grad_norm")}
+     ("data", "max_length"), ("executor", "shots"), ("train", "clip_grad_norm"), ("executor", "memory_limit_gb")}
 
 
 def _coerce(where: str, section: str, name: str, value: Any, annotation: Any) -> Any:
@@ -117,6 +121,8 @@ def _coerce(where: str, section: str, name: str, value: Any, annotation: Any) ->
         raise ValueError(f"config{where}: expected {section}.{name} > 0, got {value!r}")
     if (section, name) == ("train", "bucket_batches") and value < 0:
         raise ValueError(f"config{where}: expected train.bucket_batches >= 0, got {value!r}")
+    if (section, name) == ("executor", "device") and not re.fullmatch(r"cpu|cuda(:\d+)?", value):
+        raise ValueError(f"config{where}: expected executor.device to be cpu, cuda or cuda:<index>, got {value!r}")
     if (section, name) == ("data", "validation_fraction") and not 0.0 <= value < 1.0:
         raise ValueError(f"config{where}: expected data.validation_fraction in [0, 1), got {value!r}")
     return value

@@ -29,6 +29,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict]:
         "backend": ("executor", "backend"),
         "shots": ("executor", "shots"),
         "sampler_seed": ("executor", "seed"),
+        "device": ("executor", "device"),
     }
     out: dict[str, dict] = {}
     for flag, (section, key) in mapping.items():
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--backend", help="exact (default), aer, aer-noisy:<device>, fake:<device> or ibm:<device>")
     train.add_argument("--shots", type=int)
     train.add_argument("--sampler-seed", type=int, help="seed of the simulator's shot noise (aer, aer-noisy)")
+    train.add_argument("--device", help="exact executor: cpu (default), cuda or cuda:<index>")
     train.add_argument("--out", help="run folder (default: a new folder under runs/)")
     train.add_argument("--resume", nargs="?", const="", metavar="DIR",
                        help="continue the run in DIR (or --out) from its last epoch's checkpoint")

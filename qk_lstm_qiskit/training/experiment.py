@@ -14,6 +14,7 @@ from ..config import RunConfig
 from ..data.corpus import make_batches
 from ..data.tasks import TaskData, prepare_data
 from ..errors import QKLSTMError
+from ..kernels.statevector import set_memory_limit
 from ..nn.tagger import build_tagger, count_parameters
 from .trainer import Trainer, evaluate, seed_everything
 
@@ -51,6 +52,16 @@ def _check_run_dir(out_dir: Path, resume: bool, config: RunConfig) -> dict | Non
     return state
 
 
+def _place_executor(config: RunConfig) -> None:
+    """Check ``executor.device`` and apply ``executor.memory_limit_gb`` (process-wide) before anything runs."""
+    ex = config.executor
+    if ex.device != "cpu" and ex.backend != "exact":
+        raise ValueError(f"train: expected executor.device 'cpu' for backend {ex.backend!r} (samplers run on the host), got {ex.device!r}")
+    if ex.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"train: expected a CUDA device for executor.device {ex.device!r}, but torch sees none")
+    set_memory_limit(None if ex.memory_limit_gb is None else int(ex.memory_limit_gb * 2**30))
+
+
 def run_training(
     config: RunConfig, out_dir: Path | None = None, *, resume: bool = False, progress: bool = True, sampler=None,
 ) -> dict[str, Any]:
@@ -62,6 +73,7 @@ def run_training(
         resume: continue from ``out_dir/last.pt``.
         sampler: a ``BaseSamplerV2`` overriding ``config.executor`` (Python API only).
     """
+    _place_executor(config)
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -87,6 +99,7 @@ def _train(
 ) -> dict[str, Any]:
     seed_everything(config.train.seed)
     model = build_tagger(config.model, len(data.words), len(data.tags), sampler=sampler, pass_manager=pass_manager)
+    model = model.to(config.executor.device)
     if config.model.kind == "qk-lstm" and config.model.references == "data":
         sample = make_batches(data.train[:32], 32, pad_index=data.words.pad_index or 0)[0]
         model.recurrent.init_references_from_data(model.embedding(sample.words).detach())

@@ -42,7 +42,7 @@ def seed_everything(seed: int) -> None:
 def _batch_stats(log_probs: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, int, int]:
     """(mean NLL over real tokens, correct, total)."""
     flat = log_probs.reshape(-1, log_probs.size(-1))
-    targets = batch.tags.reshape(-1)
+    targets = batch.tags.reshape(-1).to(flat.device)
     loss = nn.functional.nll_loss(flat, targets, ignore_index=PAD_TAG)
     mask = targets != PAD_TAG
     correct = int((flat.argmax(-1)[mask] == targets[mask]).sum())
@@ -55,8 +55,9 @@ def evaluate(model: nn.Module, batches: Sequence[Batch]) -> dict[str, float]:
     was_training = model.training
     model.eval()
     total_loss = correct = total = 0
+    device = next(model.parameters()).device
     for batch in batches:
-        loss, c, n = _batch_stats(model(batch.words), batch)
+        loss, c, n = _batch_stats(model(batch.words.to(device)), batch)
         total_loss, correct, total = total_loss + loss.item() * n, correct + c, total + n
     model.train(was_training)
     return {"loss": total_loss / max(total, 1), "accuracy": correct / max(total, 1)}
@@ -132,8 +133,9 @@ class Trainer:
             batches = make_batches(
                 train, cfg.batch_size, pad_index=self.pad_index, generator=self.generator, bucket_batches=cfg.bucket_batches
             )
+            device = next(self.model.parameters()).device  # executor.device: the model was moved there
             for batch in batches:
-                loss, c, n = _batch_stats(self.model(batch.words), batch)
+                loss, c, n = _batch_stats(self.model(batch.words.to(device)), batch)
                 self.optimizer.zero_grad()
                 loss.backward()
                 if cfg.clip_grad_norm is not None:
