@@ -228,8 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds per (implementation, qubits) process")
     parser.add_argument("--max-shift-qubits", type=int, default=12, help="parameter-shift reference up to this n")
     parser.add_argument("--max-pennylane-qubits", type=int, default=16)
-    parser.add_argument("--max-lightning-qubits", type=int, default=8,
-                        help="lightning.qubit runs one tape per pair (N·M = 1024): ~20 s per call at 8 qubits")
+    parser.add_argument("--max-lightning-qubits", type=int, default=4,
+                        help="lightning.qubit runs one tape per pair (N·M = 1024): 10-50 s per call already at 4-8 qubits")
     parser.add_argument("--skip-lstm", action="store_true")
     parser.add_argument("--lstm-repeats", type=int, default=5)
     parser.add_argument("--json", help="also write every number to this JSON file")

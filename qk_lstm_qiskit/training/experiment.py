@@ -16,6 +16,7 @@ from ..data.tasks import TaskData, prepare_data
 from ..errors import QKLSTMError
 from ..kernels.statevector import set_memory_limit
 from ..nn.tagger import build_tagger, count_parameters
+from . import distributed
 from .trainer import Trainer, evaluate, seed_everything
 
 __all__ = ["run_training", "default_run_dir"]
@@ -74,12 +75,14 @@ def run_training(
         sampler: a ``BaseSamplerV2`` overriding ``config.executor`` (Python API only).
     """
     _place_executor(config)
+    distributed.setup(config.executor.device)  # under torchrun: join the process group
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         resume_state = _check_run_dir(out_dir, resume, config)
     else:
         resume_state = None
+    distributed.barrier()  # every rank has checked the run folder before rank 0 writes to it
     data = prepare_data(config.data)
     pass_manager = backend = None
     if sampler is None:
@@ -111,7 +114,8 @@ def _train(
         "words": data.words.to_dict(),
         "tags": data.tags.to_dict(),
     }
-    trainer = Trainer(
+    trainer_class = distributed.DistributedTrainer if distributed.world()[1] > 1 else Trainer
+    trainer = trainer_class(
         model, config.train, out_dir=out_dir, metadata=metadata, pad_index=data.words.pad_index or 0, progress=progress
     )
     if resume_state is not None:
