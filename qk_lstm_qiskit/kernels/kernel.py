@@ -47,7 +47,7 @@ class _AdjointFidelity(torch.autograd.Function):
     @staticmethod
     def forward(ctx, ax, sy, executor):
         rows, dtype, device = ax.size(0), ax.dtype, ax.device
-        keep = 4 * executor.state_bytes(rows, dtype) <= executor.limit(device)
+        keep = executor.chunk_rows(rows, dtype, device, copies=4, what="kernel states") == rows  # fits: keep them
         if keep:
             sx = executor.simulate(ax, drop_constant_tail=True)  # (N, D)
             overlap = sx @ sy.mH  # (N, M): ⟨φ_m|ψ_n⟩

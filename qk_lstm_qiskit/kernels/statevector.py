@@ -70,6 +70,7 @@ SUPPORTED_GATES = tuple(sorted((*_FIXED_1Q, *_PARAM_1Q, *_MONOMIAL_2Q)))
 MEMORY_FRACTION = 0.5  # default limit: this fraction of the memory available when a call starts
 _memory_limit: int | None = None  # process-wide override, see set_memory_limit
 _WORK_COPIES = 3  # state-sized buffers live per row while a stage runs: input, output, one temporary
+_SMALL_CALL = 2**26  # bytes (64 MiB): below this a call is not checked against the available memory
 
 
 def set_memory_limit(num_bytes: int | None) -> None:
@@ -254,7 +255,10 @@ class StatevectorExecutor:
         Raises:
             MemoryError: not even one row fits (names qubits, rows and bytes), before allocating.
         """
-        limit, per_row = self.limit(device), self.state_bytes(copies, dtype)
+        per_row = self.state_bytes(copies, dtype)
+        if self.memory_limit is None and _memory_limit is None and held + per_row * rows <= _SMALL_CALL:
+            return rows  # small calls skip the query of the available memory (it costs a system call)
+        limit = self.limit(device)
         if held + per_row > limit:
             raise MemoryError(
                 f"StatevectorExecutor: {what} of {self.num_qubits} qubits for {rows} rows need at least "
