@@ -14,7 +14,7 @@ from ..circuits.feature_map import FeatureMap
 from .statevector import StatevectorExecutor
 from ..validation import check_finite
 
-__all__ = ["QuantumKernel", "PreparedSide", "GRADIENTS"]
+__all__ = ["QuantumKernel", "PreparedSide", "warn_if_product", "GRADIENTS"]
 
 GRADIENTS = ("adjoint", "parameter-shift")  # exact-path backward: one reverse sweep, or 2P shifted states per row
 
@@ -23,6 +23,18 @@ def _fidelities(sx: torch.Tensor, sy: torch.Tensor) -> torch.Tensor:
     """``|<ψ_y|ψ_x>|²`` for states ``(..., D)`` and ``(M, D)`` → ``(..., M)``."""
     overlap = sx @ sy.conj().transpose(0, 1)
     return overlap.real.square() + overlap.imag.square()
+
+
+def warn_if_product(owner: str, kernels: list[QuantumKernel]) -> None:
+    """One :class:`ProductKernelWarning` when any of ``kernels`` is a product kernel (``owner`` names the model)."""
+    product = [k for k in kernels if k.is_product_kernel]
+    if product:
+        warnings.warn(
+            f"{owner}: the fidelity kernel of {product[0].feature_map.extra_repr()} is a product of single-qubit "
+            "kernels (the CNOTs cancel in U†(y)U(x)); use reps >= 2 for an entangling kernel",
+            ProductKernelWarning,
+            stacklevel=3,
+        )
 
 
 class PreparedSide(NamedTuple):
@@ -143,6 +155,8 @@ class QuantumKernel(nn.Module):
         feature_map: the circuit U(x) and its data → angle encoding.
         sampler: a ``BaseSamplerV2`` or ``None`` for the exact executor (default).
         pass_manager: transpiles the composed fidelity circuit once (sampler path only).
+        warn: issue :class:`ProductKernelWarning` for a product kernel (default True; models
+            that hold several kernels warn once themselves, :func:`warn_if_product`).
         gradient: exact-path backward, ``"adjoint"`` (default) or ``"parameter-shift"``.
         memory_limit: bytes the exact executor may allocate per call (default: a fraction of the
             available memory, :func:`~qk_lstm_qiskit.kernels.statevector.default_memory_limit`).
@@ -160,8 +174,8 @@ class QuantumKernel(nn.Module):
     """
 
     def __init__(
-        self, feature_map: FeatureMap, *, sampler=None, pass_manager=None, gradient: str = "adjoint",
-        memory_limit: int | None = None,
+        self, feature_map: FeatureMap, *, sampler=None, pass_manager=None, warn: bool = True,
+        gradient: str = "adjoint", memory_limit: int | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(feature_map, FeatureMap):
@@ -170,13 +184,8 @@ class QuantumKernel(nn.Module):
             raise ValueError(f"QuantumKernel: expected gradient in {GRADIENTS}, got {gradient!r}")
         self.feature_map, self.gradient = feature_map, gradient
         self.executor = StatevectorExecutor(feature_map.circuit, feature_map.parameters_order, memory_limit=memory_limit)
-        if self.is_product_kernel:
-            warnings.warn(
-                f"QuantumKernel: the fidelity kernel of {feature_map.extra_repr()} is a product of "
-                "single-qubit kernels (the CNOTs cancel in U†(y)U(x)); use reps >= 2 for an entangling kernel",
-                ProductKernelWarning,
-                stacklevel=2,
-            )
+        if warn:
+            warn_if_product(type(self).__name__, [self])
         self.sampler_fidelity = None
         if sampler is not None:
             from .sampler import SamplerFidelity

@@ -257,7 +257,7 @@ class StatevectorExecutor:
         """
         per_row = self.state_bytes(copies, dtype)
         if self.memory_limit is None and _memory_limit is None and held + per_row * rows <= _SMALL_CALL:
-            return rows  # small calls skip the query of the available memory (it costs a system call)
+            return max(1, rows)  # small calls skip the query of the available memory (a system call)
         limit = self.limit(device)
         if held + per_row > limit:
             raise MemoryError(

@@ -9,9 +9,7 @@ epoch without validation data). Every file is replaced atomically.
 
 from __future__ import annotations
 
-import csv
 import logging
-import os
 import random
 import time
 from pathlib import Path
@@ -22,14 +20,22 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..config import TrainConfig
+from ..config import OPTIMIZERS, TrainConfig
 from ..data.corpus import PAD_TAG, Batch, make_batches
-from ..rundir import save_atomic, write_json_atomic
+from ..checkpoint import LAST_FILE, MODEL_FILE, save_checkpoint
+from ..evaluation.loop import tag_batches
+from ..rundir import make_out_dir, write_csv_atomic, write_json_atomic
 
 __all__ = ["Trainer", "evaluate", "seed_everything"]
 
 log = logging.getLogger(__name__)
 Encoded = Sequence[tuple[list[int], list[int]]]
+
+
+def _plain_numpy_state(state: tuple) -> tuple:
+    """``np.random.get_state()`` as plain Python values (``weights_only`` checkpoints hold no arrays)."""
+    name, keys, pos, has_gauss, cached = state
+    return name, keys.tolist(), int(pos), int(has_gauss), float(cached)
 
 
 def seed_everything(seed: int) -> None:
@@ -49,18 +55,10 @@ def _batch_stats(log_probs: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, i
     return loss, correct, int(mask.sum())
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, batches: Sequence[Batch]) -> dict[str, float]:
-    """Token-weighted ``loss`` and ``accuracy`` of ``model`` on ``batches`` (eval mode)."""
-    was_training = model.training
-    model.eval()
-    total_loss = correct = total = 0
-    device = next(model.parameters()).device
-    for batch in batches:
-        loss, c, n = _batch_stats(model(batch.words.to(device)), batch)
-        total_loss, correct, total = total_loss + loss.item() * n, correct + c, total + n
-    model.train(was_training)
-    return {"loss": total_loss / max(total, 1), "accuracy": correct / max(total, 1)}
+    """Token-weighted ``loss`` and ``accuracy`` of ``model`` on ``batches`` (eval mode, :func:`tag_batches`)."""
+    tagged = tag_batches(model, batches)
+    return {"loss": tagged.loss or 0.0, "accuracy": tagged.accuracy}
 
 
 class Trainer:
@@ -83,7 +81,7 @@ class Trainer:
         self.metadata = dict(metadata or {})
         self.pad_index, self.progress = pad_index, progress
         params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD
+        optimizer = getattr(torch.optim, OPTIMIZERS[config.optimizer])
         self.optimizer = optimizer(params, lr=config.lr)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.history: list[dict[str, float]] = []
@@ -96,7 +94,7 @@ class Trainer:
             "optimizer_state": self.optimizer.state_dict(),
             "generator_state": self.generator.get_state(),
             "torch_rng_state": torch.get_rng_state(),
-            "numpy_rng_state": np.random.get_state(),
+            "numpy_rng_state": _plain_numpy_state(np.random.get_state()),
             "python_rng_state": random.getstate(),
             "epoch": len(self.history),
             "history": self.history,
@@ -118,6 +116,8 @@ class Trainer:
     def fit(self, train: Encoded, validation: Encoded | None = None) -> list[dict[str, float]]:
         """Train from the current epoch up to ``config.epochs``; return the per-epoch history."""
         cfg = self.config
+        if self.out_dir is not None:
+            make_out_dir(self.out_dir)  # only now: every check before training has passed
         val_batches = (
             make_batches(validation, cfg.batch_size, pad_index=self.pad_index, bucket_batches=cfg.bucket_batches)
             if validation else None
@@ -172,10 +172,10 @@ class Trainer:
         improved = "val_accuracy" not in record or score > self.best_accuracy
         self.best_accuracy = max(self.best_accuracy, score)
         state = self.state()
-        save_atomic(state, self.out_dir / "last.pt")
+        save_checkpoint(state, self.out_dir / LAST_FILE)
         if improved:
             keep = ("model_state", "epoch", *self.metadata)
-            save_atomic({k: state[k] for k in keep}, self.out_dir / "model.pt")
+            save_checkpoint({k: state[k] for k in keep}, self.out_dir / MODEL_FILE)
         self.write_metrics()
         log.info("epoch %d: %s", record["epoch"], record)
 
@@ -185,10 +185,4 @@ class Trainer:
             return
         meta = {k: v for k, v in self.metadata.items() if k not in ("words", "tags")}
         write_json_atomic({**meta, "epochs": self.history, **extra}, self.out_dir / "metrics.json")
-        fields = list(dict.fromkeys(k for row in self.history for k in row))
-        tmp = self.out_dir / "metrics.csv.tmp"
-        with tmp.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(self.history)
-        os.replace(tmp, self.out_dir / "metrics.csv")
+        write_csv_atomic(self.history, self.out_dir / "metrics.csv")
