@@ -37,6 +37,7 @@ import weakref
 from typing import NamedTuple
 
 import torch
+from torch.autograd import forward_ad
 from torch.autograd.function import once_differentiable
 
 from .kernel import QuantumKernel
@@ -233,7 +234,8 @@ class FusedQKLSTMLayer(torch.autograd.Function):
         u = us.view(rows, n)  # (B, q)
         # each angle column (and so each qubit's modes) depends on one feature only: the derivative
         # along u + ε·1 is ∂/∂u_q, by forward-mode autograd through the feature map's encoding
-        slopes = torch.func.jvp(ctx.encode, (u,), (torch.ones_like(u),))[1]  # (B, P)
+        with forward_ad.dual_level():  # (B, P); half the fixed cost of torch.func.jvp
+            slopes = forward_ad.unpack_dual(ctx.encode(forward_ad.make_dual(u, torch.ones_like(u)))).tangent
         modes = modes.view(rows, modes.size(-1))  # (B, n·G)
         dmodes = (modes @ bloch.turn) * (slopes @ bloch.arg_map)
         kernel_map = _kernel_map(by)
