@@ -121,7 +121,7 @@ def _expansion(kernel: QuantumKernel, dtype: torch.dtype | None = None, device=N
             entries[key] = FourierBloch(*(t.to(device, dtype) for t in _expansion(kernel)))
         else:
             form, n = kernel.executor.product_form(torch.float64), kernel.executor.num_qubits
-            local = form is not None
+            local = form is not None and kernel.num_features == n  # feature q drives qubit q
             if local:
                 probe = torch.randn(2, n, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
                 jacobian = torch.stack([torch.autograd.functional.jacobian(kernel.feature_map.angles, row) for row in probe])
@@ -148,7 +148,7 @@ def supports_fused(kernel: QuantumKernel) -> bool:
     form = kernel.executor.product_form()
     if form is None:
         return False
-    slots = form.angle_map.size(1) // kernel.num_features
+    slots = form.angle_map.size(1) // kernel.executor.num_qubits
     return 3**slots <= MAX_FOURIER_MODES and _expansion(kernel) is not None
 
 

@@ -64,6 +64,7 @@ def build_tagger(
             e, h, num_layers=config.num_layers, batch_first=True, num_qubits=config.num_qubits,
             num_references=config.num_references, reps=config.reps, entanglement=config.entanglement,
             input_scaling=config.input_scaling, trainable_scaling=config.trainable_scaling,
+            feature_map=config.feature_map, paulis=tuple(config.paulis.split(",")), trainable_layers=config.trainable_layers,
             weighting=config.weighting, references=config.references, sampler=sampler, pass_manager=pass_manager,
         )
     else:
