@@ -71,6 +71,7 @@ MEMORY_FRACTION = 0.5  # default limit: this fraction of the memory available wh
 _memory_limit: int | None = None  # process-wide override, see set_memory_limit
 _WORK_COPIES = 3  # state-sized buffers live per row while a stage runs: input, output, one temporary
 _SMALL_CALL = 2**26  # bytes (64 MiB): below this a call is not checked against the available memory
+_CHUNK_BYTES = 2**30  # working memory of one chunk (1 GiB): larger chunks are no faster, only bigger
 
 
 def set_memory_limit(num_bytes: int | None) -> None:
@@ -265,7 +266,7 @@ class StatevectorExecutor:
                 f"{_gb(held + per_row)} ({_gb(self.state_bytes(1, dtype))} per state), over the memory limit of "
                 f"{_gb(limit)}; use fewer qubits or rows, or raise the limit (executor.memory_limit_gb, set_memory_limit)"
             )
-        return max(1, min(rows, (limit - held) // per_row))
+        return max(1, min(rows, min(limit - held, _CHUNK_BYTES) // per_row))
 
     # ------------------------------------------------------------------ compilation
     def _compile(self, circuit: QuantumCircuit) -> list:
