@@ -1,135 +1,295 @@
-"""Kernels beyond the paper: QSVC on ``ad_hoc_data``, concentration table, geometric differences.
+"""Exact fidelity kernels at research scale: this package vs PennyLane and qiskit-machine-learning; QK-LSTM vs nn.LSTM.
 
-1. QSVC on qiskit-ml's ``ad_hoc_data`` (20 training / 10 test points per class, 2 features, gap 0.3),
-   ZZ map (reps 2): the adapter ``QuantumKernel.to_qiskit()`` against qiskit-ml's
-   ``FidelityStatevectorKernel`` on the same circuit — max Gram difference, test accuracy, and the
-   time of both Gram computations (train + test, median of ``--repeat``) with their ratio.
-2. Concentration: mean and variance of off-diagonal ``k(s x, s x')``, ``x ~ U[-π, π]^n``, for the
-   paper map and ZZ (reps 1 and 2, linear entanglement), ``s`` = 1 and 0.1, n = 2 … ``--max-qubits``.
-3. Geometric difference g(K_RBF ‖ K_Q) (Huang et al.) on the paper task's projected inputs (the
-   initial QK-LSTM's u_t, 9 tokens) and on ``ad_hoc_data``'s training set.
+Part 1, Gram matrix ``K (N×M)`` of the feature map ``FeatureMap(n, reps=2)`` (N=64, M=16) and its gradient
+w.r.t. both inputs (``K.sum().backward()``), for n = 4 … 20 qubits, float32 and float64:
 
-    python benchmarks/bench_kernels.py [--max-qubits 12] [--samples 24] [--repeat 5]
+* ``qk_lstm_qiskit``: :class:`QuantumKernel` (adjoint backward), and its ``gradient="parameter-shift"`` path;
+* PennyLane ``default.qubit`` (``diff_method="backprop"``, torch interface): the kernel from two batches of
+  ``qml.state()``, exactly as this package forms it;
+* PennyLane ``lightning.qubit`` (``diff_method="adjoint"``): one compute-uncompute circuit per pair, ⟨P_0⟩;
+* qiskit-machine-learning ``FidelityStatevectorKernel`` (forward only, numpy).
+
+All get the same angles (``FeatureMap.angles``); values are cross-checked against this package first
+(max |ΔK| printed), then each (implementation, n) runs in a fresh process: best-of-``--repeats`` CPU and wall
+seconds, pairs per second, and the peak RSS above the RSS right before the case (VmHWM reset per case). Cases past
+``--timeout`` seconds are reported as such.
+
+Part 2, QK-LSTM forward + backward (B=32, T=25, in=32, H=32) against ``nn.LSTM`` of the same sizes, one thread,
+median of repeats: the table of issue #11.
+
+    python benchmarks/bench_kernels.py [--qubits 4 6 … 20] [--skip-lstm] [--json out.json]
+
+PennyLane is the optional extra ``bench`` (``pip install -e .[bench]``); the package never imports it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
 import statistics
+import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
-import numpy as np
+import psutil
 import torch
-from qiskit.circuit.library import zz_feature_map
-from qiskit_machine_learning.algorithms import QSVC
-from qiskit_machine_learning.datasets import ad_hoc_data
-from qiskit_machine_learning.kernels import FidelityStatevectorKernel
-from qiskit_machine_learning.utils import algorithm_globals
 
-from qk_lstm_qiskit.circuits.feature_map import FeatureMap
-from qk_lstm_qiskit.circuits.library import build_feature_map
-from qk_lstm_qiskit.config import load_config
-from qk_lstm_qiskit.data.tasks import prepare_data
-from qk_lstm_qiskit.errors import ProductKernelWarning
-from qk_lstm_qiskit.kernels.diagnostics import concentration, geometric_difference, rbf_gram
-from qk_lstm_qiskit.kernels.kernel import QuantumKernel
-from qk_lstm_qiskit.nn.tagger import build_tagger
-from qk_lstm_qiskit.training.trainer import seed_everything
+N_ROWS, M_ROWS, REPS = 64, 16, 2
+IMPLEMENTATIONS = ("qk_lstm_qiskit", "qk_lstm_qiskit-shift", "pennylane-default", "pennylane-lightning", "qiskit-ml")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-def _timed(function, repeat: int):
-    times, value = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        value = function()
-        times.append(time.perf_counter() - start)
-    return value, statistics.median(times)
+def _data(n: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(n)
+    return torch.randn(N_ROWS, n, generator=gen, dtype=dtype), torch.randn(M_ROWS, n, generator=gen, dtype=dtype)
 
 
-def qsvc_section(repeat: int) -> None:
-    algorithm_globals.random_seed = 12345
-    x_train, y_train, x_test, y_test = ad_hoc_data(training_size=20, test_size=10, n=2, gap=0.3, one_hot=False)
-    circuit = zz_feature_map(2, reps=2)
-    kernels = {"FidelityStatevectorKernel": FidelityStatevectorKernel(feature_map=circuit),
-               "QuantumKernel.to_qiskit()": QuantumKernel(FeatureMap.from_circuit(circuit)).to_qiskit()}
-    grams, seconds, accuracy = {}, {}, {}
-    for name, kernel in kernels.items():
-        grams[name], seconds[name] = _timed(lambda k=kernel: (k.evaluate(x_train), k.evaluate(x_test, x_train)), repeat)
-        accuracy[name] = QSVC(quantum_kernel=kernel).fit(x_train, y_train).score(x_test, y_test)
-    (ref_train, ref_test), (our_train, our_test) = grams.values()
-    diff = max(np.abs(ref_train - our_train).max(), np.abs(ref_test - our_test).max())
-    print("## QSVC on ad_hoc_data (40 train, 20 test), ZZ reps 2\n")
-    print("| kernel | test accuracy | Gram matrices (40×40 + 20×40), s |\n|---|---|---|")
-    for name in kernels:
-        print(f"| {name} | {accuracy[name]:.2f} | {seconds[name]:.4f} |")
-    ref, ours = seconds.values()
-    print(f"\nmax |K_adapter − K_qiskit-ml| = {diff:.1e}; time ratio qiskit-ml / adapter = {ref / ours:.1f}×\n")
+def _pennylane_layers(n: int):
+    import pennylane as qml
+
+    pairs = [(i, i + 1) for i in range(n - 1)]
+
+    def feature_map(a):
+        for layer in range(REPS):
+            off = 2 * n * layer
+            for i in range(n):
+                qml.Hadamard(i)
+            for i in range(n):
+                qml.RY(a[..., off + i], wires=i)
+                qml.RZ(a[..., off + n + i], wires=i)
+            for c, t in pairs:
+                qml.CNOT([c, t])
+
+    return qml, feature_map
 
 
-def concentration_section(max_qubits: int, samples: int) -> None:
-    qubits = tuple(range(2, max_qubits + 1, 2))
-    print(f"## Concentration: off-diagonal k(s x, s x'), {samples} points x ~ U[-π, π]^n\n")
-    print("| map | reps | n | product | mean (s=1) | var (s=1) | mean (s=0.1) | var (s=0.1) | seconds |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for kind in ("paper", "zz"):
-        for reps in (1, 2):
-            for n in qubits:
-                start = time.perf_counter()
-                rows = concentration(lambda q: build_feature_map(kind, q, reps=reps), (n,), (1.0, 0.1),
-                                     num_samples=samples)
-                elapsed = time.perf_counter() - start
-                a, b = rows
-                print(f"| {kind} | {reps} | {n} | {a['product_kernel']} | {a['mean']:.2e} | {a['var']:.2e} | "
-                      f"{b['mean']:.2e} | {b['var']:.2e} | {elapsed:.1f} |", flush=True)
-    print()
+def make_case(impl: str, n: int, dtype: torch.dtype):
+    """A function ``(x, y, backward) -> K`` for one implementation (``backward``: also ``K.sum().backward()``)."""
+    from qk_lstm_qiskit import FeatureMap, QuantumKernel
+
+    encode = FeatureMap(n, reps=REPS, dtype=dtype).angles  # the same angles for every implementation
+    if impl.startswith("qk_lstm_qiskit"):
+        kernel = QuantumKernel(
+            FeatureMap(n, reps=REPS, dtype=dtype), gradient="parameter-shift" if impl.endswith("shift") else "adjoint"
+        )
+
+        def run(x, y, backward):
+            x, y = x.clone().requires_grad_(backward), y.clone().requires_grad_(backward)
+            k = kernel(x, y)
+            if backward:
+                k.sum().backward()
+            return k.detach()
+
+        return run
+    if impl == "pennylane-default":
+        qml, feature_map = _pennylane_layers(n)
+        device = qml.device("default.qubit", wires=n)
+
+        @qml.qnode(device, interface="torch", diff_method="backprop")
+        def state(a):
+            feature_map(a)
+            return qml.state()
+
+        def run(x, y, backward):
+            x, y = x.clone().requires_grad_(backward), y.clone().requires_grad_(backward)
+            overlap = state(encode(x)) @ state(encode(y)).conj().T
+            k = overlap.real**2 + overlap.imag**2
+            if backward:
+                k.sum().backward()
+            return k.detach()
+
+        return run
+    if impl == "pennylane-lightning":
+        import numpy as np
+
+        qml, feature_map = _pennylane_layers(n)
+        c_dtype = np.complex64 if dtype == torch.float32 else np.complex128
+        device = qml.device("lightning.qubit", wires=n, c_dtype=c_dtype)
+
+        @qml.qnode(device, interface="torch", diff_method="adjoint")
+        def fidelity(a, b):
+            feature_map(a)
+            qml.adjoint(feature_map)(b)
+            return qml.expval(qml.Projector([0] * n, wires=range(n)))
+
+        def run(x, y, backward):
+            x, y = x.clone().requires_grad_(backward), y.clone().requires_grad_(backward)
+            ax, ay = encode(x), encode(y)
+            k = fidelity(ax.repeat_interleave(M_ROWS, 0), ay.repeat(N_ROWS, 1)).reshape(N_ROWS, M_ROWS)
+            if backward:
+                k.sum().backward()
+            return k.detach()
+
+        return run
+    if impl == "qiskit-ml":
+        from qiskit_machine_learning.kernels import FidelityStatevectorKernel
+
+        kernel = FidelityStatevectorKernel(feature_map=FeatureMap(n, reps=REPS).circuit)  # binds angles θ[0…P-1]
+
+        def run(x, y, backward):
+            if backward:
+                raise NotImplementedError("FidelityStatevectorKernel has no gradient")
+            return torch.from_numpy(kernel.evaluate(encode(x).double().numpy(), encode(y).double().numpy()))
+
+        return run
+    raise ValueError(f"bench_kernels: expected an implementation in {IMPLEMENTATIONS}, got {impl!r}")
 
 
-def _paper_task_inputs() -> torch.Tensor:
-    config = load_config()
-    data = prepare_data(config.data)
-    seed_everything(0)
-    tagger = build_tagger(config.model, len(data.words), len(data.tags)).eval()
-    cell = tagger.recurrent.cells[0]
-    cell.fused = False
-    collected = []
-    handle = cell.projection.register_forward_hook(lambda m, a, out: collected.append(out.detach()))
-    with torch.no_grad():
-        for words, _ in data.train:
-            tagger(torch.tensor([words]))
-    handle.remove()
-    return torch.cat(collected).double()
+def _timed(fn, repeats: int) -> tuple[float, float]:
+    wall = cpu = float("inf")
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        fn()
+        wall, cpu = min(wall, time.perf_counter() - start), min(cpu, time.process_time() - start_cpu)
+    return wall, cpu
 
 
-def geometric_section() -> None:
-    algorithm_globals.random_seed = 12345
-    x_adhoc = torch.tensor(ad_hoc_data(training_size=20, test_size=10, n=2, gap=0.3, one_hot=False)[0])
-    samples = {"paper task u_t (9 × 4)": _paper_task_inputs(), "ad_hoc_data train (40 × 2)": x_adhoc}
-    print("## Geometric difference g(K_RBF ‖ K_Q), λ = 1e-3 (Huang et al.)\n")
-    print("| sample | paper reps 1 | paper reps 2 | ZZ reps 1 | ZZ reps 2 |\n|---|---|---|---|---|")
-    for name, x in samples.items():
-        classical = rbf_gram(x.numpy())
-        cells = []
-        for kind, reps in (("paper", 1), ("paper", 2), ("zz", 1), ("zz", 2)):
-            kernel = QuantumKernel(build_feature_map(kind, x.size(1), reps=reps))
-            with torch.no_grad():
-                cells.append(geometric_difference(kernel(x, x).numpy(), classical))
-        print(f"| {name} | " + " | ".join(f"{g:.2f}" for g in cells) + " |")
-    print()
+def _peak_rss() -> int:
+    """Peak resident set size (bytes) since the last reset, from ``/proc/self/status`` (VmHWM)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def run_case(impl: str, n: int, dtypes: list[str], repeats: int) -> dict:
+    """One (implementation, n) in this process: per dtype forward and forward+backward times, peak RSS."""
+    warnings.simplefilter("ignore")
+    torch.set_num_threads(1)
+    results = {}
+    for name in dtypes:
+        dtype = DTYPES[name]
+        x, y = _data(n, dtype)
+        run = make_case(impl, n, dtype)
+        Path("/proc/self/clear_refs").write_text("5")  # Linux: reset the peak RSS (VmHWM) to the current RSS
+        baseline = psutil.Process().memory_info().rss
+        entry = {}
+        entry["fwd_wall"], entry["fwd_cpu"] = _timed(lambda: run(x, y, False), repeats)
+        if impl != "qiskit-ml":
+            entry["grad_wall"], entry["grad_cpu"] = _timed(lambda: run(x, y, True), repeats)
+        entry["peak_above_baseline_gb"] = (_peak_rss() - baseline) / 2**30
+        results[name] = entry
+    return results
+
+
+def cross_check(n: int, dtype: torch.dtype, impls: list[str]) -> dict[str, float]:
+    """max |K_impl − K_qk_lstm_qiskit| on the benchmark's angles (float64 reference when dtype is float64)."""
+    x, y = _data(n, dtype)
+    reference = make_case("qk_lstm_qiskit", n, dtype)(x, y, True).double()
+    return {impl: float((make_case(impl, n, dtype)(x, y, False).double() - reference).abs().max()) for impl in impls}
+
+
+def _subprocess_case(impl: str, n: int, dtypes: list[str], repeats: int, timeout: float) -> dict | str:
+    command = [sys.executable, __file__, "--case", impl, str(n), "--dtypes", *dtypes, "--repeats", str(repeats)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return f"> {timeout:.0f} s"
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["?"])[-1]
+        return f"failed: {last[:80]}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def lstm_table(repeats: int) -> list[dict]:
+    """QK-LSTM vs nn.LSTM forward + backward, B=32, T=25, in=32, H=32 (median seconds)."""
+    from torch import nn
+
+    from qk_lstm_qiskit import QKLSTM
+
+    warnings.simplefilter("ignore")
+    torch.set_num_threads(1)
+    x = torch.randn(32, 25, 32, generator=torch.Generator().manual_seed(0))
+
+    def median_time(model: nn.Module) -> float:
+        times = []
+        for _ in range(repeats + 1):
+            model.zero_grad()
+            start = time.process_time()
+            out, _ = model(x)
+            out.square().sum().backward()
+            times.append(time.process_time() - start)
+        return statistics.median(times[1:])  # the first call builds caches
+
+    base = median_time(nn.LSTM(32, 32, batch_first=True))
+    rows = []
+    for qubits, refs, reps in ((4, 4, 1), (4, 4, 2), (8, 8, 2), (12, 8, 2)):
+        torch.manual_seed(0)
+        model = QKLSTM(32, 32, batch_first=True, num_qubits=qubits, num_references=refs, reps=reps)
+        seconds = median_time(model)
+        rows.append({"qubits": qubits, "R": refs, "reps": reps, "seconds": seconds, "lstm_seconds": base,
+                     "ratio": seconds / base})
+        print(f"  QK-LSTM {qubits:2d} qubits R={refs} reps {reps}: {seconds * 1e3:9.1f} ms CPU = {seconds / base:8.1f}x "
+              f"nn.LSTM ({base * 1e3:.2f} ms)", flush=True)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-qubits", type=int, default=12, help="16 takes ~20 min on a loaded 2-core machine")
-    parser.add_argument("--samples", type=int, default=24)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--qubits", type=int, nargs="+", default=[4, 6, 8, 10, 12, 14, 16, 18, 20])
+    parser.add_argument("--implementations", nargs="+", default=list(IMPLEMENTATIONS), choices=IMPLEMENTATIONS)
+    parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=list(DTYPES))
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=240.0, help="seconds per (implementation, qubits) process")
+    parser.add_argument("--max-shift-qubits", type=int, default=12, help="parameter-shift reference up to this n")
+    parser.add_argument("--max-pennylane-qubits", type=int, default=16)
+    parser.add_argument("--max-lightning-qubits", type=int, default=4,
+                        help="lightning.qubit runs one tape per pair (N·M = 1024): 10-50 s per call already at 4-8 qubits")
+    parser.add_argument("--skip-lstm", action="store_true")
+    parser.add_argument("--lstm-repeats", type=int, default=5)
+    parser.add_argument("--json", help="also write every number to this JSON file")
+    parser.add_argument("--case", nargs=2, metavar=("IMPL", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.case:
+        print(json.dumps(run_case(args.case[0], int(args.case[1]), args.dtypes, args.repeats)))
+        return 0
+    warnings.simplefilter("ignore")
     torch.set_num_threads(1)
-    warnings.simplefilter("ignore", ProductKernelWarning)
-    qsvc_section(args.repeat)
-    geometric_section()
-    concentration_section(args.max_qubits, args.samples)
+    print(f"Gram N={N_ROWS} x M={M_ROWS}, FeatureMap(n, reps={REPS}, linear); one torch thread; "
+          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    others = [i for i in args.implementations if i != "qk_lstm_qiskit"]
+    print("cross-check, max |K - K_qk_lstm_qiskit| (float64, 6 qubits):",
+          {k: f"{v:.1e}" for k, v in cross_check(6, torch.float64, others).items()})
+    results: dict = {"cases": {}}
+    for n in args.qubits:
+        for impl in args.implementations:
+            if (impl == "qk_lstm_qiskit-shift" and n > args.max_shift_qubits) or (
+                impl.startswith("pennylane") and n > args.max_pennylane_qubits
+            ) or (impl == "pennylane-lightning" and n > args.max_lightning_qubits):
+                continue
+            outcome = _subprocess_case(impl, n, args.dtypes, args.repeats, args.timeout)
+            results["cases"][f"{impl}/{n}"] = outcome
+            if isinstance(outcome, str):
+                print(f"{n:2d} qubits {impl:22s} {outcome}", flush=True)
+                continue
+            for name, e in outcome.items():
+                grad = f"fwd+grad {e['grad_cpu']:8.3f} s CPU ({e['grad_wall']:7.3f} wall)" if "grad_cpu" in e else " " * 38
+                pairs = N_ROWS * M_ROWS / e.get("grad_cpu", e["fwd_cpu"])
+                print(f"{n:2d} qubits {impl:22s} {name}: fwd {e['fwd_cpu']:8.3f} s CPU ({e['fwd_wall']:7.3f} wall)  {grad}  "
+                      f"{pairs:10.0f} pairs/s  peak +{e['peak_above_baseline_gb']:.2f} GB", flush=True)
+    print("\nratios, fwd+grad CPU time of the other implementation / qk_lstm_qiskit (higher: this package faster)")
+    for n in args.qubits:
+        ours = results["cases"].get(f"qk_lstm_qiskit/{n}")
+        if not isinstance(ours, dict):
+            continue
+        cells = []
+        for impl in others:
+            theirs = results["cases"].get(f"{impl}/{n}")
+            for name in args.dtypes:
+                key = "grad_cpu" if impl != "qiskit-ml" else "fwd_cpu"
+                if isinstance(theirs, dict) and name in theirs:
+                    cells.append(f"{impl}/{name} {theirs[name][key] / ours[name][key]:.1f}x")
+        print(f"{n:2d} qubits: " + ",  ".join(cells) + "   (qiskit-ml: forward only)")
+    if not args.skip_lstm:
+        print(f"\nQK-LSTM forward+backward vs nn.LSTM, B=32 T=25 in=32 H=32, median of {args.lstm_repeats}, one thread")
+        results["lstm"] = lstm_table(args.lstm_repeats)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,9 @@ class ExecutorConfig:
     shots: typing.Optional[int] = None
     seed: typing.Optional[int] = None
     optimization_level: int = 2  # preset pass manager for device backends
+    # exact executor (issue #11): where the model and batches live, and the bytes one kernel call may hold
+    device: str = "cpu"  # cpu | cuda | cuda:<index>
+    memory_limit_gb: typing.Optional[float] = None  # None: half the memory available at each call
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,7 @@ _CHOICES = {  # each list defined once, beside the code that uses it
 _POSITIVE = {
     ("model", n) for n in ("embedding_dim", "hidden_dim", "num_layers", "num_qubits", "num_references", "reps", "vqc_depth")
 } | {("train", "epochs"), ("train", "batch_size"), ("train", "lr"), ("model", "input_scaling"), ("data", "min_freq"),
-     ("data", "max_length"), ("executor", "shots"), ("train", "clip_grad_norm")}
+     ("data", "max_length"), ("executor", "shots"), ("train", "clip_grad_norm"), ("executor", "memory_limit_gb")}
 
 
 _SEEDS = {("train", "seed"), ("data", "split_seed"), ("executor", "seed")}  # numpy and torch take [0, 2**32)
@@ -132,6 +136,8 @@ def _coerce(where: str, section: str, name: str, value: Any, annotation: Any, la
         raise ValueError(f"config{where}: expected {key} in {_CHOICES[section, name]}, got {value!r}")
     if (section, name) in _POSITIVE and not (math.isfinite(value) and value > 0):
         raise ValueError(f"config{where}: expected {key} > 0, got {value!r}")
+    if (section, name) == ("executor", "device") and not re.fullmatch(r"cpu|cuda(:\d+)?", value):
+        raise ValueError(f"config{where}: expected {key} to be cpu, cuda or cuda:<index>, got {value!r}")
     if (section, name) in {("train", "bucket_batches"), ("model", "trainable_layers")} and value < 0:
         raise ValueError(f"config{where}: expected {key} >= 0, got {value!r}")
     if (section, name) == ("data", "validation_fraction") and not 0.0 <= value < 1.0:

@@ -28,6 +28,7 @@ FLAG_KEYS = {  # train flag (argparse dest) -> config key it overrides
     "backend": ("executor", "backend"),
     "shots": ("executor", "shots"),
     "sampler_seed": ("executor", "seed"),
+    "device": ("executor", "device"),
 }
 
 
@@ -131,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--backend", help="executor.backend: exact (default), aer, aer-noisy:<device>, fake:<device> or ibm:<device>")
     train.add_argument("--shots", type=int, help="executor.shots per circuit on a sampler backend, >= 1 (default: the sampler's)")
     train.add_argument("--sampler-seed", type=int, help="seed of the simulator's shot noise (aer, aer-noisy)")
+    train.add_argument("--device", help="exact executor: cpu (default), cuda or cuda:<index>")
     train.add_argument("--out", help="run folder (default: a new folder under runs/)")
     train.add_argument("--resume", nargs="?", const="", metavar="DIR",
                        help="continue the run in DIR (or --out) from its last epoch's checkpoint")

@@ -56,9 +56,10 @@ def tag_batches(model: nn.Module, batches: Iterable[Batch]) -> TaggedTokens:
     model.eval()
     predictions, targets, words = [], [], []
     loss_sum, loss_tokens = 0.0, 0
+    device = next(model.parameters(), torch.empty(0)).device  # executor.device (cpu for a parameter-free model)
     try:
         for batch in batches:
-            log_probs = model(batch.words)  # (N, L, T)
+            log_probs = model(batch.words.to(device)).cpu()  # (N, L, T)
             mask = batch.mask
             known = mask & (batch.tags >= 0)  # unseen gold tags: no loss
             if known.any():

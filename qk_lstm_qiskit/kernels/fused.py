@@ -3,19 +3,21 @@
 The per-step autograd graph of :class:`~qk_lstm_qiskit.cell.QKLSTMCell` has ~150 tiny
 operations. When the kernel is the exact product kernel
 ``k(u, y) = Π_q (1 + r_q(u)·r_q(y)) / 2`` (:attr:`QuantumKernel.is_product_kernel`, no sampler),
-the feature-map bandwidth ``s`` is a constant and each qubit's Bloch vector depends on its own
+the feature map has no trainable weight and each qubit's Bloch vector depends on its own
 feature only (true of :class:`FeatureMap`), :class:`FusedQKLSTMLayer` runs the layer in a plain
 no-grad loop of ~17 raw tensor operations per step (the slot recurrence of the Bloch vectors is
 expanded once into Fourier modes, :class:`FourierBloch`) and back-propagates through time by
 hand: everything in the backward pass that does not depend on the recurrent gradient
 (Bloch-vector derivatives, gate derivatives, parameter gradients) is computed for all ``L·N``
-steps at once, leaving 7 operations per step in the reverse loop.
+steps at once, leaving 7 operations per step in the reverse loop. The encoding is the feature
+map's own :meth:`FeatureMap.angles` (forward), and its derivative is taken by forward-mode
+autograd through that same method (backward): there is no second copy of the encoding.
 
 Per step, with ``v_t = [h_{t-1}; x_t]`` and ``P = [W_h | W_x]``:
 
 .. math::
     u_t = x_t W_x^\\top + p + h_{t-1} W_h^\\top,\\quad
-    a_t = [\\arctan(s u_t), \\arctan((s u_t)^2)],\\quad
+    a_t = \\mathrm{angles}(u_t),\\quad
     \\psi_t = a_t M + m,\\\\
     r_{q,1} = \\sum_k c_k(\\psi_{1q}) F_{kq},\\quad
     r_{q,j} = \\sum_k c_k(\\psi_{jq}) T_{jkq}\\, r_{q,j-1},\\quad c(\\psi) = (1, \\cos\\psi, \\sin\\psi),\\\\
@@ -23,9 +25,8 @@ Per step, with ``v_t = [h_{t-1}; x_t]`` and ``P = [W_h | W_x]``:
     z_t = k_t A + b,\\quad
     c_t = \\sigma(z^f) c_{t-1} + \\sigma(z^i) \\tanh(z^C),\\quad h_t = \\sigma(z^o) \\tanh(c_t)
 
-``M`` (``bloch_map`` summed over the ``reps`` copies of the angles), ``m`` (``bloch_shift``),
-``F`` (``bloch_first``) and ``T`` (``bloch_abc``) come from the executor's compiled
-single-qubit stage; ``y`` are the references' Bloch vectors; ``A`` ``(4R, 4H)`` is
+``M``, ``m``, ``F`` and ``T`` are the executor's :class:`~.statevector.ProductForm`
+(``angle_map``, ``angle_shift``, ``first``, ``rotations``); ``y`` are the references' Bloch vectors; ``A`` ``(4R, 4H)`` is
 block-diagonal with the gates' ``α^T`` (the same block four times for weighting ``"paper"``).
 """
 
@@ -36,33 +37,29 @@ import weakref
 from typing import NamedTuple
 
 import torch
+from torch.autograd import forward_ad
 from torch.autograd.function import once_differentiable
 
 from .kernel import QuantumKernel
-from .statevector import _SingleQubitStage
+from .statevector import ProductForm
 
 __all__ = ["FourierBloch", "FusedQKLSTMLayer", "fused_layer", "supports_fused"]
 
 
-def _bloch_map(kernel: QuantumKernel, stage: _SingleQubitStage) -> torch.Tensor:
-    """``M`` ``(2q, S'·n)``: slot angles from one repetition's angles (they repeat per rep)."""
-    return stage.bloch_map.view(-1, 2 * kernel.num_features, stage.bloch_map.size(1)).sum(0)
-
-
-def _slot_bloch(stage: _SingleQubitStage, psi: torch.Tensor) -> torch.Tensor:
+def _slot_bloch(form: ProductForm, psi: torch.Tensor) -> torch.Tensor:
     """Bloch vectors ``(G, n, 3)`` after the slots at slot angles ``psi`` ``(G, S', n)`` (as ``product_bloch``)."""
     r = None
     for j, angle in enumerate(psi.unbind(1)):  # (G, n)
         coef = torch.stack([torch.ones_like(angle), torch.cos(angle), torch.sin(angle)], -1)  # (G, n, k)
         if r is None:
-            r = torch.einsum("gnk,kni->gni", coef, stage.bloch_first)
+            r = torch.einsum("gnk,kni->gni", coef, form.first)
         else:
-            r = torch.einsum("gnk,nkij,gnj->gni", coef, stage.bloch_abc[j - 1].view(-1, 3, 3, 3), r)
+            r = torch.einsum("gnk,nkij,gnj->gni", coef, form.rotations[j - 1].view(-1, 3, 3, 3), r)
     return r
 
 
 class FourierBloch(NamedTuple):
-    """Each qubit's Bloch vector as a trigonometric polynomial of one repetition's angles.
+    """Each qubit's Bloch vector as a trigonometric polynomial of the feature-map angles.
 
     The slot recurrence makes ``r_q`` multi-affine in ``(1, cos ψ_j, sin ψ_j)`` of the ``S'``
     slot angles, i.e. a sum over ``G = 3^{S'}`` Fourier modes ``cos(w·ψ + θ)`` with
@@ -70,22 +67,22 @@ class FourierBloch(NamedTuple):
 
     .. math:: r = \\cos(a\\, W + w_0)\\, V,
 
-    ``W`` ``(2q, n·G)``, ``w_0`` ``(n·G,)`` and ``V`` ``(n·G, 3n)`` block-diagonal over qubits;
+    ``W`` ``(P, n·G)``, ``w_0`` ``(n·G,)`` and ``V`` ``(n·G, 3n)`` block-diagonal over qubits;
     ``V`` solves the modes on the exact 3-point grid ``ψ_j ∈ {0, 2π/3, 4π/3}``. The modes pair
     up as ``cos(w·ψ)``, ``sin(w·ψ)``, so ``∂ modes / ∂ arg = modes @ turn`` (``-sin``, ``cos``).
     """
 
-    arg_map: torch.Tensor  # W (2q, n·G)
+    arg_map: torch.Tensor  # W (P, n·G)
     arg_shift: torch.Tensor  # w_0 (n·G,)
     to_bloch: torch.Tensor  # V (n·G, 3n)
     turn: torch.Tensor  # (n·G, n·G): signed permutation of the (cos, sin) pairs, 0 for w = 0
 
     @classmethod
     def of(cls, kernel: QuantumKernel) -> FourierBloch:
-        """The float64 expansion of ``kernel``'s first (single-qubit) stage."""
-        stage = kernel.executor._stages[0]
+        """The float64 expansion of ``kernel``'s (product circuit's) single-qubit stage."""
+        form = kernel.executor.product_form(torch.float64)
         n = kernel.executor.num_qubits
-        slots = stage.bloch_map.size(1) // n
+        slots = form.angle_map.size(1) // n
         grid = torch.cartesian_prod(*[torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64)] * slots).view(-1, slots)
         leading = grid.gather(1, (grid != 0).int().argmax(1, keepdim=True))[:, 0]  # first non-zero entry, or 0
         freq = torch.cat([grid.new_zeros(1, slots), grid[leading > 0]])  # 0, then one of each pair ±w
@@ -93,7 +90,7 @@ class FourierBloch(NamedTuple):
         phases = torch.cat([freq.new_zeros(freq.size(0)), freq.new_full((freq.size(0) - 1,), -math.pi / 2)])
         points = (grid + 1) * (2 * math.pi / 3)  # (G, S'): the 3-point grid per slot angle
         basis = torch.cos(points @ modes.t() + phases)  # (G points, G modes)
-        bloch = _slot_bloch(stage, points[:, :, None].expand(-1, -1, n))  # (G, n, 3)
+        bloch = _slot_bloch(form, points[:, :, None].expand(-1, -1, n))  # (G, n, 3)
         coefficients = torch.linalg.solve(basis, bloch.reshape(grid.size(0), -1))  # (G modes, 3n)
         spread = torch.block_diag(*[modes.t()] * n)  # (S'·n as (q, j), n·G): qubit q's modes read its slots
         spread = spread.view(n, slots, -1).transpose(0, 1).reshape(slots * n, -1)  # rows in (j, q) order
@@ -102,8 +99,8 @@ class FourierBloch(NamedTuple):
         turn[pairs + 1 :, 1 : pairs + 1] = -torch.eye(pairs, dtype=torch.float64)  # (cos)' = −sin
         turn[1 : pairs + 1, pairs + 1 :] = torch.eye(pairs, dtype=torch.float64)  # (sin)' = cos
         return cls(
-            _bloch_map(kernel, stage) @ spread,
-            stage.bloch_shift @ spread + phases.repeat(n),
+            form.angle_map @ spread,
+            form.angle_shift @ spread + phases.repeat(n),
             torch.block_diag(*coefficients.view(-1, n, 3).unbind(1)),
             torch.block_diag(*[turn] * n),
         )
@@ -114,20 +111,25 @@ _EXPANSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # executor
 
 def _expansion(kernel: QuantumKernel, dtype: torch.dtype | None = None, device=None) -> FourierBloch | None:
     """The cached :class:`FourierBloch` of ``kernel`` (float64 for ``dtype=None``), or ``None``
-    when the first stage is not qubit-local single-qubit gates (slot angles of qubit ``q`` must
-    read only the angle columns of feature ``q``, ``q`` and ``n + q``, as in :class:`FeatureMap`)."""
+    when the circuit is not qubit-local: the slot angles of qubit ``q`` must read only angle
+    columns that depend on feature ``q`` alone (as in :class:`FeatureMap`; read off the
+    Jacobian of ``feature_map.angles`` at random points)."""
     entries = _EXPANSIONS.setdefault(kernel.executor, {})
     key = None if dtype is None else (dtype, torch.device(device))
     if key not in entries:
         if key is not None:
             entries[key] = FourierBloch(*(t.to(device, dtype) for t in _expansion(kernel)))
         else:
-            stage, n = kernel.executor._stages[0], kernel.executor.num_qubits
-            local = isinstance(stage, _SingleQubitStage)
+            form, n = kernel.executor.product_form(torch.float64), kernel.executor.num_qubits
+            local = form is not None and kernel.num_features == n  # feature q drives qubit q
             if local:
-                bloch_map = _bloch_map(kernel, stage)  # (2q, S'·n)
-                feature = torch.arange(bloch_map.size(0))[:, None] % n
-                local = not bool(((bloch_map != 0) & (feature != torch.arange(bloch_map.size(1)) % n)).any())
+                probe = torch.randn(2, n, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+                jacobian = torch.stack([torch.autograd.functional.jacobian(kernel.feature_map.angles, row) for row in probe])
+                reads = (jacobian != 0).any(0)  # (P, n): angle column c depends on feature q
+                uses = form.angle_map != 0  # (P, S'·n): slot (j, q) reads angle column c
+                qubit = torch.arange(uses.size(1)) % n
+                local = bool((reads.sum(1) <= 1).all()) and not bool((uses[:, :, None] & reads[:, None, :]
+                                                                      & (qubit[None, :, None] != torch.arange(n))).any())
             entries[key] = FourierBloch.of(kernel) if local else None
     return entries[key]
 
@@ -137,14 +139,16 @@ MAX_FOURIER_MODES = 243  # 3^S' modes per qubit; beyond 5 slot angles the per-st
 
 def supports_fused(kernel: QuantumKernel) -> bool:
     """True when :class:`FusedQKLSTMLayer` computes exactly what the per-step loop computes, and
-    faster: exact product kernel (no sampler), a constant bandwidth, a qubit-local first stage of
-    at most ``log3(MAX_FOURIER_MODES)`` parameterised slots."""
-    if kernel.sampler_fidelity is not None or not kernel.is_product_kernel or kernel.feature_map.scaling.requires_grad:
+    faster: exact product kernel (no sampler), a feature map without trainable weights, a
+    qubit-local single-qubit stage of at most ``log3(MAX_FOURIER_MODES)`` parameterised slots."""
+    if kernel.sampler_fidelity is not None or not kernel.is_product_kernel:
         return False
-    stages = kernel.executor._stages
-    if not stages or not isinstance(stages[0], _SingleQubitStage):
+    if any(p.requires_grad for p in kernel.feature_map.parameters()):
         return False
-    slots = stages[0].bloch_map.size(1) // kernel.num_features
+    form = kernel.executor.product_form()
+    if form is None:
+        return False
+    slots = form.angle_map.size(1) // kernel.executor.num_qubits
     return 3**slots <= MAX_FOURIER_MODES and _expansion(kernel) is not None
 
 
@@ -180,29 +184,28 @@ class FusedQKLSTMLayer(torch.autograd.Function):
     * ``h0``, ``c0`` ``(N, H)``; ``w_h`` ``(q, H)``: the hidden half of the projection;
     * ``alpha``, ``beta``: ``(H, R)``, ``(H,)`` (weighting ``"paper"``) or ``(4, H, R)``, ``(4, H)``;
     * ``by`` ``(n, 3, M)``: the references' Bloch vectors (gate-major columns);
-    * ``scaling`` ``(q,)``: the constant bandwidth ``s``; ``bloch``: :class:`FourierBloch`.
+    * ``encode``: the feature map's ``angles`` ``(…, q) → (…, P)``, feature-local, no trainable
+      weights; ``bloch``: :class:`FourierBloch`.
 
     Returns ``h`` ``(L, N, H)`` (all steps; ``h_n = h[-1]``) and ``c_n`` ``(N, H)``. The forward
-    keeps, per step, ``h``, ``c``, ``tanh c``, ``s·u``, the Fourier modes, the kernel factors
+    keeps, per step, ``h``, ``c``, ``tanh c``, ``u``, the Fourier modes, the kernel factors
     ``(1 + r_q·y_qm)/2`` and the gate activations; ``backward`` derives every local Jacobian
     from them for all steps at once, runs the reverse recurrence of ``(dh, dc)`` and returns
-    gradients for every tensor input but ``scaling``.
+    gradients for every tensor input.
     """
 
     @staticmethod
-    def forward(ctx, xp, h0, c0, w_h, alpha, beta, by, scaling, bloch: FourierBloch):
+    def forward(ctx, xp, h0, c0, w_h, alpha, beta, by, encode, bloch: FourierBloch):
         n, batch, hidden = by.size(0), h0.size(0), h0.size(1)
-        w_hs = (w_h * scaling[:, None]).t()  # (H, q): s·u = s·xp + h (s W_h)^T
-        w_hs2, xs2 = torch.cat([w_hs, w_hs], 1), (xp * scaling).repeat(1, 1, 2)  # s·u twice in one product
-        powers = torch.cat([torch.ones_like(scaling), torch.full_like(scaling, 2.0)])  # → (s·u, (s·u)²)
+        w_h_t = w_h.t()  # (H, q)
         factor_map, half = bloch.to_bloch @ _kernel_map(by), by.new_tensor(0.5)  # (n·G, n·M)
         gate_map, gate_bias = _gate_map(alpha, beta)
         doubled = torch.ones_like(gate_bias).index_fill_(0, torch.arange(2 * hidden, 3 * hidden, device=xp.device), 2.0)
         gate_map, gate_bias = gate_map * doubled, gate_bias * doubled  # tanh z = 2σ(2z) − 1 for the candidate
         h, c, history = h0, c0, []
-        for xs in xs2.unbind(0):
-            su = torch.addmm(xs, h, w_hs2)  # (N, 2q)
-            angles = torch.atan(torch.pow(su, powers))  # (N, 2q)
+        for x_t in xp.unbind(0):
+            u = torch.addmm(x_t, h, w_h_t)  # (N, q)
+            angles = encode(u)  # (N, P): the feature map's own encoding
             modes = torch.cos(torch.addmm(bloch.arg_shift, angles, bloch.arg_map))  # (N, n·G)
             factors = torch.addmm(half, modes, factor_map)  # (N, n·M)
             k = factors.view(batch, n, by.size(2)).prod(1)  # (N, M)
@@ -211,16 +214,16 @@ class FusedQKLSTMLayer(torch.autograd.Function):
             c = torch.addcmul(f * c - i, i, g2, value=2.0)  # f c + i (2σ(2 z_C) − 1)
             tanh_c = torch.tanh(c)
             h = o * tanh_c
-            history.append((h, c, tanh_c, su, modes, factors, gates))
-        hs, cs, tanh_cs, sus, modes, factors, gates = (torch.stack(values) for values in zip(*history))
-        ctx.bloch = bloch
-        ctx.save_for_backward(h0, c0, w_h, alpha, beta, by, scaling, hs, cs, tanh_cs, sus, modes, factors, gates)
+            history.append((h, c, tanh_c, u, modes, factors, gates))
+        hs, cs, tanh_cs, us, modes, factors, gates = (torch.stack(values) for values in zip(*history))
+        ctx.bloch, ctx.encode = bloch, encode
+        ctx.save_for_backward(h0, c0, w_h, alpha, beta, by, hs, cs, tanh_cs, us, modes, factors, gates)
         return hs, c
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_hs, grad_c):
-        h0, c0, w_h, alpha, beta, by, scaling, hs, cs, tanh_c, sus, modes, factors, gates = ctx.saved_tensors
+        h0, c0, w_h, alpha, beta, by, hs, cs, tanh_c, us, modes, factors, gates = ctx.saved_tensors
         bloch = ctx.bloch
         steps, batch, hidden = hs.shape
         n, _, m = by.shape
@@ -228,10 +231,11 @@ class FusedQKLSTMLayer(torch.autograd.Function):
         gate_map = _gate_map(alpha, beta)[0]  # (M, 4H)
 
         # ---- everything local to a step, for all B = L·N steps at once
-        su = sus.view(rows, 2 * n)[:, :n]  # (B, q)
-        sq = su * su
-        slopes = torch.cat([1 / (1 + sq), 2 * su / (1 + sq * sq)], 1)  # d angles / d(su)
-        # qubit q's modes depend on (su)_q only: their derivatives along su + ε·1 are ∂/∂(su)_q
+        u = us.view(rows, n)  # (B, q)
+        # each angle column (and so each qubit's modes) depends on one feature only: the derivative
+        # along u + ε·1 is ∂/∂u_q, by forward-mode autograd through the feature map's encoding
+        with forward_ad.dual_level():  # (B, P); half the fixed cost of torch.func.jvp
+            slopes = forward_ad.unpack_dual(ctx.encode(forward_ad.make_dual(u, torch.ones_like(u)))).tangent
         modes = modes.view(rows, modes.size(-1))  # (B, n·G)
         dmodes = (modes @ bloch.turn) * (slopes @ bloch.arg_map)
         kernel_map = _kernel_map(by)
@@ -239,7 +243,7 @@ class FusedQKLSTMLayer(torch.autograd.Function):
         factors = factors.view(rows, n, m)  # (B, n, M)
         others = _exclusive_prod(factors)  # the other qubits' factors
         k = factors.prod(1)  # (B, M)
-        dk_dsu = others * (dmodes @ (bloch.to_bloch @ kernel_map)).view(rows, n, m)  # ∂k_m / ∂(su)_q
+        dk_du = others * (dmodes @ (bloch.to_bloch @ kernel_map)).view(rows, n, m)  # ∂k_m / ∂u_q
         i, f, g2, o = gates.view(rows, 4, hidden).unbind(1)
         g, tanh_c = 2 * g2 - 1, tanh_c.view(rows, hidden)  # tanh z_C = 2σ(2 z_C) − 1
         c_prev = torch.cat([c0[None], cs[:-1]]).view(rows, hidden)
@@ -248,28 +252,28 @@ class FusedQKLSTMLayer(torch.autograd.Function):
         local = local.view(steps, batch, 1, 4 * hidden).unbind(0)
         through_c = (o * (1 - tanh_c * tanh_c)).view(steps, batch, 1, hidden).unbind(0)
         forget = f.view(steps, batch, 1, hidden).unbind(0)
-        to_su = dk_dsu.view(steps, batch, n, m).transpose(2, 3).unbind(0)  # L × (N, M, q)
+        to_u = dk_du.view(steps, batch, n, m).transpose(2, 3).unbind(0)  # L × (N, M, q)
 
         # ---- the recurrence, in reverse: 7 operations per step on (N, 1, ·) rows
         gate_map_t = gate_map.t().expand(batch, -1, -1)  # (N, 4H, M)
-        w_hs = (w_h * scaling[:, None]).expand(batch, -1, -1)  # (N, q, H)
+        w_hb = w_h.expand(batch, -1, -1)  # (N, q, H)
         grad_prev = torch.cat([torch.zeros_like(grad_hs[:1]), grad_hs[:-1]]).unsqueeze(2).unbind(0)  # L × (N, 1, H)
         dh, dc = grad_hs[-1].unsqueeze(1), grad_c.unsqueeze(1)
-        dzs, dks, dsus = [], [], []
+        dzs, dks, dus = [], [], []
         for t in range(steps - 1, -1, -1):
             dc = torch.addcmul(dc, dh, through_c[t])
             dz = torch.cat([dc, dc, dc, dh], 2) * local[t]  # (N, 1, 4H)
             dk = torch.bmm(dz, gate_map_t)  # (N, 1, M)
-            dsu = torch.bmm(dk, to_su[t])  # (N, 1, q)
-            dh = torch.baddbmm(grad_prev[t], dsu, w_hs)
+            du = torch.bmm(dk, to_u[t])  # (N, 1, q)
+            dh = torch.baddbmm(grad_prev[t], du, w_hb)
             dc = dc * forget[t]
             dzs.append(dz)
             dks.append(dk)
-            dsus.append(dsu)
+            dus.append(du)
 
         # ---- parameter gradients, all steps at once
         dz, dk = torch.cat(dzs[::-1]).view(rows, 4 * hidden), torch.cat(dks[::-1]).view(rows, 1, m)
-        du = torch.cat(dsus[::-1]).view(rows, n) * scaling  # (B, q)
+        du = torch.cat(dus[::-1]).view(rows, n)  # (B, q)
         h_prev = torch.cat([h0[None], hs[:-1]]).view(rows, hidden)
         blocks = (k.t() @ dz).view(4, -1, 4, hidden).diagonal(dim1=0, dim2=2)  # (R, H, 4): gate g's α block
         grad_alpha, grad_beta = blocks.permute(2, 1, 0), dz.sum(0).view(4, hidden)  # (4, H, R), (4, H)
@@ -288,4 +292,4 @@ def fused_layer(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:class:`FusedQKLSTMLayer` of ``kernel`` (see there for shapes): ``(h (L, N, H), c_n (N, H))``."""
     bloch = _expansion(kernel, xp.dtype, xp.device)
-    return FusedQKLSTMLayer.apply(xp, h0, c0, w_h, alpha, beta, by, kernel.feature_map.scaling.detach(), bloch)
+    return FusedQKLSTMLayer.apply(xp, h0, c0, w_h, alpha, beta, by, kernel.feature_map.angles, bloch)

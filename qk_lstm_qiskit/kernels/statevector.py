@@ -3,9 +3,19 @@
 The executor walks ``circuit.data`` once and compiles it into alternating *stages*:
 
 * a single-qubit stage: every qubit gets the product of its consecutive one-qubit gates,
-  built for the whole batch at once as ``A + cos(φ) B + sin(φ) C`` per gate;
+  built for the whole batch at once as ``A + cos(φ) B + sin(φ) C`` per gate; the qubits are
+  applied in groups of ``k`` as one ``2^k × 2^k`` Kronecker factor per group and row, each a
+  single batched matrix product that also rotates the qubit order by ``k`` (after all groups
+  the order is back), so no permuted copy of the state is ever made;
 * a monomial stage: consecutive CX / CZ / SWAP gates fused into one permutation of the
-  ``2**n`` amplitudes and one phase vector, ``ψ'[k] = phase[k] ψ[perm[k]]``.
+  ``2**n`` amplitudes and one phase vector, ``ψ'[k] = phase[k] ψ[perm[k]]``, built on first use.
+
+Gradients are *adjoint*: for ``L(ψ(θ))`` with upstream gradient ``g = ∂L/∂ψ``, one reverse sweep
+un-applies every group to ``ψ`` and ``λ = g`` and reads ``∂L/∂φ = Re Σ_ij ∂K_ij X_ij`` from the
+cross matrix ``X = λ†ψ`` of the group (``∂L/∂θ = Re⟨g|∂_θψ⟩``): about three forward passes, memory
+``O(B·2^n)``. Rows are processed in chunks that fit :attr:`StatevectorExecutor.memory_limit`; a call
+that cannot fit is refused before allocating. Everything runs on the device and precision of the
+values (complex64 for float32, complex128 for float64).
 
 Amplitudes follow Qiskit's little-endian convention (qubit ``q`` is bit ``q`` of the
 basis index), so results equal ``qiskit.quantum_info.Statevector`` of the bound circuit.
@@ -15,13 +25,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
+import psutil
 import torch
 from qiskit.circuit import Parameter, ParameterExpression, QuantumCircuit
+from torch.autograd.function import once_differentiable
 
-__all__ = ["StatevectorExecutor", "SUPPORTED_GATES"]
+__all__ = [
+    "StatevectorExecutor", "SUPPORTED_GATES", "ProductForm", "MEMORY_FRACTION", "default_memory_limit",
+    "set_memory_limit",
+]
 
 _I = np.eye(2, dtype=complex)
 _X = np.array([[0, 1], [1, 0]], dtype=complex)
@@ -51,6 +66,36 @@ _PARAM_1Q = {
 }
 _MONOMIAL_2Q = ("cx", "cz", "swap")
 SUPPORTED_GATES = tuple(sorted((*_FIXED_1Q, *_PARAM_1Q, *_MONOMIAL_2Q)))
+
+MEMORY_FRACTION = 0.5  # default limit: this fraction of the memory available when a call starts
+_memory_limit: int | None = None  # process-wide override, see set_memory_limit
+_WORK_COPIES = 3  # state-sized buffers live per row while a stage runs: input, output, one temporary
+_SMALL_CALL = 2**26  # bytes (64 MiB): below this a call is not checked against the available memory
+_CHUNK_BYTES = 2**30  # working memory of one chunk (1 GiB): larger chunks are no faster, only bigger
+
+
+def set_memory_limit(num_bytes: int | None) -> None:
+    """Process-wide memory limit (bytes) of every executor without its own; ``None``: the default."""
+    global _memory_limit
+    if num_bytes is not None and (isinstance(num_bytes, bool) or not isinstance(num_bytes, int) or num_bytes <= 0):
+        raise ValueError(f"set_memory_limit: expected a positive int number of bytes or None, got {num_bytes!r}")
+    _memory_limit = num_bytes
+
+
+def default_memory_limit(device: torch.device | str | None = None) -> int:
+    """``MEMORY_FRACTION`` of the memory available now on ``device`` (host RAM, or the CUDA device's)."""
+    if _memory_limit is not None:
+        return _memory_limit
+    device = torch.device(device if device is not None else "cpu")
+    if device.type == "cuda":
+        available = torch.cuda.mem_get_info(device)[0]
+    else:
+        available = psutil.virtual_memory().available
+    return int(MEMORY_FRACTION * available)
+
+
+def _complex(dtype: torch.dtype) -> torch.dtype:
+    return torch.complex64 if dtype == torch.float32 else torch.complex128
 
 
 @dataclass
@@ -89,12 +134,48 @@ class _SingleQubitStage:
 
 @dataclass
 class _MonomialStage:
-    perm: torch.Tensor  # (2**n,) long
-    phase: torch.Tensor | None  # (2**n,) complex128, None when all ones
+    """CX / CZ / SWAP gates ``(name, qubits)`` in order; their permutation is built on first use."""
+
+    gates: list[tuple[str, tuple[int, ...]]]
+    perm: torch.Tensor | None = None  # (2**n,) long
+    inverse: torch.Tensor | None = None  # (2**n,) long, perm[inverse] = arange
+    phase: torch.Tensor | None = None  # (2**n,) complex, None when all ones
+
+
+class ProductForm(NamedTuple):
+    """Real Bloch-vector form of the leading single-qubit stage of a product circuit.
+
+    ``ψ = values @ angle_map + angle_shift`` gives the ``S'`` slot angles of each qubit (column
+    ``j·n + q``); ``r_q = Σ_k c_k(ψ_{0q}) first[k, q]``, then ``r_q ← Σ_k c_k(ψ_{jq}) R_{jkq} r_q``
+    with ``c(ψ) = (1, cos ψ, sin ψ)`` and ``R_j = rotations[j - 1].view(n, 3, 3, 3)``.
+    """
+
+    first: torch.Tensor  # (3, n, 3)
+    rotations: torch.Tensor  # (S' - 1, n, 9, 3)
+    angle_map: torch.Tensor  # (P, S'·n)
+    angle_shift: torch.Tensor  # (S'·n,)
+
+
+class _Statevectors(torch.autograd.Function):
+    """``executor.simulate(values)`` whose backward is the adjoint sweep ``executor.adjoint``."""
+
+    @staticmethod
+    def forward(ctx, values, executor: StatevectorExecutor, drop_constant_tail: bool):
+        states = executor.simulate(values, drop_constant_tail=drop_constant_tail)
+        ctx.executor, ctx.drop = executor, drop_constant_tail
+        ctx.save_for_backward(values, states)
+        return states
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_states):
+        values, states = ctx.saved_tensors
+        grad = ctx.executor.adjoint(values, states, grad_states, drop_constant_tail=ctx.drop)
+        return grad, None, None
 
 
 class StatevectorExecutor:
-    """Batched statevectors of one parameterized circuit, differentiable by autograd.
+    """Batched statevectors of one parameterized circuit, differentiable by adjoint sweeps.
 
     .. math:: |\\psi(\\theta_b)\\rangle = U(\\theta_b)\\,|0\\rangle^{\\otimes n}
 
@@ -102,16 +183,22 @@ class StatevectorExecutor:
         circuit: the circuit to simulate (not modified). Gates: ``SUPPORTED_GATES``;
             barriers are skipped and final measurements ignored.
         parameters: order of the value columns (default ``circuit.parameters``).
+        memory_limit: bytes a call may allocate (default :func:`default_memory_limit`, a fraction
+            of the memory available at call time); rows are chunked to fit, or the call is refused.
 
     Shape:
-        ``values``: ``(B, P)`` float32 or float64 → states ``(B, 2**n)`` complex64/128.
+        ``values``: ``(B, P)`` float32 or float64 → states ``(B, 2**n)`` complex64/128, on the
+        values' device.
 
     Raises:
         ValueError: a gate is not supported, a gate angle is not ``a·θ + b`` for one
             parameter, a gate follows a measurement, or the parameter list does not match.
+        MemoryError: (at call time) the states would exceed ``memory_limit``.
     """
 
-    def __init__(self, circuit: QuantumCircuit, parameters: Sequence[Parameter] | None = None) -> None:
+    def __init__(
+        self, circuit: QuantumCircuit, parameters: Sequence[Parameter] | None = None, *, memory_limit: int | None = None
+    ) -> None:
         self.num_qubits = circuit.num_qubits
         self.parameters = tuple(circuit.parameters if parameters is None else parameters)
         missing = set(circuit.parameters) - set(self.parameters)
@@ -120,11 +207,15 @@ class StatevectorExecutor:
             raise ValueError(f"StatevectorExecutor: parameters missing from the column order: {names}")
         if isinstance(circuit.global_phase, ParameterExpression):
             raise ValueError("StatevectorExecutor: expected a numeric global phase, got a parameter expression")
+        if memory_limit is not None and (isinstance(memory_limit, bool) or not isinstance(memory_limit, int) or memory_limit <= 0):
+            raise ValueError(f"StatevectorExecutor: expected memory_limit to be a positive int (bytes) or None, got {memory_limit!r}")
+        self.memory_limit = memory_limit
         self.global_phase = float(circuit.global_phase)
         self._columns = {p: i for i, p in enumerate(self.parameters)}
         self._rotations: dict[int, list[float]] = {}  # column -> coefficients a of its Pauli rotations
         self._stages = self._compile(circuit)
         self._cache: dict[tuple[torch.dtype, torch.device], list] = {}
+        self._groups = _qubit_groups(self.num_qubits)
 
     @property
     def shift_scales(self) -> tuple[float, ...] | None:
@@ -150,12 +241,39 @@ class StatevectorExecutor:
         """
         return all(isinstance(s, _MonomialStage) for s in self._stages[1:])
 
+    def state_bytes(self, rows: int, dtype: torch.dtype = torch.float32) -> int:
+        """Bytes of ``rows`` states ``(rows, 2**n)`` of the complex dtype that goes with ``dtype``."""
+        return rows * 2**self.num_qubits * torch.empty(0, dtype=_complex(dtype)).element_size()
+
+    def limit(self, device: torch.device | str | None = None) -> int:
+        """The memory limit in force for a call on ``device`` (bytes)."""
+        return self.memory_limit if self.memory_limit is not None else default_memory_limit(device)
+
+    def chunk_rows(self, rows: int, dtype: torch.dtype, device, *, held: int = 0, copies: int = _WORK_COPIES,
+                   what: str = "states") -> int:
+        """Rows per chunk so that ``held`` bytes plus ``copies`` state buffers per row fit the limit.
+
+        Raises:
+            MemoryError: not even one row fits (names qubits, rows and bytes), before allocating.
+        """
+        per_row = self.state_bytes(copies, dtype)
+        if self.memory_limit is None and _memory_limit is None and held + per_row * rows <= _SMALL_CALL:
+            return max(1, rows)  # small calls skip the query of the available memory (a system call)
+        limit = self.limit(device)
+        if held + per_row > limit:
+            raise MemoryError(
+                f"StatevectorExecutor: {what} of {self.num_qubits} qubits for {rows} rows need at least "
+                f"{_gb(held + per_row)} ({_gb(self.state_bytes(1, dtype))} per state), over the memory limit of "
+                f"{_gb(limit)}; use fewer qubits or rows, or raise the limit (executor.memory_limit_gb, set_memory_limit)"
+            )
+        return max(1, min(rows, min(limit - held, _CHUNK_BYTES) // per_row))
+
     # ------------------------------------------------------------------ compilation
     def _compile(self, circuit: QuantumCircuit) -> list:
         n = self.num_qubits
         stages: list = []
         pending: list[list[_Gate1Q]] = [[] for _ in range(n)]
-        perm = phase = None
+        monomials: list[tuple[str, tuple[int, ...]]] = []
         measured: set[int] = set()
 
         def flush_single() -> None:
@@ -165,11 +283,9 @@ class StatevectorExecutor:
                     gates.clear()
 
         def flush_monomial() -> None:
-            nonlocal perm, phase
-            if perm is not None:
-                unit = bool(np.allclose(phase, 1.0))
-                stages.append(_MonomialStage(torch.from_numpy(perm), None if unit else torch.from_numpy(phase)))
-                perm = phase = None
+            if monomials:
+                stages.append(_MonomialStage(list(monomials)))
+                monomials.clear()
 
         for instruction in circuit.data:
             op = instruction.operation
@@ -186,10 +302,7 @@ class StatevectorExecutor:
                 pending[qubits[0]].append(self._gate_1q(op))
             elif op.name in _MONOMIAL_2Q:
                 flush_single()
-                gate_perm, gate_phase = _monomial(op.name, qubits, n)
-                if perm is None:
-                    perm, phase = np.arange(2**n), np.ones(2**n, dtype=complex)
-                perm, phase = perm[gate_perm], gate_phase * phase[gate_perm]
+                monomials.append((op.name, tuple(qubits)))
             else:
                 raise ValueError(
                     f"StatevectorExecutor: unsupported gate '{op.name}' (supported: {', '.join(SUPPORTED_GATES)});"
@@ -262,9 +375,9 @@ class StatevectorExecutor:
         )
 
     def _stages_for(self, dtype: torch.dtype, device: torch.device) -> list:
-        key = (dtype, device)
+        key = (dtype, torch.device(device))
         if key not in self._cache:
-            cdtype = torch.complex64 if dtype == torch.float32 else torch.complex128
+            cdtype = _complex(dtype)
             moved = []
             for s in self._stages:
                 if isinstance(s, _SingleQubitStage):
@@ -275,39 +388,150 @@ class StatevectorExecutor:
                     )
                     moved.append(_SingleQubitStage(*complex_parts, *real_parts))
                 else:
-                    phase = None if s.phase is None else s.phase.to(device, cdtype)
-                    moved.append(_MonomialStage(s.perm.to(device), phase))
+                    moved.append(_MonomialStage(s.gates))  # permutation built on first use, on this device
             self._cache[key] = moved
         return self._cache[key]
 
-    # ------------------------------------------------------------------ execution
-    def statevectors(self, values: torch.Tensor) -> torch.Tensor:
-        """States ``(B, 2**n)`` for parameter values ``(B, P)`` (columns in ``self.parameters`` order)."""
+    def _permutation(self, stage: _MonomialStage, dtype: torch.dtype, device: torch.device) -> _MonomialStage:
+        if stage.perm is None:
+            n = self.num_qubits
+            self.chunk_rows(1, dtype, device, held=2**n * 24, what="permutation")  # int64 perm, inverse, phase
+            perm, phase = np.arange(2**n), np.ones(2**n, dtype=complex)
+            for name, qubits in stage.gates:
+                gate_perm, gate_phase = _monomial(name, list(qubits), n)
+                perm, phase = perm[gate_perm], gate_phase * phase[gate_perm]
+            stage.perm = torch.from_numpy(perm).to(device)
+            stage.inverse = torch.from_numpy(np.argsort(perm)).to(device)
+            stage.phase = None if np.allclose(phase, 1.0) else torch.from_numpy(phase).to(device, _complex(dtype))
+        return stage
+
+    def _check_values(self, values: torch.Tensor) -> None:
+        if not isinstance(values, torch.Tensor):
+            raise TypeError(f"StatevectorExecutor: expected values to be a torch.Tensor, got {type(values).__name__}")
         if values.dim() != 2 or values.size(1) != len(self.parameters):
             raise ValueError(
                 f"StatevectorExecutor: expected values of shape (B, {len(self.parameters)}), got {tuple(values.shape)}"
             )
         if values.dtype not in (torch.float32, torch.float64):
             raise TypeError(f"StatevectorExecutor: expected float32 or float64 values, got {values.dtype}")
+
+    # ------------------------------------------------------------------ execution
+    def statevectors(self, values: torch.Tensor, *, drop_constant_tail: bool = False) -> torch.Tensor:
+        """States ``(B, 2**n)`` for parameter values ``(B, P)`` (columns in ``self.parameters`` order).
+
+        Differentiable in ``values`` (adjoint backward, first order). ``drop_constant_tail``
+        leaves out a trailing constant CX/CZ/SWAP stage and the global phase: the states then
+        differ from the circuit's by one fixed unitary, which no overlap ``⟨ψ(θ')|ψ(θ)⟩`` sees.
+        """
+        self._check_values(values)
+        if values.requires_grad and torch.is_grad_enabled():
+            return _Statevectors.apply(values, self, drop_constant_tail)
+        return self.simulate(values, drop_constant_tail=drop_constant_tail)
+
+    def simulate(self, values: torch.Tensor, *, drop_constant_tail: bool = False) -> torch.Tensor:
+        """:meth:`statevectors` without autograd, in row chunks that fit the memory limit."""
+        self._check_values(values)
+        values = values.detach()
+        batch = values.size(0)
+        chunk = self.chunk_rows(batch, values.dtype, values.device, held=self.state_bytes(batch, values.dtype))
+        out = torch.empty(batch, 2**self.num_qubits, dtype=_complex(values.dtype), device=values.device)
+        stages = self._stages_for(values.dtype, values.device)
+        if drop_constant_tail and stages and isinstance(stages[-1], _MonomialStage):
+            stages = stages[:-1]
+        for start in range(0, batch, chunk):
+            out[start : start + chunk] = self._run(stages, values[start : start + chunk])
+        if self.global_phase and not drop_constant_tail:
+            out *= complex(math.cos(self.global_phase), math.sin(self.global_phase))
+        return out
+
+    def _run(self, stages: list, values: torch.Tensor) -> torch.Tensor:
         n, batch = self.num_qubits, values.size(0)
         state = None  # None stands for |0...0>
-        for stage in self._stages_for(values.dtype, values.device):
+        for stage in stages:
             if isinstance(stage, _MonomialStage):
                 if state is None:
                     state = _zero_state(batch, n, values)
-                state = state[:, stage.perm]
+                stage = self._permutation(stage, values.dtype, values.device)
+                state = torch.index_select(state, 1, stage.perm)
                 if stage.phase is not None:
                     state = state * stage.phase
-                continue
-            if state is None:  # on |0...0> the stage makes a product state
+            elif state is None:  # on |0...0> the stage makes a product state
                 state = _product_state(_columns(stage, values))
             else:
-                state = _apply_local(state, _unitaries(stage, values))
-        if state is None:
-            state = _zero_state(batch, n, values)
-        if self.global_phase:
-            state = state * complex(math.cos(self.global_phase), math.sin(self.global_phase))
-        return state
+                unitary = _unitaries(stage, values)
+                for group in self._groups:
+                    state = torch.bmm(_kron(unitary, group), state.view(batch, -1, 2 ** len(group)).transpose(1, 2))
+                state = state.reshape(batch, -1)
+        return _zero_state(batch, n, values) if state is None else state
+
+    def adjoint(
+        self, values: torch.Tensor, states: torch.Tensor, grad_states: torch.Tensor, *, drop_constant_tail: bool = False
+    ) -> torch.Tensor:
+        """``∂L/∂values`` ``(B, P)`` from states ``(B, 2**n)`` of :meth:`simulate` and ``g = ∂L/∂states``.
+
+        torch's convention for complex tensors: ``g = ∂L/∂Re ψ + i ∂L/∂Im ψ``, so
+        ``∂L/∂θ = Re⟨g|∂_θ ψ⟩``. One reverse sweep per chunk of rows; ``states`` is not modified.
+        """
+        values = values.detach()
+        batch = values.size(0)
+        grad = values.new_zeros(batch, len(self.parameters))
+        if not len(self.parameters) or batch == 0:
+            return grad
+        stages = self._stages_for(values.dtype, values.device)
+        if drop_constant_tail and stages and isinstance(stages[-1], _MonomialStage):
+            stages = stages[:-1]
+        rotate = bool(self.global_phase) and not drop_constant_tail  # un-apply the global phase e^{iγ}
+        phase = complex(math.cos(self.global_phase), -math.sin(self.global_phase))
+        chunk = self.chunk_rows(batch, values.dtype, values.device, copies=2 * _WORK_COPIES, what="adjoint sweep")
+        for start in range(0, batch, chunk):
+            rows = slice(start, start + chunk)
+            psi, lam = states[rows], grad_states[rows]
+            if rotate:
+                psi, lam = psi * phase, lam * phase
+            grad[rows] = self._reverse(stages, values[rows], psi, lam)
+        return grad
+
+    def _reverse(self, stages: list, values: torch.Tensor, psi: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+        batch = values.size(0)
+        grad = values.new_zeros(batch, len(self.parameters))
+        for index in range(len(stages) - 1, -1, -1):
+            stage = stages[index]
+            need_psi = index > 1 or (index == 1 and not isinstance(stages[0], _SingleQubitStage))
+            if isinstance(stage, _MonomialStage):  # ψ'[k] = phase[k] ψ[perm[k]]  ⇒  ψ = (conj(phase) ψ')[inverse]
+                stage = self._permutation(stage, values.dtype, values.device)
+                if stage.phase is not None:
+                    lam = lam * stage.phase.conj()
+                    psi = psi * stage.phase.conj() if need_psi else psi
+                lam = torch.index_select(lam, 1, stage.inverse)
+                psi = torch.index_select(psi, 1, stage.inverse) if need_psi else psi
+                continue
+            unitary, derivative = _unitaries_and_derivatives(stage, values)
+            if index == 0:  # on |0…0⟩: ψ = ⊗_q v_q, contract λ with the other qubits' columns
+                slot_grads = _product_gradients(unitary[..., 0], derivative[..., 0], lam)
+            else:
+                slot_grads = values.new_zeros(batch, stage.a.size(0), self.num_qubits)  # ∂L/∂φ (B, S, n)
+                for group in reversed(self._groups):
+                    d = 2 ** len(group)
+                    kron = _kron(unitary, group)  # (B, d, d)
+                    psi_out, lam_out = psi.view(batch, d, -1), lam.view(batch, d, -1)  # this group on top
+                    psi = torch.bmm(psi_out.transpose(1, 2), kron.conj())  # (B, rest, d): ψ before the group
+                    cross = torch.bmm(psi.transpose(1, 2), lam_out.mH).transpose(1, 2)  # X[i, j] = Σ_r λ̄[i, r] ψ[r, j]
+                    slot_grads[:, :, group] = _group_gradients(unitary, derivative, group, cross)
+                    lam = torch.bmm(lam_out.transpose(1, 2), kron.conj())
+                    psi, lam = psi.reshape(batch, -1), lam.reshape(batch, -1)
+            grad += slot_grads.reshape(batch, -1) @ stage.angle_map.t()
+        return grad
+
+    # ------------------------------------------------------------------ product circuits
+    def product_form(self, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None) -> ProductForm | None:
+        """The :class:`ProductForm` of a product circuit's single-qubit stage, or ``None``.
+
+        ``None`` when the circuit is not a product circuit or does not start with one-qubit gates.
+        """
+        if not self.is_product_circuit or not self._stages or not isinstance(self._stages[0], _SingleQubitStage):
+            return None
+        stage = self._stages_for(dtype, torch.device(device if device is not None else "cpu"))[0]
+        return ProductForm(stage.bloch_first, stage.bloch_abc, stage.bloch_map, stage.bloch_shift)
 
     def product_bloch(self, values: torch.Tensor) -> torch.Tensor:
         """Bloch vectors ``(n, 3, B)`` (qubit-major) of the qubits of a product circuit.
@@ -315,26 +539,26 @@ class StatevectorExecutor:
         For :attr:`is_product_circuit` circuits ``U(θ)|0⟩ = M ⊗_q u_q(θ)`` with a constant
         unitary ``M`` (CX/CZ/SWAP stages), so ``|⟨ψ(θ')|ψ(θ)⟩|² = Π_q (1 + r_q(θ)·r_q(θ')) / 2``
         with ``r_q`` the Bloch vector of ``u_q``. Each gate acts on ``r`` as the SO(3) rotation
-        ``A + cos ψ B + sin ψ C`` derived from its 2×2 matrix at compile time; real arithmetic.
+        ``A + cos ψ B + sin ψ C`` derived from its 2×2 matrix at compile time; real arithmetic,
+        no statevector (any qubit count).
         """
         if not self.is_product_circuit:
             raise ValueError("StatevectorExecutor: expected a product circuit for product_bloch, got entangling stages")
-        stages = self._stages_for(values.dtype, values.device)
         n, batch = self.num_qubits, values.size(0)
-        if not stages or not isinstance(stages[0], _SingleQubitStage):
+        form = self.product_form(values.dtype, values.device)
+        if form is None:
             bloch = values.new_zeros(n, 3, batch)
             bloch[:, 2] = 1.0  # |0>
             return bloch
-        stage = stages[0]
-        psi = torch.addmm(stage.bloch_shift[:, None], stage.bloch_map.t(), values.t())  # (S'·n, B)
+        psi = torch.addmm(form.angle_shift[:, None], form.angle_map.t(), values.t())  # (S'·n, B)
         ones = values.new_ones(n, 1, batch)
         bloch = None
         for s, angle in enumerate(psi.view(psi.size(0) // n, n, 1, batch).unbind(0)):  # (n, 1, B) per slot
             coef = torch.cat([ones, torch.cos(angle), torch.sin(angle)], dim=1)  # (n, 3, B): 1, cos ψ, sin ψ
             if bloch is None:  # first slot on the folded constant vector: terms (n, 3 terms, 3)
-                terms = stage.bloch_first.permute(1, 0, 2)[..., None]  # (n, 3, 3, 1)
+                terms = form.first.permute(1, 0, 2)[..., None]  # (n, 3, 3, 1)
             else:  # (n, 9, 3) @ (n, 3, B): A r, B r, C r for every qubit at once
-                terms = torch.bmm(stage.bloch_abc[s - 1], bloch).view(n, 3, 3, batch)
+                terms = torch.bmm(form.rotations[s - 1], bloch).view(n, 3, 3, batch)
             bloch = (coef[:, :, None, :] * terms).sum(1)  # (n, 3, B)
         return bloch
 
@@ -346,6 +570,16 @@ class StatevectorExecutor:
     def __repr__(self) -> str:
         kinds = ["1q" if isinstance(s, _SingleQubitStage) else "perm" for s in self._stages]
         return f"StatevectorExecutor(num_qubits={self.num_qubits}, parameters={len(self.parameters)}, stages={kinds})"
+
+
+def _gb(num_bytes: int) -> str:
+    return f"{num_bytes / 2**30:.3g} GiB ({num_bytes} bytes)"
+
+
+def _qubit_groups(n: int) -> list[list[int]]:
+    """Consecutive qubits in groups of ``k`` (3 up to 12 qubits, else 4): one batched product each."""
+    k = 3 if n <= 12 else 4
+    return [list(range(q, min(q + k, n))) for q in range(0, n, k)]
 
 
 def _angles(stage: _SingleQubitStage, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -374,6 +608,80 @@ def _unitaries(stage: _SingleQubitStage, values: torch.Tensor) -> torch.Tensor:
     return unitary
 
 
+def _unitaries_and_derivatives(stage: _SingleQubitStage, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``U`` ``(B, n, 2, 2)`` and ``∂U/∂φ_s`` ``(B, S, n, 2, 2)`` for every slot ``s`` of the stage."""
+    cos, sin = _angles(stage, values)
+    c, s_ = cos[..., None, None], sin[..., None, None]
+    mats = stage.a + c * stage.b + s_ * stage.c  # (B, S, n, 2, 2)
+    dmats = c * stage.c - s_ * stage.b
+    slots = mats.size(1)
+    prefix = [torch.eye(2, dtype=mats.dtype, device=mats.device).expand_as(mats[:, 0])]  # G_{s-1} … G_0
+    for s in range(slots - 1):
+        prefix.append(mats[:, s] @ prefix[-1])
+    unitary = mats[:, slots - 1] @ prefix[-1]
+    suffix = [torch.eye(2, dtype=mats.dtype, device=mats.device).expand_as(mats[:, 0])]  # G_{S-1} … G_{s+1}
+    for s in range(slots - 1, 0, -1):
+        suffix.append(suffix[-1] @ mats[:, s])
+    suffix = suffix[::-1]
+    derivative = torch.stack([suffix[s] @ dmats[:, s] @ prefix[s] for s in range(slots)], 1)
+    return unitary, derivative
+
+
+def _product_gradients(columns: torch.Tensor, derivative: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    """``Re⟨λ|∂_{s,q} ψ⟩`` ``(B, S, n)`` for ``ψ = v_{n-1} ⊗ … ⊗ v_0``, ``columns`` ``(B, n, 2)``, ``∂v`` ``(B, S, n, 2)``.
+
+    ``⟨λ|∂ψ⟩ = Σ_i ∂v_q[i] E_q[i]`` with ``E_q`` the contraction of ``λ̄`` with every other qubit's
+    ``v``: the qubits above ``q`` are contracted one by one from the top, those below in one
+    product with their precomputed Kronecker product (about four reads of ``λ`` in all).
+    """
+    batch, n = columns.shape[:2]
+    conj = columns.conj()
+    lows, low = [], columns.new_ones(batch, 1)  # lows[q] = v̄_{q-1} ⊗ … ⊗ v̄_0  (B, 2**q)
+    for q in range(n):
+        lows.append(low)
+        if q < n - 1:
+            low = (conj[:, q, :, None] * low[:, None, :]).reshape(batch, -1)
+    env = columns.new_empty(batch, n, 2)  # conj(E_q)
+    top = lam  # (B, 2**(q+1)): qubits above q contracted, q the top bit
+    for q in range(n - 1, -1, -1):
+        view = top.reshape(batch, 2, 2**q)
+        env[:, q] = torch.bmm(view, lows[q][:, :, None])[..., 0]
+        if q:
+            top = torch.bmm(conj[:, q, None, :], view)[:, 0]
+    return (derivative * env.conj()[:, None]).sum(-1).real
+
+
+def _kron(unitary: torch.Tensor, group: list[int]) -> torch.Tensor:
+    """``(B, d, d)``: ``U_{q_last} ⊗ … ⊗ U_{q_0}`` of the group's qubits (lowest qubit = lowest bit)."""
+    kron = unitary[:, group[0]]
+    for q in group[1:]:
+        kron = (unitary[:, q, :, None, :, None] * kron[:, None, :, None, :]).reshape(kron.size(0), 2 * kron.size(1), -1)
+    return kron
+
+
+_LETTERS = "abcdefghijklmnopqrstuvw"
+
+
+def _group_gradients(unitary: torch.Tensor, derivative: torch.Tensor, group: list[int], cross: torch.Tensor) -> torch.Tensor:
+    """``∂L/∂φ`` ``(B, S, k)`` of the group's slots: ``Re Σ_ij (U ⊗ … ∂U_{q,s} … ⊗ U)_ij X_ij``.
+
+    ``cross`` ``(B, d, d)`` is indexed by the group's bits (lowest qubit = lowest bit); it is
+    reduced to each qubit's ``2 × 2`` block by contracting the other qubits' unitaries.
+    """
+    batch, k = cross.size(0), len(group)
+    rows, cols = _LETTERS[:k], _LETTERS[k : 2 * k]  # letter p ↔ qubit group[k - 1 - p]
+    view = cross.reshape(batch, *([2] * (2 * k)))
+    grads = []
+    for position, q in enumerate(group):
+        axis = k - 1 - position
+        others = [p for p in range(k) if p != axis]
+        operands = [view] + [unitary[:, group[k - 1 - p]] for p in others]
+        spec = ",".join(["z" + rows + cols] + [f"z{rows[p]}{cols[p]}" for p in others])
+        reduced = torch.einsum(f"{spec}->z{rows[axis]}{cols[axis]}", *operands) if others else view  # (B, 2, 2)
+        grads.append((derivative[:, :, q] * reduced[:, None]).sum((-1, -2)).real)  # (B, S)
+    return torch.stack(grads, -1)
+
+
 _PAULIS = (_X, _Y, _Z)
 
 
@@ -397,8 +705,7 @@ def _bloch_form(gate: _Gate1Q) -> np.ndarray:
 
 
 def _zero_state(batch: int, n: int, like: torch.Tensor) -> torch.Tensor:
-    cdtype = torch.complex64 if like.dtype == torch.float32 else torch.complex128
-    state = torch.zeros(batch, 2**n, dtype=cdtype, device=like.device)
+    state = torch.zeros(batch, 2**n, dtype=_complex(like.dtype), device=like.device)
     state[:, 0] = 1.0
     return state
 
@@ -409,15 +716,6 @@ def _product_state(columns: torch.Tensor) -> torch.Tensor:
     state = columns[:, n - 1]
     for q in range(n - 2, -1, -1):
         state = (state[:, :, None] * columns[:, q, None, :]).reshape(batch, -1)
-    return state
-
-
-def _apply_local(state: torch.Tensor, unitary: torch.Tensor) -> torch.Tensor:
-    """Apply ``⊗_q unitary[:, q]`` (``(B, n, 2, 2)``) to states ``(B, 2**n)``."""
-    batch, n = unitary.shape[:2]
-    for q in range(n):
-        view = state.reshape(batch, 2 ** (n - 1 - q), 2, 2**q)
-        state = torch.einsum("bij,bajc->baic", unitary[:, q], view).reshape(batch, -1)
     return state
 
 

@@ -7,14 +7,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..hardware.backends import resolve_backend
 from ..hardware.cost import DryRunSampler, batch_shapes, estimate_model_cost
 from ..config import RunConfig
 from ..data.corpus import make_batches
 from ..data.tasks import TaskData, prepare_data
 from ..checkpoint import LAST_FILE, MODEL_FILE, load_checkpoint, restoring
+from ..kernels.statevector import set_memory_limit
 from ..nn.tagger import build_tagger, count_parameters
 from ..rundir import check_out_dir
+from . import distributed
 from .trainer import Trainer, evaluate, seed_everything
 
 __all__ = ["run_training", "default_run_dir", "estimate_training"]
@@ -49,6 +53,16 @@ def _resume_state(out_dir: Path, config: RunConfig) -> dict:
     return state
 
 
+def _place_executor(config: RunConfig) -> None:
+    """Check ``executor.device`` and apply ``executor.memory_limit_gb`` (process-wide) before anything runs."""
+    ex = config.executor
+    if ex.device != "cpu" and ex.backend != "exact":
+        raise ValueError(f"train: expected executor.device 'cpu' for backend {ex.backend!r} (samplers run on the host), got {ex.device!r}")
+    if ex.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"train: expected a CUDA device for executor.device {ex.device!r}, but torch sees none")
+    set_memory_limit(None if ex.memory_limit_gb is None else int(ex.memory_limit_gb * 2**30))
+
+
 def run_training(
     config: RunConfig, out_dir: Path | None = None, *, resume: bool = False, progress: bool = True, sampler=None,
 ) -> dict[str, Any]:
@@ -61,11 +75,14 @@ def run_training(
         resume: continue from ``out_dir/last.pt``.
         sampler: a ``BaseSamplerV2`` overriding ``config.executor`` (Python API only).
     """
+    _place_executor(config)
+    distributed.setup(config.executor.device)  # under torchrun: join the process group
     resume_state = None
     if out_dir is not None:
         out_dir = check_out_dir(out_dir, command="train", outputs=RUN_OUTPUTS, resume=resume, resume_from=LAST_FILE)
         if resume:
             resume_state = _resume_state(out_dir, config)
+    distributed.barrier()  # every rank has checked the run folder before rank 0 writes to it
     data = prepare_data(config.data)
     pass_manager = backend = None
     if sampler is None:
@@ -85,6 +102,7 @@ def _train(
 ) -> dict[str, Any]:
     seed_everything(config.train.seed)
     model = build_tagger(config.model, len(data.words), len(data.tags), sampler=sampler, pass_manager=pass_manager)
+    model = model.to(config.executor.device)
     if config.model.kind == "qk-lstm" and config.model.references == "data":
         sample = make_batches(data.train[:32], 32, pad_index=data.words.pad_index or 0)[0]
         model.recurrent.init_references_from_data(model.embedding(sample.words).detach())
@@ -95,7 +113,8 @@ def _train(
         "words": data.words.to_dict(),
         "tags": data.tags.to_dict(),
     }
-    trainer = Trainer(
+    trainer_class = distributed.DistributedTrainer if distributed.world()[1] > 1 else Trainer
+    trainer = trainer_class(
         model, config.train, out_dir=out_dir, metadata=metadata, pad_index=data.words.pad_index or 0, progress=progress
     )
     if resume_state is not None:

@@ -48,7 +48,7 @@ def seed_everything(seed: int) -> None:
 def _batch_stats(log_probs: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, int, int]:
     """(mean NLL over real tokens, correct, total)."""
     flat = log_probs.reshape(-1, log_probs.size(-1))
-    targets = batch.tags.reshape(-1)
+    targets = batch.tags.reshape(-1).to(flat.device)
     loss = nn.functional.nll_loss(flat, targets, ignore_index=PAD_TAG)
     mask = targets != PAD_TAG
     correct = int((flat.argmax(-1)[mask] == targets[mask]).sum())
@@ -133,14 +133,11 @@ class Trainer:
             batches = make_batches(
                 train, cfg.batch_size, pad_index=self.pad_index, generator=self.generator, bucket_batches=cfg.bucket_batches
             )
+            device = next(self.model.parameters()).device  # executor.device: the model was moved there
             for batch in batches:
-                loss, c, n = _batch_stats(self.model(batch.words), batch)
-                self.optimizer.zero_grad()
-                loss.backward()
-                if cfg.clip_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad_norm)
-                self.optimizer.step()
-                total_loss, correct, total = total_loss + loss.item() * n, correct + c, total + n
+                loss_sum, c, n = self.train_batch(batch, device)
+                total_loss, correct, total = total_loss + loss_sum, correct + c, total + n
+            total_loss, correct, total = self.reduce_epoch(total_loss, correct, total)
             record = {"epoch": epoch + 1, "loss": total_loss / total, "accuracy": correct / total}
             if val_batches:
                 val = evaluate(self.model, val_batches)
@@ -150,6 +147,23 @@ class Trainer:
             bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['accuracy']:.3f}")
             self._save_epoch(record)
         return self.history
+
+    def train_batch(self, batch: Batch, device: torch.device) -> tuple[float, int, int]:
+        """One optimizer step on ``batch``: (summed token loss, correct, tokens)."""
+        loss, c, n = _batch_stats(self.model(batch.words.to(device)), batch)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.clip_and_step()
+        return loss.item() * n, c, n
+
+    def clip_and_step(self) -> None:
+        if self.config.clip_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad_norm)
+        self.optimizer.step()
+
+    def reduce_epoch(self, loss: float, correct: int, total: int) -> tuple[float, int, int]:
+        """Epoch totals over every process that trained (one process: unchanged)."""
+        return loss, correct, total
 
     def _save_epoch(self, record: dict[str, float]) -> None:
         if self.out_dir is None:

@@ -53,6 +53,9 @@ def test_train_lstm_with_flags(tmp_path, capsys):
         (["--lr", "-1"], r"config: expected --lr (train.lr) > 0, got -1.0"),
         (["--batch-size", "0"], r"config: expected --batch-size (train.batch_size) > 0, got 0"),
         (["--config", "missing.yaml"], r"config: expected an existing YAML file, got 'missing.yaml'"),
+        (["--device", "gpu"], r"config: expected executor.device to be cpu, cuda or cuda:<index>, got 'gpu'"),
+        (["--device", "cuda:0", "--backend", "aer"],
+         r"train: expected executor.device 'cpu' for backend 'aer' (samplers run on the host), got 'cuda:0'"),
     ],
 )
 def test_bad_train_flag_values_exit_2_with_one_line(tmp_path, capsys, argv, message):
@@ -131,6 +134,16 @@ def test_train_refuses_a_run_over_the_qpu_budget(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "over max_qpu_seconds=600" in err and "\n" not in err.strip()
+    assert not out.exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_device_without_cuda_exits_2(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", "--out", str(out), "--no-progress", "--device", "cuda"]) == 2
+    assert "expected a CUDA device for executor.device 'cuda', but torch sees none" in one_line_error(
+        capsys.readouterr().err, "train"
+    )
     assert not out.exists()
 
 

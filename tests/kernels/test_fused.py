@@ -122,10 +122,10 @@ def test_fused_layer_gradcheck(weighting, gen):
     cell = QKLSTMCell(2, 3, num_qubits=2, num_references=2, weighting=weighting, input_scaling=0.8, dtype=F64)
     by = cell.prepare().bloch.detach()
     bloch = _expansion(cell.kernel, F64, by.device)
-    scaling = cell.kernel.feature_map.scaling
+    encode = cell.kernel.feature_map.angles
 
     def layer(xp, h0, c0, w_h, alpha, beta, by):
-        return FusedQKLSTMLayer.apply(xp, h0, c0, w_h, alpha, beta, by, scaling, bloch)
+        return FusedQKLSTMLayer.apply(xp, h0, c0, w_h, alpha, beta, by, encode, bloch)
 
     inputs = (
         torch.randn(4, 2, 2, dtype=F64, generator=gen), torch.randn(2, 3, dtype=F64, generator=gen),
@@ -141,7 +141,7 @@ def test_fourier_expansion_reproduces_product_bloch(reps, entanglement):
     kernel = QuantumKernel(FeatureMap(3, reps, entanglement, dtype=F64))
     values = kernel.feature_map.angles(torch.randn(7, 3, dtype=F64) * 2)  # (B, P)
     bloch = _expansion(kernel)
-    modes = torch.cos(values[:, : bloch.arg_map.size(0)] @ bloch.arg_map + bloch.arg_shift)
+    modes = torch.cos(values @ bloch.arg_map + bloch.arg_shift)
     expected = kernel.executor.product_bloch(values).permute(2, 0, 1).reshape(7, -1)  # (B, (n, 3))
     torch.testing.assert_close(modes @ bloch.to_bloch, expected, rtol=0, atol=1e-12)
 
@@ -177,3 +177,37 @@ def test_fused_layer_returns_all_hidden_states_and_last_cell_state(gen):
         h, c_loop = cell.step(x[t], h, c_loop, cell.prepare())
         torch.testing.assert_close(hs[t], h, rtol=0, atol=1e-12)
     torch.testing.assert_close(c, c_loop, rtol=0, atol=1e-12)
+
+
+class _ShiftedEncoding(FeatureMap):
+    """A feature map whose encoding differs from the paper's (still one feature per qubit)."""
+
+    def angles(self, x: torch.Tensor) -> torch.Tensor:
+        return super().angles(x) * 0.7 + torch.sin(x).repeat(*([1] * (x.dim() - 1)), 2 * self.reps)
+
+
+def test_fused_layer_uses_the_feature_maps_encoding(gen):
+    """The fused layer has no encoding of its own: change FeatureMap.angles and it follows (values and gradients)."""
+    model = QKLSTM(3, 4, batch_first=True, num_qubits=3, num_references=2, references="learned", dtype=F64)
+    cell = model.cells[0]
+    cell.kernel.feature_map = _ShiftedEncoding(3, dtype=F64)
+    assert supports_fused(cell.kernel)
+    x = torch.randn(2, 5, 3, dtype=F64, generator=gen)
+    hx = tuple(torch.randn(1, 2, 4, dtype=F64, generator=gen) for _ in range(2))
+    assert uses_fused(model, x)
+    values, grads = outputs_and_grads(model, x, hx, fused=True)
+    loop_values, loop_grads = outputs_and_grads(model, x, hx, fused=False)
+    assert_same(values, loop_values, 1e-10)
+    assert_same(grads, loop_grads, 1e-10)
+    paper = QKLSTM(3, 4, batch_first=True, num_qubits=3, num_references=2, references="learned", dtype=F64)
+    paper.load_state_dict(model.state_dict())
+    assert (paper(x, hx)[0] - values["out"]).abs().max() > 1e-3  # the encodings really differ
+
+
+def test_feature_map_mixing_features_is_not_fused():
+    class Mixing(FeatureMap):
+        def angles(self, x):
+            return super().angles(x + x.roll(1, -1))
+
+    kernel = QuantumKernel(Mixing(3, dtype=F64))
+    assert kernel.is_product_kernel and not supports_fused(kernel)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from torch.func import functional_call
 
 from qk_lstm_qiskit.errors import ProductKernelWarning
-from qk_lstm_qiskit.circuits.feature_map import FeatureMap
+from qk_lstm_qiskit.circuits.feature_map import ENTANGLEMENTS, FeatureMap
 from qk_lstm_qiskit.kernels.kernel import QuantumKernel
 
 N = 3  # qubits
@@ -195,3 +195,78 @@ def test_no_product_kernel_warning_for_entangling_reps_two():
         kernel = QuantumKernel(FeatureMap(4, reps=2))
     assert not [w for w in caught if issubclass(w.category, ProductKernelWarning)]
     assert not kernel.is_product_kernel
+
+
+# --------------------------------------------------------------------------- adjoint vs parameter shift
+def value_and_grads(kernel: QuantumKernel, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor):
+    x, y = x.clone().requires_grad_(), y.clone().requires_grad_()
+    k = kernel(x, y)
+    params = [p for p in kernel.parameters() if p.requires_grad]
+    grads = torch.autograd.grad((k * weights).sum(), [x, y, *params])
+    return k, grads
+
+
+@pytest.mark.parametrize("entanglement", ENTANGLEMENTS)
+@pytest.mark.parametrize("reps", [2, 3])
+def test_adjoint_equals_parameter_shift_reference(reps, entanglement, gen):
+    """Values and gradients (x side, y side, trainable bandwidth) equal to 1e-10 in float64, and gradcheck."""
+    fm = FeatureMap(4, reps, entanglement, input_scaling=0.9, trainable_scaling=True, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ProductKernelWarning)
+        adjoint, shift = QuantumKernel(fm), QuantumKernel(fm, gradient="parameter-shift")
+    x = torch.randn(5, 4, dtype=torch.float64, generator=gen)
+    y = torch.randn(3, 4, dtype=torch.float64, generator=gen)
+    weights = torch.randn(5, 3, dtype=torch.float64, generator=gen)
+    k, grads = value_and_grads(adjoint, x, y, weights)
+    k_ref, grads_ref = value_and_grads(shift, x, y, weights)
+    torch.testing.assert_close(k, k_ref, atol=1e-10, rtol=0)
+    for grad, ref in zip(grads, grads_ref):
+        torch.testing.assert_close(grad, ref, atol=1e-10, rtol=0)
+        assert ref.abs().max() > 1e-4  # real gradients on every side
+    assert torch.autograd.gradcheck(adjoint, (x.requires_grad_(), y.requires_grad_()))
+
+
+def test_adjoint_kernel_in_row_chunks_equals_unchunked(gen):
+    """A memory limit too small to keep the states: forward and backward recompute them in chunks."""
+    fm = FeatureMap(6, 2, "circular", dtype=torch.float64)
+    state = 2**6 * 16
+    chunked = QuantumKernel(fm, memory_limit=12 * state)  # keeps 3 of 7 rows at most: chunks
+    whole = QuantumKernel(fm)
+    x = torch.randn(7, 6, dtype=torch.float64, generator=gen)
+    y = torch.randn(2, 6, dtype=torch.float64, generator=gen)
+    weights = torch.randn(7, 2, dtype=torch.float64, generator=gen)
+    k, grads = value_and_grads(chunked, x, y, weights)
+    k_ref, grads_ref = value_and_grads(whole, x, y, weights)
+    torch.testing.assert_close(k, k_ref, atol=1e-13, rtol=0)
+    for grad, ref in zip(grads, grads_ref):
+        torch.testing.assert_close(grad, ref, atol=1e-12, rtol=0)
+
+
+def test_prepared_reference_states_are_reused_and_differentiable(gen):
+    kernel = KERNELS["reps2"]
+    y = torch.randn(4, N, dtype=torch.float64, generator=gen, requires_grad=True)
+    prepared = kernel.prepare(y)
+    assert prepared.states is not None and prepared.states.shape == (4, 2**N)
+    steps = [torch.randn(2, N, dtype=torch.float64, generator=gen) for _ in range(3)]
+    total = sum(kernel.evaluate(x, prepared).sum() for x in steps)  # one y-side adjoint sweep for all steps
+    (grad,) = torch.autograd.grad(total, y)
+    (expected,) = torch.autograd.grad(sum(kernel(x, y).sum() for x in steps), y)
+    torch.testing.assert_close(grad, expected, atol=1e-12, rtol=0)
+
+
+def test_product_kernel_of_thirty_qubits_needs_no_statevector(gen):
+    """k = Π_q k_q for reps=1: checked against one-qubit kernels of the same circuit family."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ProductKernelWarning)
+        big, one = QuantumKernel(FeatureMap(30, dtype=torch.float64)), QuantumKernel(FeatureMap(1, dtype=torch.float64))
+    x = torch.randn(3, 30, dtype=torch.float64, generator=gen)
+    y = torch.randn(2, 30, dtype=torch.float64, generator=gen)
+    expected = torch.stack([one(x[:, q : q + 1], y[:, q : q + 1]) for q in range(30)]).prod(0)
+    torch.testing.assert_close(big(x, y), expected, atol=1e-12, rtol=0)
+    with pytest.raises(MemoryError, match="states of 30 qubits"):
+        big.states(x)
+
+
+def test_gradient_choice_is_checked():
+    with pytest.raises(ValueError, match=r"QuantumKernel: expected gradient in \('adjoint', 'parameter-shift'\), got 'finite'"):
+        QuantumKernel(FeatureMap(2, reps=2), gradient="finite")

@@ -12,7 +12,12 @@ from qiskit.quantum_info import SparsePauliOp, Statevector
 
 from qk_lstm_qiskit.circuits.feature_map import ENTANGLEMENTS, FeatureMap
 from qk_lstm_qiskit.circuits.vqc import vqc_circuit
-from qk_lstm_qiskit.kernels.statevector import SUPPORTED_GATES, StatevectorExecutor
+from qk_lstm_qiskit.kernels.statevector import (
+    SUPPORTED_GATES,
+    StatevectorExecutor,
+    default_memory_limit,
+    set_memory_limit,
+)
 
 TOLERANCE = {torch.float32: 1e-6, torch.float64: 1e-12}
 PARAMETERIZED = ("p", "rx", "ry", "rz")
@@ -295,3 +300,91 @@ def test_wrong_value_shape_or_dtype_raises():
         executor.statevectors(torch.zeros(2, 4, dtype=torch.long))
     with pytest.raises(TypeError, match="expected float32 or float64 values, got torch.complex64"):
         executor.statevectors(torch.zeros(2, 4, dtype=torch.complex64))
+
+
+# --------------------------------------------------------------------------- adjoint gradients
+@pytest.mark.parametrize("num_qubits, seed", [(2, 0), (3, 1), (5, 2), (7, 3)])
+def test_adjoint_gradients_of_states_and_probabilities_gradcheck(num_qubits, seed):
+    """Random circuits over every gate, repeated parameters, a global phase; 7 qubits span three groups."""
+    rng = np.random.default_rng(seed)
+    circuit, theta = random_circuit(num_qubits, 30, rng)
+    circuit.global_phase = 0.4
+    executor = StatevectorExecutor(circuit, list(theta))
+    values = torch.tensor(rng.uniform(-3, 3, size=(2, len(theta))), requires_grad=True)
+    weights = torch.randn(2, 2**num_qubits, dtype=torch.complex128)
+    # a real loss of the complex states, and the probabilities: both through the adjoint backward
+    assert torch.autograd.gradcheck(lambda v: (executor.statevectors(v) * weights).real.sum(-1), (values,))
+    assert torch.autograd.gradcheck(lambda v: executor.probabilities(v)[:, :5], (values,))
+
+
+def test_statevectors_grad_fn_is_the_adjoint_sweep():
+    executor = StatevectorExecutor(FeatureMap(3, reps=2).circuit)
+    states = executor.statevectors(torch.zeros(2, 12, dtype=torch.float64, requires_grad=True))
+    assert type(states.grad_fn).__name__ == "_StatevectorsBackward"
+    assert executor.statevectors(torch.zeros(2, 12)).grad_fn is None  # no graph without requires_grad
+
+
+def test_dropping_the_constant_tail_changes_no_overlap(rng):
+    executor = StatevectorExecutor(FeatureMap(4, reps=2, entanglement="full").circuit)
+    values = torch.tensor(rng.uniform(-3, 3, size=(5, 16)))
+    full, trimmed = executor.statevectors(values), executor.statevectors(values, drop_constant_tail=True)
+    assert (full - trimmed).abs().max() > 0.1  # the trailing CNOTs are really left out
+    torch.testing.assert_close(full @ full.mH, trimmed @ trimmed.mH, atol=1e-12, rtol=0)
+
+
+# --------------------------------------------------------------------------- memory and devices
+def test_rows_are_chunked_to_fit_the_memory_limit(rng):
+    circuit = FeatureMap(6, reps=2).circuit
+    state = 2**6 * 16  # bytes of one complex128 state
+    small = StatevectorExecutor(circuit, memory_limit=16 * state)  # the 9 outputs, then 2-row chunks
+    assert small.chunk_rows(9, torch.float64, "cpu", held=9 * state) == 2
+    values = torch.tensor(rng.uniform(-3, 3, size=(9, 24)), requires_grad=True)
+    big = StatevectorExecutor(circuit)
+    grad_out = torch.randn(9, 64, dtype=torch.complex128)
+    for executor in (small, big):
+        states = executor.statevectors(values)
+        (grad,) = torch.autograd.grad((states * grad_out).real.sum(), values)
+        if executor is small:
+            expected_states, expected_grad = states, grad
+    torch.testing.assert_close(states, expected_states, atol=1e-13, rtol=0)
+    torch.testing.assert_close(grad, expected_grad, atol=1e-12, rtol=0)
+
+
+def test_a_call_that_cannot_fit_is_refused_before_allocating():
+    executor = StatevectorExecutor(FeatureMap(30, reps=2).circuit)  # compiles: no 2**30 permutation yet
+    with pytest.raises(MemoryError, match=r"states of 30 qubits for 3 rows need at least 48 GiB .*8 GiB .* per state.*memory limit of"):
+        executor.statevectors(torch.zeros(3, 120))
+    limited = StatevectorExecutor(FeatureMap(10, reps=2).circuit, memory_limit=2**20)
+    with pytest.raises(MemoryError, match=r"states of 10 qubits for 200 rows need at least .* over the memory limit of 0.000977 GiB"):
+        limited.statevectors(torch.zeros(200, 40))
+
+
+def test_memory_limit_arguments_are_checked():
+    with pytest.raises(ValueError, match="expected memory_limit to be a positive int .bytes. or None, got -1"):
+        StatevectorExecutor(FeatureMap(2).circuit, memory_limit=-1)
+    with pytest.raises(ValueError, match="set_memory_limit: expected a positive int number of bytes or None, got 1.5"):
+        set_memory_limit(1.5)
+
+
+def test_process_wide_memory_limit_applies_to_executors_without_their_own():
+    executor = StatevectorExecutor(FeatureMap(10, reps=2).circuit)
+    try:
+        set_memory_limit(2**20)
+        assert default_memory_limit() == executor.limit() == 2**20
+        with pytest.raises(MemoryError, match="memory limit of 0.000977 GiB"):
+            executor.statevectors(torch.zeros(200, 40))
+    finally:
+        set_memory_limit(None)
+    assert executor.limit() > 2**20
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_runs_on_cuda_where_the_values_are(dtype, rng):
+    executor = StatevectorExecutor(FeatureMap(5, reps=2).circuit)
+    values = torch.tensor(rng.uniform(-3, 3, size=(4, 20)), dtype=dtype)
+    on_cpu = executor.statevectors(values)
+    on_gpu = executor.statevectors(values.cuda().requires_grad_())
+    assert on_gpu.device.type == "cuda" and on_gpu.dtype == on_cpu.dtype
+    torch.testing.assert_close(on_gpu.detach().cpu(), on_cpu, atol=TOLERANCE[dtype], rtol=0)
+    on_gpu.abs().sum().backward()

@@ -1,0 +1,93 @@
+"""Data-parallel training: 2 gloo ranks with the same global batches follow the one-process trajectory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from qk_lstm_qiskit.config import ModelConfig, TrainConfig
+from qk_lstm_qiskit.nn.tagger import build_tagger
+from qk_lstm_qiskit.training.distributed import DistributedTrainer, world
+from qk_lstm_qiskit.training.trainer import Trainer, seed_everything
+
+CONFIG = TrainConfig(epochs=1, lr=0.05, batch_size=4, bucket_batches=2, seed=3, clip_grad_norm=1.0)
+MODEL = ModelConfig(kind="qk-lstm", embedding_dim=4, hidden_dim=3, num_qubits=3, num_references=2, reps=2)
+
+
+def sentences() -> list[tuple[list[int], list[int]]]:
+    """12 sentences of 2–6 tokens: 3 length-bucketed batches of 4, uneven token counts per rank."""
+    gen = torch.Generator().manual_seed(5)
+    data = []
+    for _ in range(12):
+        length = int(torch.randint(2, 7, (1,), generator=gen))
+        data.append((torch.randint(1, 9, (length,), generator=gen).tolist(), torch.randint(0, 3, (length,), generator=gen).tolist()))
+    return data
+
+
+def train_once(trainer_class, **kwargs) -> tuple[dict, list]:
+    seed_everything(0)
+    model = build_tagger(MODEL, 9, 3)
+    trainer = trainer_class(model, CONFIG, pad_index=0, progress=False, **kwargs)
+    history = trainer.fit(sentences())
+    return model.state_dict(), history
+
+
+def _rank(rank: int, size: int, init_file: str, out_file: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=size)
+    try:
+        state, history = train_once(DistributedTrainer)
+        if rank == 0:
+            torch.save({"state": state, "history": history}, out_file)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_gloo_ranks_reach_the_one_process_parameters(tmp_path):
+    """3 optimizer steps; the loss is normalised by the global token count, so the averaged gradient is the same."""
+    out = tmp_path / "ranks.pt"
+    mp.spawn(_rank, args=(2, str(tmp_path / "init"), str(out)), nprocs=2, join=True)
+    ranks = torch.load(out, weights_only=False)
+    state, history = train_once(Trainer)
+    assert len(history) == 1 and history[0]["epoch"] == 1
+    for name, value in state.items():
+        torch.testing.assert_close(ranks["state"][name], value, atol=1e-5, rtol=1e-5, msg=name)
+    seed_everything(0)
+    initial = build_tagger(MODEL, 9, 3).state_dict()  # the common starting point
+    assert max((state[k] - initial[k]).abs().max() for k in state) > 1e-3  # the 3 steps really moved the model
+    for key in ("loss", "accuracy"):  # epoch metrics summed over ranks equal the one-process metrics
+        assert ranks["history"][0][key] == pytest.approx(history[0][key], rel=1e-5)
+
+
+def test_world_without_torchrun_is_one_process(monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert world() == (0, 1)
+
+
+@pytest.mark.slow
+def test_torchrun_two_ranks_train_write_once_and_resume(tmp_path):
+    """``torchrun --nproc_per_node=2 --no-python qk-lstm train``: rank 0 writes the run folder; --resume continues it."""
+    bin_dir = Path(sys.executable).parent
+    out = tmp_path / "run"
+    env = {**os.environ, "QK_LSTM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    base = [str(bin_dir / "torchrun"), "--nproc_per_node=2", "--no-python", str(bin_dir / "qk-lstm"), "train",
+            "--batch-size", "2", "--out", str(out), "--no-progress"]
+    first = subprocess.run([*base, "--epochs", "1"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == [1]
+    second = subprocess.run([*base, "--epochs", "2", "--resume"], capture_output=True, text=True, env=env, cwd=tmp_path,
+                            timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    resumed = json.loads((out / "metrics.json").read_text())
+    assert [e["epoch"] for e in resumed["epochs"]] == [1, 2]
+    assert resumed["epochs"][:1] == metrics["epochs"]
