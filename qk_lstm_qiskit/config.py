@@ -13,7 +13,7 @@ import yaml
 
 from .nn.tagger import MODEL_KINDS
 
-__all__ = ["ModelConfig", "DataConfig", "TrainConfig", "ExecutorConfig", "RunConfig", "load_config", "MODEL_KINDS"]
+__all__ = ["ModelConfig", "DataConfig", "ForecastConfig", "TrainConfig", "ExecutorConfig", "RunConfig", "load_config", "MODEL_KINDS"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """``source``: ``paper`` (the two sentences) or a path to a CoNLL-U file."""
+    """``source``: ``paper`` (the two sentences), a path to a CoNLL-U file, or a series to forecast
+    (``shm`` | ``bessel`` | ``co2`` | a ``.csv`` path; see :class:`ForecastConfig`)."""
 
     source: str = "paper"
     tag_column: str = "upos"  # upos | xpos
@@ -47,6 +48,21 @@ class DataConfig:
     long_sentences: str = "error"  # error | truncate | skip, for sentences longer than max_length
     validation_fraction: float = 0.0
     split_seed: int = 0
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    """Forecasting (``data.source`` a series): windows of ``window`` values → the value ``horizon``
+    steps after the last; time-ordered split (``data.validation_fraction``, ``test_fraction``)."""
+
+    column: typing.Optional[str] = None  # CSV: column to forecast
+    time_column: typing.Optional[str] = None  # CSV: must increase strictly (numbers or ISO dates)
+    window: int = 4
+    horizon: int = 1
+    test_fraction: float = 0.2
+    length: int = 240  # shm, bessel: samples
+    noise: float = 0.0  # std of Gaussian noise added to the series
+    noise_seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -76,6 +92,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    forecast: ForecastConfig = field(default_factory=ForecastConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -93,7 +110,8 @@ _CHOICES = {
 _POSITIVE = {
     ("model", n) for n in ("embedding_dim", "hidden_dim", "num_layers", "num_qubits", "num_references", "reps", "vqc_depth")
 } | {("train", "epochs"), ("train", "batch_size"), ("train", "lr"), ("model", "input_scaling"), ("data", "min_freq"),
-     ("data", "max_length"), ("executor", "shots"), ("train", "clip_grad_norm")}
+     ("data", "max_length"), ("executor", "shots"), ("train", "clip_grad_norm"),
+     ("forecast", "window"), ("forecast", "horizon"), ("forecast", "length")}
 
 
 def _coerce(where: str, section: str, name: str, value: Any, annotation: Any) -> Any:
@@ -117,8 +135,10 @@ def _coerce(where: str, section: str, name: str, value: Any, annotation: Any) ->
         raise ValueError(f"config{where}: expected {section}.{name} > 0, got {value!r}")
     if (section, name) == ("train", "bucket_batches") and value < 0:
         raise ValueError(f"config{where}: expected train.bucket_batches >= 0, got {value!r}")
-    if (section, name) == ("data", "validation_fraction") and not 0.0 <= value < 1.0:
-        raise ValueError(f"config{where}: expected data.validation_fraction in [0, 1), got {value!r}")
+    if (section, name) in (("data", "validation_fraction"), ("forecast", "test_fraction")) and not 0.0 <= value < 1.0:
+        raise ValueError(f"config{where}: expected {section}.{name} in [0, 1), got {value!r}")
+    if (section, name) == ("forecast", "noise") and not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"config{where}: expected forecast.noise >= 0, got {value!r}")
     return value
 
 

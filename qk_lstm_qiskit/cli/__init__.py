@@ -29,6 +29,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict]:
         "backend": ("executor", "backend"),
         "shots": ("executor", "shots"),
         "sampler_seed": ("executor", "seed"),
+        "column": ("forecast", "column"),
     }
     out: dict[str, dict] = {}
     for flag, (section, key) in mapping.items():
@@ -73,6 +74,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         warnings.simplefilter("ignore", ProductKernelWarning)  # said once above
         result = run_training(config, out_dir, resume=resume, progress=not args.no_progress)
     print(f"model: {result['model']}  trainable parameters: {result['trainable_parameters']}")
+    if result.get("task") == "forecast":
+        print(f"test RMSE: {result['test_rmse']:.4g}  MAE: {result['test_mae']:.4g}  (persistence RMSE "
+              f"{result['persistence_rmse']:.4g}, MAE {result['persistence_mae']:.4g}) on {result['data']}")
+        print(f"outputs: {out_dir}/metrics.json, {out_dir}/model.pt, {out_dir}/forecast.png")
+        return 0
     print(f"final training accuracy: {result['final_accuracy']:.4f}  loss: {result['final_loss']:.4f}")
     if "best_val_accuracy" in result:
         print(f"best validation accuracy: {result['best_val_accuracy']:.4f}")
@@ -107,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float)
     train.add_argument("--optimizer", choices=("adam", "sgd"))
     train.add_argument("--batch-size", type=int)
-    train.add_argument("--data", help="'paper' or a path to a CoNLL-U file")
+    train.add_argument("--data", help="'paper', a CoNLL-U file, or a series to forecast: shm, bessel, co2, FILE.csv")
+    train.add_argument("--column", help="CSV column to forecast (with --data FILE.csv)")
     train.add_argument("--backend", help="exact (default), aer, aer-noisy:<device>, fake:<device> or ibm:<device>")
     train.add_argument("--shots", type=int)
     train.add_argument("--sampler-seed", type=int, help="seed of the simulator's shot noise (aer, aer-noisy)")

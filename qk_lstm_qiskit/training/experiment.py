@@ -12,9 +12,11 @@ import torch
 from ..hardware.backends import resolve_backend
 from ..config import RunConfig
 from ..data.corpus import make_batches
+from ..data.series import is_series_source
 from ..data.tasks import TaskData, prepare_data
 from ..errors import QKLSTMError
 from ..nn.tagger import build_tagger, count_parameters
+from .forecast import train_forecaster
 from .trainer import Trainer, evaluate, seed_everything
 
 __all__ = ["run_training", "default_run_dir"]
@@ -42,7 +44,8 @@ def _check_run_dir(out_dir: Path, resume: bool, config: RunConfig) -> dict | Non
         raise QKLSTMError(f"train: --resume expected {last} from an earlier run, not found")
     state = torch.load(last, map_location="cpu", weights_only=False)
     saved, current = state["config"], config.to_dict()
-    for section in ("model", "data", "executor"):
+    sections = ("model", "data", "executor") + (("forecast",) if is_series_source(config.data.source) else ())
+    for section in sections:
         for key, value in current[section].items():
             if saved[section].get(key) != value:
                 raise QKLSTMError(
@@ -54,7 +57,8 @@ def _check_run_dir(out_dir: Path, resume: bool, config: RunConfig) -> dict | Non
 def run_training(
     config: RunConfig, out_dir: Path | None = None, *, resume: bool = False, progress: bool = True, sampler=None,
 ) -> dict[str, Any]:
-    """Train the tagger of ``config`` and return its metrics (also written to ``out_dir``).
+    """Train the tagger (or, when ``data.source`` names a series, the forecaster) of ``config``
+    and return its metrics (also written to ``out_dir``).
 
     Args:
         config: the whole run configuration.
@@ -68,13 +72,17 @@ def run_training(
         resume_state = _check_run_dir(out_dir, resume, config)
     else:
         resume_state = None
-    data = prepare_data(config.data)
+    forecasting = is_series_source(config.data.source)
+    data = None if forecasting else prepare_data(config.data)
     pass_manager = backend = None
     if sampler is None:
         ex = config.executor
         backend = resolve_backend(ex.backend, shots=ex.shots, seed=ex.seed, optimization_level=ex.optimization_level)
         sampler, pass_manager = backend.sampler, backend.pass_manager
     try:
+        if forecasting:
+            return train_forecaster(config, out_dir, resume_state, progress=progress, sampler=sampler,
+                                    pass_manager=pass_manager, checkpoint_format=CHECKPOINT_FORMAT)
         return _train(config, data, out_dir, resume_state, progress, sampler, pass_manager)
     finally:
         if backend is not None:

@@ -1,21 +1,24 @@
-"""A readable training loop for taggers: NLL over real tokens, metrics, checkpoints, resume.
+"""A readable training loop: loss and metrics of a task, checkpoints, resume.
 
-The trainer knows nothing of the model's insides. Per epoch it shuffles with its own seeded
-generator, steps the optimizer per batch, records token-weighted loss and accuracy (and
-validation metrics), then writes ``metrics.json``/``metrics.csv``, ``last.pt`` (everything
-needed to resume bit-identically) and ``model.pt`` (best validation accuracy, or the latest
-epoch without validation data). Every file is replaced atomically.
+The trainer knows nothing of the model's insides; a *task* (:class:`TaggingTask` by default,
+:class:`~qk_lstm_qiskit.training.forecast.ForecastTask` for forecasting) batches the examples and
+gives each batch's loss and metrics. Per epoch it shuffles with its own seeded generator, steps
+the optimizer per batch, records example-weighted loss and the task's metric (and validation
+metrics), then writes ``metrics.json``/``metrics.csv``, ``last.pt`` (everything needed to resume
+bit-identically) and ``model.pt`` (best validation score, or the latest epoch without
+validation data). Every file is replaced atomically.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+import math
 import os
 import random
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -26,7 +29,7 @@ from ..config import TrainConfig
 from ..data.corpus import PAD_TAG, Batch, make_batches
 from ..rundir import save_atomic, write_json_atomic
 
-__all__ = ["Trainer", "evaluate", "seed_everything"]
+__all__ = ["Task", "TaggingTask", "Trainer", "evaluate", "seed_everything"]
 
 log = logging.getLogger(__name__)
 Encoded = Sequence[tuple[list[int], list[int]]]
@@ -49,17 +52,58 @@ def _batch_stats(log_probs: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, i
     return loss, correct, int(mask.sum())
 
 
+class Task(Protocol):
+    """What the trainer needs of a task: batches, and per batch a loss, a count and metric sums.
+
+    ``metric`` names the score that picks ``model.pt`` (``val_<metric>`` with validation data);
+    ``higher_is_better`` says which way.
+    """
+
+    metric: str
+    higher_is_better: bool
+
+    def batches(self, examples: Any, generator: torch.Generator | None = None) -> Sequence[Any]: ...
+
+    def step(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, int, float]:
+        """(mean loss of the batch, examples in it, sum of the metric's numerator over them)."""
+
+    def summarise(self, loss_sum: float, metric_sum: float, count: int) -> dict[str, float]:
+        """``{"loss": …, metric: …}`` from sums over an epoch."""
+
+
+class TaggingTask:
+    """Mean NLL over real tokens; metric: token accuracy."""
+
+    metric, higher_is_better = "accuracy", True
+
+    def __init__(self, batch_size: int, *, pad_index: int = 0, bucket_batches: int = 0) -> None:
+        self.batch_size, self.pad_index, self.bucket_batches = batch_size, pad_index, bucket_batches
+
+    def batches(self, examples: Encoded, generator: torch.Generator | None = None) -> list[Batch]:
+        return make_batches(
+            examples, self.batch_size, pad_index=self.pad_index, generator=generator, bucket_batches=self.bucket_batches
+        )
+
+    def step(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, int, float]:
+        loss, correct, total = _batch_stats(model(batch.words), batch)
+        return loss, total, correct
+
+    def summarise(self, loss_sum: float, metric_sum: float, count: int) -> dict[str, float]:
+        return {"loss": loss_sum / max(count, 1), "accuracy": metric_sum / max(count, 1)}
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: Sequence[Batch]) -> dict[str, float]:
-    """Token-weighted ``loss`` and ``accuracy`` of ``model`` on ``batches`` (eval mode)."""
+def evaluate(model: nn.Module, batches: Sequence[Any], task: Task | None = None) -> dict[str, float]:
+    """Example-weighted ``loss`` and the task's metric (default: token ``accuracy``) on ``batches`` (eval mode)."""
+    task = task or TaggingTask(1)
     was_training = model.training
     model.eval()
-    total_loss = correct = total = 0
+    total_loss = metric = total = 0
     for batch in batches:
-        loss, c, n = _batch_stats(model(batch.words), batch)
-        total_loss, correct, total = total_loss + loss.item() * n, correct + c, total + n
+        loss, n, m = task.step(model, batch)
+        total_loss, metric, total = total_loss + loss.item() * n, metric + m, total + n
     model.train(was_training)
-    return {"loss": total_loss / max(total, 1), "accuracy": correct / max(total, 1)}
+    return task.summarise(total_loss, metric, total)
 
 
 class Trainer:
@@ -70,23 +114,25 @@ class Trainer:
         config: optimizer, learning rate, batch size, clipping, epochs, seed.
         out_dir: run folder for metrics and checkpoints, or ``None`` to keep all in memory.
         metadata: stored in every checkpoint and in ``metrics.json`` (config, vocabularies, …).
-        pad_index: word index used for padding.
-        progress: show a tqdm bar with loss and accuracy.
+        pad_index: word index used for padding (tagging).
+        progress: show a tqdm bar with loss and the task's metric.
+        task: batches, loss and metric (default :class:`TaggingTask` from ``config``).
     """
 
     def __init__(
         self, model: nn.Module, config: TrainConfig, *, out_dir: Path | None = None,
-        metadata: dict[str, Any] | None = None, pad_index: int = 0, progress: bool = True,
+        metadata: dict[str, Any] | None = None, pad_index: int = 0, progress: bool = True, task: Task | None = None,
     ) -> None:
         self.model, self.config, self.out_dir = model, config, out_dir
         self.metadata = dict(metadata or {})
         self.pad_index, self.progress = pad_index, progress
+        self.task = task or TaggingTask(config.batch_size, pad_index=pad_index, bucket_batches=config.bucket_batches)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD
         self.optimizer = optimizer(params, lr=config.lr)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.history: list[dict[str, float]] = []
-        self.best_accuracy = -1.0
+        self.best_score = -math.inf  # the monitored metric, negated when lower is better
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
@@ -99,7 +145,7 @@ class Trainer:
             "python_rng_state": random.getstate(),
             "epoch": len(self.history),
             "history": self.history,
-            "best_accuracy": self.best_accuracy,
+            "best_score": self.best_score,
             **self.metadata,
         }
 
@@ -111,16 +157,13 @@ class Trainer:
         np.random.set_state(state["numpy_rng_state"])
         random.setstate(state["python_rng_state"])
         self.history = list(state["history"])
-        self.best_accuracy = state["best_accuracy"]
+        self.best_score = state["best_score"] if "best_score" in state else state["best_accuracy"]
 
     # ------------------------------------------------------------------ loop
     def fit(self, train: Encoded, validation: Encoded | None = None) -> list[dict[str, float]]:
         """Train from the current epoch up to ``config.epochs``; return the per-epoch history."""
-        cfg = self.config
-        val_batches = (
-            make_batches(validation, cfg.batch_size, pad_index=self.pad_index, bucket_batches=cfg.bucket_batches)
-            if validation else None
-        )
+        cfg, task = self.config, self.task
+        val_batches = task.batches(validation) if validation is not None else None
         bar = tqdm(
             range(len(self.history), cfg.epochs), initial=len(self.history), total=cfg.epochs,
             desc="train", unit="epoch", disable=not self.progress, dynamic_ncols=True,
@@ -128,34 +171,31 @@ class Trainer:
         for epoch in bar:
             start = time.perf_counter()
             self.model.train()
-            total_loss = correct = total = 0
-            batches = make_batches(
-                train, cfg.batch_size, pad_index=self.pad_index, generator=self.generator, bucket_batches=cfg.bucket_batches
-            )
-            for batch in batches:
-                loss, c, n = _batch_stats(self.model(batch.words), batch)
+            total_loss = metric = total = 0
+            for batch in task.batches(train, self.generator):
+                loss, n, m = task.step(self.model, batch)
                 self.optimizer.zero_grad()
                 loss.backward()
                 if cfg.clip_grad_norm is not None:
                     nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad_norm)
                 self.optimizer.step()
-                total_loss, correct, total = total_loss + loss.item() * n, correct + c, total + n
-            record = {"epoch": epoch + 1, "loss": total_loss / total, "accuracy": correct / total}
+                total_loss, metric, total = total_loss + loss.item() * n, metric + m, total + n
+            record = {"epoch": epoch + 1, **task.summarise(total_loss, metric, total)}
             if val_batches:
-                val = evaluate(self.model, val_batches)
-                record.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+                record.update({f"val_{k}": v for k, v in evaluate(self.model, val_batches, task).items()})
             record["seconds"] = time.perf_counter() - start
             self.history.append(record)
-            bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['accuracy']:.3f}")
+            bar.set_postfix({name: f"{record[name]:.3f}" for name in dict.fromkeys(("loss", task.metric))})
             self._save_epoch(record)
         return self.history
 
     def _save_epoch(self, record: dict[str, float]) -> None:
         if self.out_dir is None:
             return
-        score = record.get("val_accuracy", record["accuracy"])
-        improved = "val_accuracy" not in record or score > self.best_accuracy
-        self.best_accuracy = max(self.best_accuracy, score)
+        monitored = f"val_{self.task.metric}"
+        score = record.get(monitored, record[self.task.metric]) * (1 if self.task.higher_is_better else -1)
+        improved = monitored not in record or score > self.best_score
+        self.best_score = max(self.best_score, score)
         state = self.state()
         save_atomic(state, self.out_dir / "last.pt")
         if improved:
