@@ -60,6 +60,7 @@ class ForecastConfig:
     window: int = 4
     horizon: int = 1
     test_fraction: float = 0.2
+    relative: bool = False  # windows and target minus the window's last value (trending series, e.g. co2)
     length: int = 240  # shm, bessel: samples
     noise: float = 0.0  # std of Gaussian noise added to the series
     noise_seed: int = 0

@@ -178,7 +178,8 @@ class SeriesWindows:
     """Windows of a standardised series and their targets, split in time order.
 
     ``train``/``validation``/``test`` are ``(inputs (N, W, 1), targets (N,))`` in standardised units;
-    ``*_index`` are the targets' positions in the series (for plots).
+    ``test_index`` holds the test targets' positions in the series. With ``relative`` the inputs
+    and target are taken minus the window's last value (``levels``) before standardising.
     """
 
     series: np.ndarray  # (T,) original units
@@ -189,18 +190,30 @@ class SeriesWindows:
     validation: tuple[torch.Tensor, torch.Tensor]
     test: tuple[torch.Tensor, torch.Tensor]
     test_index: np.ndarray
+    relative: bool = False
+
+    def levels(self, index: np.ndarray) -> np.ndarray:
+        """What is added back to a de-standardised forecast of the targets at ``index``."""
+        return self.series[index - self.horizon] if self.relative else np.zeros(len(index))
+
+    def to_series_units(self, z: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """Standardised forecasts ``z`` of the targets at ``index`` in the series' own units."""
+        return self.scaler.inverse(z) + self.levels(index)
 
 
-def _windows(z: np.ndarray, window: int, horizon: int, targets: range) -> tuple[torch.Tensor, torch.Tensor]:
-    starts = [j - horizon - window + 1 for j in targets]
-    inputs = np.stack([z[s:s + window] for s in starts]) if starts else np.zeros((0, window))
-    return (torch.tensor(inputs, dtype=torch.float32).unsqueeze(-1),
-            torch.tensor(z[list(targets)], dtype=torch.float32))
+def _windows(
+    series: np.ndarray, scaler: Scaler, window: int, horizon: int, targets: range, relative: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    index = np.asarray(targets, dtype=int)
+    levels = series[index - horizon] if relative else np.zeros(len(index))
+    inputs = np.stack([series[j - horizon - window + 1 : j - horizon + 1] for j in index]) if len(index) else np.zeros((0, window))
+    return (torch.tensor(scaler.transform(inputs - levels[:, None]), dtype=torch.float32).unsqueeze(-1),
+            torch.tensor(scaler.transform(series[index] - levels), dtype=torch.float32))
 
 
 def make_windows(
     series: np.ndarray, window: int, horizon: int = 1, *, validation_fraction: float = 0.15,
-    test_fraction: float = 0.15, name: str = "series", scaler: Scaler | None = None,
+    test_fraction: float = 0.15, name: str = "series", scaler: Scaler | None = None, relative: bool = False,
 ) -> SeriesWindows:
     """Sliding windows ``x[j−h−W+1 … j−h] → x[j]`` with a time-ordered split of the targets ``j``.
 
@@ -208,6 +221,10 @@ def make_windows(
     a window belongs to the span of its target, so no target of a later span is ever seen
     during training. Mean and std come from the training span only (or ``scaler``, e.g. a
     checkpoint's, when given).
+
+    ``relative=True`` (for trending series, whose test span lies outside the training range):
+    every window and its target are taken minus the window's last value, and scaled by the std
+    of the training targets' changes ``x[j] − x[j−h]`` (mean 0: a zero forecast is persistence).
 
     Raises:
         ValueError: a series too short for ``window + horizon`` and the split, or a constant
@@ -224,20 +241,21 @@ def make_windows(
             f"{name}: series too short for window {window} + horizon {horizon}: got {t} rows, giving {max(n_train, 0)} "
             f"training, {n_val} validation and {n_test} test windows (expected >= 2, and >= 1 for each nonzero fraction)"
         )
+    series = np.asarray(series, dtype=float)
     if scaler is None:
         train_span = series[:train_end]
         std = float(train_span.std())
         if not std > 0:
-            raise ValueError(f"{name}: expected a training span (rows 1-{train_end}) that varies, got the constant {train_span[0]!r}")
-        scaler = Scaler(float(train_span.mean()), std)
-    z = scaler.transform(np.asarray(series, dtype=float))
+            raise ValueError(f"{name}: expected a training span (rows 1-{train_end}) that varies, got the constant {float(train_span[0])!r}")
+        changes = series[first:train_end] - series[first - horizon : train_end - horizon]
+        scaler = Scaler(0.0, float(changes.std()) or 1.0) if relative else Scaler(float(train_span.mean()), std)
     val_end = train_end + n_val
     return SeriesWindows(
-        series=np.asarray(series, dtype=float), scaler=scaler, window=window, horizon=horizon,
-        train=_windows(z, window, horizon, range(first, train_end)),
-        validation=_windows(z, window, horizon, range(train_end, val_end)),
-        test=_windows(z, window, horizon, range(val_end, t)),
-        test_index=np.arange(val_end, t),
+        series=series, scaler=scaler, window=window, horizon=horizon,
+        train=_windows(series, scaler, window, horizon, range(first, train_end), relative),
+        validation=_windows(series, scaler, window, horizon, range(train_end, val_end), relative),
+        test=_windows(series, scaler, window, horizon, range(val_end, t), relative),
+        test_index=np.arange(val_end, t), relative=relative,
     )
 
 
@@ -258,4 +276,5 @@ def prepare_series(data: DataConfig, forecast: ForecastConfig, *, scaler: Scaler
     return make_windows(
         series, forecast.window, forecast.horizon, validation_fraction=data.validation_fraction,
         test_fraction=forecast.test_fraction, name=describe_source(data, forecast), scaler=scaler,
+        relative=forecast.relative,
     )

@@ -49,8 +49,7 @@ def forecast_report(model: nn.Module, windows: SeriesWindows, *, batch_size: int
     """Test-span metrics in the series' units: ``test_rmse``, ``test_mae``, ``persistence_rmse``/``_mae``
     (the last value of each window as its forecast), with ``test_prediction``/``test_truth`` lists."""
     inputs, _ = windows.test
-    scaler = windows.scaler
-    prediction = scaler.inverse(predict(model, inputs, batch_size).double().numpy())
+    prediction = windows.to_series_units(predict(model, inputs, batch_size).double().numpy(), windows.test_index)
     truth = windows.series[windows.test_index]
     persistence = windows.series[windows.test_index - windows.horizon]
     ours, naive = regression_metrics(prediction, truth), regression_metrics(persistence, truth)

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from ..hardware.backends import resolve_backend
-from ..config import RunConfig
+from ..config import RunConfig, load_config
 from ..data.corpus import make_batches
 from ..data.series import is_series_source
 from ..data.tasks import TaskData, prepare_data
@@ -43,7 +43,7 @@ def _check_run_dir(out_dir: Path, resume: bool, config: RunConfig) -> dict | Non
     if not last.is_file():
         raise QKLSTMError(f"train: --resume expected {last} from an earlier run, not found")
     state = torch.load(last, map_location="cpu", weights_only=False)
-    saved, current = state["config"], config.to_dict()
+    saved, current = load_config(overrides=state["config"]).to_dict(), config.to_dict()  # keys added since: defaults
     sections = ("model", "data", "executor") + (("forecast",) if is_series_source(config.data.source) else ())
     for section in sections:
         for key, value in current[section].items():
