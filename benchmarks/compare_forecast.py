@@ -61,18 +61,20 @@ def markdown(runs: dict[str, dict[str, list[dict[str, Any]]]], note: str) -> str
     lines = [
         "Test RMSE and MAE in the series' units, mean ± std over seeds (population std); persistence = last value of the window.",
         "",
-        "| Series | Model | Trainable parameters | Seeds × epochs | Test RMSE | Test MAE | s / epoch |",
-        "|---|---|---|---|---|---|---|",
+        "| Series | Model | Trainable parameters | Seeds × epochs | Test RMSE | Test MAE | s / epoch | × LSTM time |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for series, by_model in runs.items():
+        per_epoch = {m: mean(e["seconds"] for r in rs for e in r["epochs"]) for m, rs in by_model.items()}
         for model, results in by_model.items():
-            seconds = [e["seconds"] for r in results for e in r["epochs"]]
+            ratio = f"{per_epoch[model] / per_epoch['lstm']:.1f}" if "lstm" in per_epoch else "–"
             lines.append(
                 f"| {series} | {model} | {results[0]['trainable_parameters']} | {len(results)} × {len(results[0]['epochs'])} | "
-                f"{spread([r['test_rmse'] for r in results])} | {spread([r['test_mae'] for r in results])} | {mean(seconds):.3f} |"
+                f"{spread([r['test_rmse'] for r in results])} | {spread([r['test_mae'] for r in results])} | "
+                f"{per_epoch[model]:.3f} | {ratio} |"
             )
         first = next(iter(by_model.values()))[0]
-        lines.append(f"| {series} | persistence | 0 | – | {first['persistence_rmse']:.4f} | {first['persistence_mae']:.4f} | – |")
+        lines.append(f"| {series} | persistence | 0 | – | {first['persistence_rmse']:.4f} | {first['persistence_mae']:.4f} | – | – |")
     return "\n".join(lines) + "\n\n" + note + "\n"
 
 

@@ -175,3 +175,19 @@ def test_evaluate_refuses_a_classical_model_on_a_sampler(tmp_path):
     run_training(config_for("lstm", epochs=1), tmp_path / "run", progress=False)
     with pytest.raises(ValueError, match=r"evaluate: expected a qk-lstm checkpoint on sampler backend 'aer', got 'lstm'"):
         evaluate_forecast(tmp_path / "run" / "model.pt", tmp_path / "ev", backend="aer")
+
+
+@pytest.mark.fake_backend
+def test_evaluate_on_a_fake_device_in_local_testing_mode(tmp_path, capsys):
+    config = load_config(CONFIGS / "forecast_qklstm.yaml",
+                         {"train": {"epochs": 2}, "forecast": {"length": 30, "window": 2}})
+    run_training(config, tmp_path / "run", progress=False)
+    code = main(["evaluate", "--checkpoint", str(tmp_path / "run"), "--backend", "fake:manila", "--shots", "2048",
+                 "--out", str(tmp_path / "manila")])
+    assert code == 0 and "on fake:manila (2048 shots): test RMSE" in capsys.readouterr().out
+    m = json.loads((tmp_path / "manila" / "metrics.json").read_text())
+    assert m["device"] and m["shots"] == 2048 and m["test_windows"] == 6
+    assert m["exact_test_rmse"] == pytest.approx(json.loads((tmp_path / "run" / "metrics.json").read_text())["test_rmse"])
+    _, scaler, _ = load_forecaster(tmp_path / "run" / "model.pt")
+    # a noisy device: no binomial bound applies; it moves the forecasts, by less than the series' spread
+    assert 0 < m["backend_rmse_vs_exact"] < scaler.std
