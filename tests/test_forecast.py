@@ -191,3 +191,24 @@ def test_evaluate_on_a_fake_device_in_local_testing_mode(tmp_path, capsys):
     _, scaler, _ = load_forecaster(tmp_path / "run" / "model.pt")
     # a noisy device: no binomial bound applies; it moves the forecasts, by less than the series' spread
     assert 0 < m["backend_rmse_vs_exact"] < scaler.std
+
+
+def test_cli_refuses_a_cost_estimate_of_a_forecast_run(capsys):
+    assert main(["train", "--config", str(CONFIGS / "forecast_qklstm.yaml"), "--backend", "fake:manila", "--dry-run"]) == 2
+    assert "expected --dry-run / --max-qpu-seconds with a tagging run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "forecast, match",
+    [
+        ({"window": 0}, r"config: expected forecast.window > 0, got 0"),
+        ({"horizon": -1}, r"config: expected forecast.horizon > 0, got -1"),
+        ({"noise": -0.5}, r"config: expected forecast.noise >= 0, got -0.5"),
+        ({"test_fraction": 1.0}, r"config: expected forecast.test_fraction in \[0, 1\), got 1.0"),
+        ({"relative": "yes"}, r"config: expected forecast.relative to be bool, got 'yes'"),
+        ({"lag": 2}, r"config: unknown key forecast.lag"),
+    ],
+)
+def test_forecast_config_is_validated(forecast, match):
+    with pytest.raises(ValueError, match=match):
+        load_config(overrides={"forecast": forecast})

@@ -47,6 +47,7 @@ def _config_path(args: argparse.Namespace) -> Path | None:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from ..config import load_config
+    from ..data.series import is_series_source
     from ..training.experiment import default_run_dir, run_training
 
     config = load_config(_config_path(args), _overrides(args))
@@ -57,6 +58,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise ValueError("train: expected the run folder to resume, as --resume DIR or --out DIR, got neither")
     target = args.resume or args.out
     out_dir = Path(target) if target else default_run_dir(config)
+    if (args.dry_run or args.max_qpu_seconds is not None) and is_series_source(config.data.source):
+        raise ValueError(f"train: expected --dry-run / --max-qpu-seconds with a tagging run (no cost estimate for "
+                         f"forecasting yet), got data.source {config.data.source!r}")
     if args.dry_run or args.max_qpu_seconds is not None:
         from ..hardware.cost import check_budget
         from ..evaluation.backend import estimate_training
