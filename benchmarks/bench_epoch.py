@@ -30,7 +30,7 @@ from qk_lstm_qiskit.errors import ProductKernelWarning
 from qk_lstm_qiskit.nn.lstm import RecurrentStack
 from qk_lstm_qiskit.nn.tagger import Tagger, build_tagger, count_parameters
 from qk_lstm_qiskit.training.trainer import Trainer, seed_everything
-from qk_lstm_qiskit.data.tasks import load_task
+from qk_lstm_qiskit.data.tasks import prepare_data
 
 UD_DEV = Path("/work/shared/data/ud_english_ewt/en_ewt-ud-dev.conllu")
 
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("ignore", ProductKernelWarning)
     torch.set_num_threads(args.threads)
 
-    task = load_task(
+    task = prepare_data(
         DataConfig(source=args.data, validation_fraction=args.validation_fraction, min_freq=args.min_freq)
     )
     tokens = sum(len(w) for w, _ in task.train)

@@ -28,7 +28,7 @@ import torch
 from qk_lstm_qiskit.config import RunConfig, load_config
 from qk_lstm_qiskit.errors import ProductKernelWarning
 from qk_lstm_qiskit.training.experiment import run_training
-from qk_lstm_qiskit.data.tasks import load_task
+from qk_lstm_qiskit.data.tasks import prepare_data
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 UD_DEV = Path("/work/shared/data/ud_english_ewt/en_ewt-ud-dev.conllu")
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             last = runs[name][-1]["epochs"][-1]
             print(f"    seed {seed}: val accuracy {last['val_accuracy']:.4f} after {last['epoch']} epochs", flush=True)
     config = run_config(names[0], args.data, 0, args.epochs)
-    vocab_size = len(load_task(config.data).words)
+    vocab_size = len(prepare_data(config.data).words)
     rows = summarise(runs, vocab_size)
     note = (
         f"Every setting has the same word embedding ({vocab_size:,} training words × "

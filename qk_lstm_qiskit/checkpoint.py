@@ -1,8 +1,35 @@
-"""Loading trained taggers and forecasters from ``model.pt`` on any executor."""
+"""The checkpoint format: ``model.pt`` (a trained model) and ``last.pt`` (everything ``--resume`` needs).
+
+Taggers and forecasters (``task: forecast``) share it; :func:`load_tagger` / :func:`load_forecaster`
+rebuild either on any executor.
+
+Both are ``torch.save`` dictionaries of tensors and plain Python data (no pickled objects), written
+atomically and stamped ``format`` = :data:`FORMAT_VERSION`; both are read with
+``torch.load(weights_only=True)``, so a foreign file cannot run code when loaded.
+
+==============  ===========================================================================
+key             content
+==============  ===========================================================================
+``format``      :data:`FORMAT_VERSION`
+``model_state`` the model's ``state_dict``
+``config``      ``RunConfig.to_dict()`` of the run
+``words``       word vocabulary (``Vocabulary.to_dict()``)
+``tags``        tag vocabulary (taggers)
+``task``        ``"forecast"`` for forecasters (absent for taggers), which store ``scaler``
+                (``{mean, std}`` of the training span) and ``num_features`` instead of vocabularies
+``model``, ``trainable_parameters``, ``epoch``    provenance
+``last.pt``     adds ``optimizer_state``, ``generator_state``, ``torch_rng_state``,
+                ``numpy_rng_state`` (as plain lists), ``python_rng_state``, ``history``,
+                ``best_score`` (the monitored metric, negated when lower is better;
+                ``best_accuracy`` in taggers' files before forecasting existed)
+==============  ===========================================================================
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -11,62 +38,132 @@ from .data.corpus import Vocabulary
 from .data.series import Scaler
 from .nn.forecaster import Forecaster, build_forecaster
 from .nn.tagger import Tagger, build_tagger
+from .rundir import save_atomic
 
-__all__ = ["load_checkpoint", "load_tagger", "load_forecaster", "is_forecast_checkpoint"]
+__all__ = [
+    "FORMAT_VERSION",
+    "LAST_FILE",
+    "MODEL_FILE",
+    "is_forecast_checkpoint",
+    "load_checkpoint",
+    "load_forecaster",
+    "load_tagger",
+    "save_checkpoint",
+]
+
+FORMAT_VERSION = 2  # 2: numpy RNG state stored as plain lists (weights_only loading of last.pt)
+MODEL_FILE, LAST_FILE = "model.pt", "last.pt"
+_MODEL_KEYS = frozenset({"model_state", "config", "words", "tags"})
+_FORECAST_KEYS = frozenset({"model_state", "config", "scaler"})
+_RESUME_KEYS = frozenset({
+    "optimizer_state", "generator_state", "torch_rng_state", "numpy_rng_state", "python_rng_state",
+    "epoch", "history",
+})
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """The checkpoint dictionary at ``path`` (tensors and plain data only)."""
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
+    """Write ``state`` (see the module table) to ``path`` atomically, stamped with :data:`FORMAT_VERSION`."""
+    save_atomic({**state, "format": FORMAT_VERSION}, Path(path))
+
+
+def load_checkpoint(path: str | os.PathLike, *, resume: bool = False) -> dict[str, Any]:
+    """The checkpoint dictionary at ``path``, loaded with ``weights_only=True`` and checked.
+
+    Args:
+        path: a ``model.pt`` or ``last.pt`` written by ``qk-lstm train``.
+        resume: require the ``last.pt`` keys (optimizer, RNG states, history).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: a file that is not such a checkpoint (foreign, truncated or empty), of a newer
+            format, or lacking keys — one line naming the file.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint: expected an existing file, got {str(path)!r}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for foreign files
-        raise ValueError(f"checkpoint: {str(path)!r} is not a qk_lstm_qiskit checkpoint ({type(exc).__name__})") from exc
-    keys = set(state if isinstance(state, dict) else ())
-    task_keys = {"scaler"} if isinstance(state, dict) and state.get("task") == "forecast" else {"words", "tags"}
-    missing = ({"model_state", "config"} | task_keys) - keys
+    except Exception as exc:  # torch raises several types for foreign or truncated files
+        raise ValueError(
+            f"checkpoint: {str(path)!r} is not a qk_lstm_qiskit checkpoint (unreadable: {type(exc).__name__})"
+        ) from exc
+    if not isinstance(state, dict):
+        raise ValueError(f"checkpoint: {str(path)!r} is not a qk_lstm_qiskit checkpoint (got a {type(state).__name__})")
+    version = state.get("format", 1)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ValueError(
+            f"checkpoint: expected format <= {FORMAT_VERSION} in {str(path)!r}, got {version!r} (written by a newer version)"
+        )
+    required = (_FORECAST_KEYS if state.get("task") == "forecast" else _MODEL_KEYS) | (_RESUME_KEYS if resume else set())
+    missing = required - set(state)
+    if resume and not {"best_score", "best_accuracy"} & set(state):
+        missing |= {"best_score"}
     if missing:
-        raise ValueError(f"checkpoint: {str(path)!r} lacks {sorted(missing)}; expected a model.pt written by qk-lstm train")
+        expected = "a last.pt" if resume else "a model.pt or last.pt"
+        raise ValueError(f"checkpoint: {str(path)!r} lacks {sorted(missing)}; expected {expected} written by qk-lstm train")
     return state
 
 
 def load_tagger(
-    path: str | Path, *, sampler=None, pass_manager=None
+    path: str | os.PathLike, *, sampler=None, pass_manager=None
 ) -> tuple[Tagger, Vocabulary, Vocabulary, RunConfig]:
-    """Rebuild the tagger saved at ``path`` with kernels on ``sampler`` (``None``: exact).
+    """Rebuild the tagger saved at ``path`` (``model.pt``, ``last.pt`` or their run folder) on ``sampler``.
 
-    The parameters do not depend on the executor, so a model trained on one runs on any other.
+    ``sampler=None`` is the exact executor. The parameters do not depend on the executor, so a
+    model trained on one runs on any other.
 
     Returns:
         ``(tagger in eval mode, word vocabulary, tag vocabulary, run config)``.
+
+    Raises:
+        ValueError: see :func:`load_checkpoint`; a state dict that does not fit its own config.
     """
+    path = Path(path)
+    if path.is_dir():
+        path = path / MODEL_FILE
     state = load_checkpoint(path)
     if state.get("task") == "forecast":
         raise ValueError(f"load_tagger: expected a tagger checkpoint, got the forecaster {str(path)!r} (use load_forecaster)")
     config = load_config(overrides=state["config"])
     words, tags = Vocabulary.from_dict(state["words"]), Vocabulary.from_dict(state["tags"])
     model = build_tagger(config.model, len(words), len(tags), sampler=sampler, pass_manager=pass_manager)
-    model.load_state_dict(state["model_state"])
+    _load_state_dict(model, state, path)
     return model.eval(), words, tags, config
 
 
-def is_forecast_checkpoint(path: str | Path) -> bool:
-    """Whether ``path`` holds a forecaster (written by a forecasting run)."""
-    return load_checkpoint(path).get("task") == "forecast"
+def _load_state_dict(model, state: dict[str, Any], path: Path) -> None:
+    try:
+        model.load_state_dict(state["model_state"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[:2])[:200]
+        raise ValueError(f"checkpoint: {str(path)!r} holds parameters that do not fit its config ({detail})") from exc
 
 
-def load_forecaster(path: str | Path, *, sampler=None, pass_manager=None) -> tuple[Forecaster, Scaler, RunConfig]:
-    """Rebuild the forecaster saved at ``path`` with kernels on ``sampler`` (``None``: exact).
+def _model_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path / MODEL_FILE if path.is_dir() else path
+
+
+def is_forecast_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether ``path`` (a checkpoint or its run folder) holds a forecaster."""
+    return load_checkpoint(_model_path(path)).get("task") == "forecast"
+
+
+def load_forecaster(path: str | os.PathLike, *, sampler=None, pass_manager=None) -> tuple[Forecaster, Scaler, RunConfig]:
+    """Rebuild the forecaster saved at ``path`` (``model.pt``, ``last.pt`` or their run folder) on ``sampler``.
 
     Returns:
         ``(forecaster in eval mode, the training span's scaler, run config)``.
+
+    Raises:
+        ValueError: see :func:`load_checkpoint`; a tagger checkpoint; parameters that do not fit the config.
     """
+    path = _model_path(path)
     state = load_checkpoint(path)
     if state.get("task") != "forecast":
         raise ValueError(f"load_forecaster: expected a forecaster checkpoint, got the tagger {str(path)!r} (use load_tagger)")
     config = load_config(overrides=state["config"])
     model = build_forecaster(config.model, state.get("num_features", 1), sampler=sampler, pass_manager=pass_manager)
-    model.load_state_dict(state["model_state"])
+    _load_state_dict(model, state, path)
     return model.eval(), Scaler(**state["scaler"]), config

@@ -11,9 +11,13 @@ from typing import Any, Mapping
 
 import yaml
 
+from .circuits.feature_map import ENTANGLEMENTS
+from .data.conllu import LONG_SENTENCE_POLICIES, TAGSETS
+from .nn.cell import REFERENCE_MODES, WEIGHTINGS
 from .nn.tagger import MODEL_KINDS
 
-__all__ = ["ModelConfig", "DataConfig", "ForecastConfig", "TrainConfig", "ExecutorConfig", "RunConfig", "load_config", "MODEL_KINDS"]
+__all__ = ["ModelConfig", "DataConfig", "ForecastConfig", "TrainConfig", "ExecutorConfig", "RunConfig", "load_config",
+           "MODEL_KINDS", "OPTIMIZERS"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,9 @@ class DataConfig:
     long_sentences: str = "error"  # error | truncate | skip, for sentences longer than max_length
     validation_fraction: float = 0.0
     split_seed: int = 0
+
+
+OPTIMIZERS = {"adam": "Adam", "sgd": "SGD"}  # train.optimizer -> torch.optim class name
 
 
 @dataclass(frozen=True)
@@ -99,14 +106,14 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-_CHOICES = {
+_CHOICES = {  # each list defined once, beside the code that uses it
     ("model", "kind"): MODEL_KINDS,
-    ("model", "weighting"): ("paper", "per_gate"),
-    ("model", "references"): ("fixed", "learned", "data"),
-    ("model", "entanglement"): ("linear", "circular", "full", "none"),
-    ("data", "tag_column"): ("upos", "xpos"),
-    ("data", "long_sentences"): ("error", "truncate", "skip"),
-    ("train", "optimizer"): ("adam", "sgd"),
+    ("model", "weighting"): WEIGHTINGS,
+    ("model", "references"): REFERENCE_MODES,
+    ("model", "entanglement"): ENTANGLEMENTS,
+    ("data", "tag_column"): TAGSETS,
+    ("data", "long_sentences"): LONG_SENTENCE_POLICIES,
+    ("train", "optimizer"): tuple(OPTIMIZERS),
 }
 _POSITIVE = {
     ("model", n) for n in ("embedding_dim", "hidden_dim", "num_layers", "num_qubits", "num_references", "reps", "vqc_depth")

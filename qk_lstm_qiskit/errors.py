@@ -6,7 +6,7 @@ __all__ = ["QKLSTMError", "ProductKernelWarning"]
 
 
 class QKLSTMError(RuntimeError):
-    """A backend, sampler job or run-directory failure (re-raised ``from`` its cause)."""
+    """A backend or sampler-job failure (re-raised ``from`` its cause); bad arguments raise ``ValueError``/``TypeError``."""
 
 
 class ProductKernelWarning(UserWarning):

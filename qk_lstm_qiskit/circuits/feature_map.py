@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from qiskit.circuit import ParameterVector, QuantumCircuit
 from torch import nn
+
+from ..validation import check_choice, check_int, check_number
 
 __all__ = ["FeatureMap", "ENTANGLEMENTS", "entangling_pairs"]
 
@@ -65,15 +65,10 @@ class FeatureMap(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        for name, value in (("num_qubits", num_qubits), ("reps", reps)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"FeatureMap: expected {name} to be an int, got {type(value).__name__}")
-            if value < 1:
-                raise ValueError(f"FeatureMap: expected {name} >= 1, got {value}")
-        if entanglement not in ENTANGLEMENTS:
-            raise ValueError(f"FeatureMap: expected entanglement in {ENTANGLEMENTS}, got {entanglement!r}")
-        if not (isinstance(input_scaling, (int, float)) and math.isfinite(input_scaling) and input_scaling > 0):
-            raise ValueError(f"FeatureMap: expected a finite input_scaling > 0, got {input_scaling!r}")
+        check_int("FeatureMap", "num_qubits", num_qubits, 1)
+        check_int("FeatureMap", "reps", reps, 1)
+        check_choice("FeatureMap", "entanglement", entanglement, ENTANGLEMENTS)
+        check_number("FeatureMap", "input_scaling", input_scaling, minimum=0, strict=True)
         self.num_qubits = num_qubits
         self.reps = reps
         self.entanglement = entanglement

@@ -9,6 +9,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from ..config import MODEL_KINDS, OPTIMIZERS
 from ..errors import ProductKernelWarning, QKLSTMError
 
 __all__ = ["main"]
@@ -63,20 +64,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
                          f"forecasting yet), got data.source {config.data.source!r}")
     if args.dry_run or args.max_qpu_seconds is not None:
         from ..hardware.cost import check_budget
-        from ..evaluation.backend import estimate_training
+        from ..training.experiment import estimate_training
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ProductKernelWarning)
-            estimate = estimate_training(config)
+        estimate = estimate_training(config)
         if args.dry_run:
             print(estimate.summary())
             return 0
         check_budget(estimate, args.max_qpu_seconds)
-    if config.model.kind == "qk-lstm" and config.model.reps == 1 and config.model.entanglement != "none":
-        print("note: with reps=1 the CNOTs cancel in U†(y)U(x): the paper's kernel is a product of one-qubit kernels")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ProductKernelWarning)  # said once above
-        result = run_training(config, out_dir, resume=resume, progress=not args.no_progress)
+    result = run_training(config, out_dir, resume=resume, progress=not args.no_progress)
     print(f"model: {result['model']}  trainable parameters: {result['trainable_parameters']}")
     if result.get("task") == "forecast":
         print(f"test RMSE: {result['test_rmse']:.4g}  MAE: {result['test_mae']:.4g}  (persistence RMSE "
@@ -93,15 +88,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from ..training.reproduce import reproduce
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ProductKernelWarning)
-        table = reproduce(
-            Path(args.out), seeds=args.seeds, epochs=args.epochs, config_path=_config_path(args),
-            progress=not args.no_progress,
-        )
+    table = reproduce(
+        Path(args.out), seeds=args.seeds, epochs=args.epochs, config_path=_config_path(args),
+        progress=not args.no_progress,
+    )
     print(table)
     print(f"outputs: {args.out}/table1.md, {args.out}/fig3.png, {args.out}/summary.json")
     return 0
+
+
+def _show_model_notes() -> None:
+    """Print each :class:`ProductKernelWarning` the models issue once, as a ``note:`` line (inside ``catch_warnings``)."""
+    warnings.simplefilter("once", ProductKernelWarning)  # evaluation builds two models: one note
+    show = warnings.showwarning
+
+    def note(message, category, *args, **kwargs):
+        if issubclass(category, ProductKernelWarning):
+            print(f"note: {message}")
+        else:
+            show(message, category, *args, **kwargs)
+
+    warnings.showwarning = note
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,11 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a tagger (default: the paper's QK-LSTM)")
     train.add_argument("--config", help="YAML overriding the defaults (default: configs/paper_pos.yaml)")
-    train.add_argument("--model", choices=("qk-lstm", "lstm", "qlstm"))
+    train.add_argument("--model", choices=MODEL_KINDS)
     train.add_argument("--seed", type=int)
     train.add_argument("--epochs", type=int)
     train.add_argument("--lr", type=float)
-    train.add_argument("--optimizer", choices=("adam", "sgd"))
+    train.add_argument("--optimizer", choices=tuple(OPTIMIZERS))
     train.add_argument("--batch-size", type=int)
     train.add_argument("--data", help="'paper', a CoNLL-U file, or a series to forecast: shm, bessel, co2, FILE.csv")
     train.add_argument("--column", help="CSV column to forecast (with --data FILE.csv)")
@@ -139,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("--no-progress", action="store_true")
     repro.set_defaults(func=_cmd_reproduce)
 
-    from .hardware import add_commands  # evaluate, estimate
+    from .evaluate import add_commands  # evaluate, estimate
 
     add_commands(sub)
     return parser
@@ -153,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(int(os.environ.get("QK_LSTM_THREADS", "1")))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            _show_model_notes()
+            return args.func(args)
     except (QKLSTMError, ValueError, TypeError, FileNotFoundError) as exc:
         if args.verbose:
             raise

@@ -18,7 +18,6 @@ import logging
 import math
 import os
 import random
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -26,15 +25,12 @@ import conllu
 from conllu.exceptions import ParseException
 
 from .corpus import TaggedSentence, Vocabulary
+from ..validation import check_int, check_number
 
 __all__ = [
     "PAD_WORD",
     "UNK_WORD",
-    "UNSEEN_TAG",
-    "TreebankData",
     "build_vocabularies",
-    "encode_treebank",
-    "load_treebank",
     "read_conllu",
     "split_corpus",
 ]
@@ -43,12 +39,10 @@ logger = logging.getLogger(__name__)
 
 PAD_WORD = "<pad>"
 UNK_WORD = "<unk>"
-UNSEEN_TAG = -1  # target index of a gold tag absent from the training tag vocabulary (never predicted)
 
 CONLLU_FIELDS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
 TAGSETS = ("upos", "xpos")
 LONG_SENTENCE_POLICIES = ("error", "truncate", "skip")
-UNSEEN_TAG_POLICIES = ("error", "count")
 
 
 def _decode(path: Path, raw: bytes) -> str:
@@ -150,8 +144,7 @@ def read_conllu(
         raise ValueError(f"read_conllu: expected tagset in {TAGSETS}, got {tagset!r}")
     if long_sentences not in LONG_SENTENCE_POLICIES:
         raise ValueError(f"read_conllu: expected long_sentences in {LONG_SENTENCE_POLICIES}, got {long_sentences!r}")
-    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1):
-        raise ValueError(f"read_conllu: expected max_length to be None or an int >= 1, got {max_length!r}")
+    check_int("read_conllu", "max_length", max_length, 1, optional=True)
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"read_conllu: expected an existing CoNLL-U file, got missing path {path}")
@@ -231,8 +224,7 @@ def split_corpus(
     Raises:
         ValueError: ``validation_fraction`` outside ``(0, 1)``, or a split that would be empty.
     """
-    if isinstance(validation_fraction, bool) or not isinstance(validation_fraction, (int, float)) or not 0 < validation_fraction < 1:
-        raise ValueError(f"split_corpus: expected 0 < validation_fraction < 1, got {validation_fraction!r}")
+    check_number("split_corpus", "validation_fraction", validation_fraction, minimum=0, maximum=1, strict=True)
     n = len(corpus)
     n_val = math.floor(validation_fraction * n + 0.5)
     if n_val == 0 or n_val == n:
@@ -265,77 +257,3 @@ def build_vocabularies(
     words = Vocabulary.build((w for w, _ in train), min_freq=min_freq, pad=PAD_WORD, unk=UNK_WORD, name="word")
     tags = Vocabulary.build((t for _, t in (train if tag_corpus is None else tag_corpus)), name="tag")
     return words, tags
-
-
-def encode_treebank(
-    corpus: Sequence[TaggedSentence],
-    words: Vocabulary,
-    tags: Vocabulary,
-    *,
-    unseen_tags: Literal["error", "count"] = "error",
-) -> list[tuple[list[int], list[int]]]:
-    """Index every sentence; unknown words go through ``<unk>``.
-
-    A gold tag absent from ``tags`` (e.g. evaluating on another file than the one trained on)
-    raises ``ValueError`` naming the tag and sentence (``unseen_tags="error"``, default), or is
-    encoded as :data:`UNSEEN_TAG` (``unseen_tags="count"``): it stays inside ``Batch.mask`` and
-    counts as a wrong prediction in the accuracy (the model cannot output it). Exclude those
-    targets from a loss (``targets >= 0``).
-    """
-    if unseen_tags not in UNSEEN_TAG_POLICIES:
-        raise ValueError(f"encode_treebank: expected unseen_tags in {UNSEEN_TAG_POLICIES}, got {unseen_tags!r}")
-    if words.unk is None:
-        raise ValueError("encode_treebank: expected a words vocabulary with an <unk> token, got unk=None")
-    encoded = []
-    for number, (ws, ts) in enumerate(corpus, start=1):
-        if not ws or len(ws) != len(ts):
-            raise ValueError(
-                f"encode_treebank: expected a non-empty sentence with one tag per word, got {len(ws)} words "
-                f"and {len(ts)} tags in sentence {number}"
-            )
-        tag_ids = []
-        for tag in ts:
-            index = tags.stoi.get(tag)
-            if index is None:
-                if unseen_tags == "error":
-                    raise ValueError(
-                        f"encode_treebank: expected tags of the training vocabulary ({len(tags)} tags: "
-                        f"{', '.join(tags.itos)}), got {tag!r} in sentence {number}"
-                    )
-                index = UNSEEN_TAG
-            tag_ids.append(index)
-        encoded.append((words.encode(ws), tag_ids))
-    return encoded
-
-
-@dataclass(frozen=True)
-class TreebankData:
-    """A treebank split into training and validation sentences, with the vocabularies."""
-
-    train: list[TaggedSentence]
-    validation: list[TaggedSentence]
-    words: Vocabulary
-    tags: Vocabulary
-
-
-def load_treebank(
-    path: str | os.PathLike,
-    *,
-    validation_fraction: float = 0.1,
-    seed: int = 0,
-    min_freq: int = 1,
-    tagset: Literal["upos", "xpos"] = "upos",
-    lowercase: bool = False,
-    max_length: int | None = None,
-    long_sentences: Literal["error", "truncate", "skip"] = "error",
-) -> TreebankData:
-    """Read ``path`` (:func:`read_conllu`), split it (:func:`split_corpus`; ``validation_fraction=0``
-    keeps every sentence for training) and build the vocabularies (:func:`build_vocabularies`:
-    words from the training split, tags from the whole file)."""
-    corpus = read_conllu(path, tagset=tagset, lowercase=lowercase, max_length=max_length, long_sentences=long_sentences)
-    if validation_fraction == 0:
-        train, validation = list(corpus), []
-    else:
-        train, validation = split_corpus(corpus, validation_fraction=validation_fraction, seed=seed)
-    words, tags = build_vocabularies(train, min_freq=min_freq, tag_corpus=corpus)
-    return TreebankData(train, validation, words, tags)

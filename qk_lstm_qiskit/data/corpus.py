@@ -7,9 +7,12 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import torch
+from ..validation import check_choice, check_int
 
 __all__ = [
     "PAD_TAG",
+    "UNSEEN_TAG",
+    "UNSEEN_TAG_POLICIES",
     "PAPER_SENTENCES",
     "Batch",
     "TaggedSentence",
@@ -20,6 +23,8 @@ __all__ = [
 ]
 
 PAD_TAG = -100  # target index ignored by the loss and the accuracy
+UNSEEN_TAG = -1  # target index of a gold tag absent from the training tag vocabulary (never predicted)
+UNSEEN_TAG_POLICIES = ("error", "count")
 
 TaggedSentence = tuple[list[str], list[str]]  # (words, tags)
 
@@ -59,8 +64,7 @@ class Vocabulary:
         unk: str | None = None, name: str = "token",
     ) -> "Vocabulary":
         """Vocabulary of the tokens seen at least ``min_freq`` times, most frequent first."""
-        if isinstance(min_freq, bool) or not isinstance(min_freq, int) or min_freq < 1:
-            raise ValueError(f"Vocabulary.build: expected min_freq to be an int >= 1, got {min_freq!r}")
+        check_int("Vocabulary.build", "min_freq", min_freq, 1)
         counts = Counter(t for seq in sequences for t in seq)
         kept = [t for t, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if c >= min_freq]
         return cls(kept, pad=pad, unk=unk, name=name)
@@ -114,16 +118,39 @@ class Batch:
 
 
 def encode_corpus(
-    corpus: Sequence[TaggedSentence], words: Vocabulary, tags: Vocabulary
+    corpus: Sequence[TaggedSentence], words: Vocabulary, tags: Vocabulary, *, unseen_tags: str = "error"
 ) -> list[tuple[list[int], list[int]]]:
-    """Index every sentence; raises ``ValueError`` on an empty sentence or length mismatch."""
+    """Index every sentence: the one encoding used by training and every evaluation.
+
+    Unknown words go through ``words.unk`` (a vocabulary without one raises ``ValueError``). A gold
+    tag absent from ``tags`` (evaluating on another file than the one trained on) raises
+    ``ValueError`` naming the tag and sentence (``unseen_tags="error"``, default), or is encoded as
+    :data:`UNSEEN_TAG` (``"count"``): it stays inside ``Batch.mask`` and counts as a wrong prediction
+    (the model cannot output it); losses leave it out (``targets >= 0``).
+
+    Raises:
+        ValueError: an empty sentence, a words/tags length mismatch, an unknown word or tag as above.
+    """
+    check_choice("encode_corpus", "unseen_tags", unseen_tags, UNSEEN_TAG_POLICIES)
     encoded = []
-    for number, (ws, ts) in enumerate(corpus):
-        if not ws:
-            raise ValueError(f"encode_corpus: expected a non-empty sentence, got sentence {number} with 0 words")
-        if len(ws) != len(ts):
-            raise ValueError(f"encode_corpus: expected one tag per word in sentence {number}, got {len(ws)} words and {len(ts)} tags")
-        encoded.append((words.encode(ws), tags.encode(ts)))
+    for number, (ws, ts) in enumerate(corpus, start=1):
+        if not ws or len(ws) != len(ts):
+            raise ValueError(
+                f"encode_corpus: expected a non-empty sentence with one tag per word, got {len(ws)} words "
+                f"and {len(ts)} tags in sentence {number}"
+            )
+        tag_ids = []
+        for tag in ts:
+            index = tags.stoi.get(tag)
+            if index is None:
+                if unseen_tags == "error":
+                    raise ValueError(
+                        f"encode_corpus: expected tags of the training vocabulary ({len(tags)} tags: "
+                        f"{', '.join(tags.itos)}), got {tag!r} in sentence {number}"
+                    )
+                index = UNSEEN_TAG
+            tag_ids.append(index)
+        encoded.append((words.encode(ws), tag_ids))
     return encoded
 
 

@@ -20,130 +20,53 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-from ..errors import ProductKernelWarning, QKLSTMError
-from ..hardware.journal import JOURNAL_NAME
+from tqdm.auto import tqdm
 
-__all__ = ["EvalData", "estimate_checkpoint", "evaluate_checkpoint", "load_eval_data", "default_eval_dir"]
+from ..checkpoint import load_tagger
+from ..data.tasks import evaluation_data, evaluation_sentences
+from ..hardware.backends import DEFAULT_SHOTS, resolve_backend
+from ..hardware.cost import DryRunSampler, batch_shapes, check_budget, estimate_model_cost, sampler_kernels
+from ..hardware.journal import JOURNAL_NAME, JournaledSampler
+from ..rundir import check_out_dir, make_out_dir, write_json_atomic
+from ..validation import check_int
+from .loop import evaluate_tagger, sorted_batches, tag_batches
+from .metrics import write_confusion_png
+
+__all__ = ["estimate_checkpoint", "evaluate_checkpoint", "default_eval_dir"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 32
-
-
-@dataclass
-class EvalData:
-    """Sentences to tag: ``lengths`` always; ``encoded`` (word and tag ids) when vocabularies were given."""
-
-    source: str
-    lengths: list[int]
-    encoded: list[tuple[list[int], list[int]]] | None = None
-
-
-def load_eval_data(data: str | None, config, words=None, tags=None, *, max_sentences: int | None = None) -> EvalData:
-    """The sentences to tag, read in place: ``data`` is ``"paper"``, a CoNLL-U path, or ``None``
-    for the same default as ``qk-lstm evaluate --backend exact`` (the checkpoint's validation
-    split, else its training source).
-
-    With ``words``/``tags`` (the checkpoint's vocabularies) the sentences are encoded: unknown
-    words go through ``<unk>``, gold tags outside the vocabulary count as errors.
-
-    Raises:
-        FileNotFoundError, ValueError: unreadable file; a vocabulary that cannot encode it.
-    """
-    from .metrics import evaluation_corpus  # shared with the exact evaluation: same sentences
-
-    if max_sentences is not None and max_sentences < 1:
-        raise ValueError(f"load_eval_data: expected max_sentences >= 1, got {max_sentences}")
-    corpus, described = evaluation_corpus(data, config)
-    corpus = corpus[:max_sentences]
-    if not corpus:
-        raise ValueError(f"load_eval_data: expected at least one sentence in {described!r}, got none")
-    if config.data.lowercase:
-        corpus = [([w.lower() for w in ws], ts) for ws, ts in corpus]
-    lengths = [len(ws) for ws, _ in corpus]
-    if words is None:
-        return EvalData(described, lengths)
-    if words.unk is None:
-        from ..data.corpus import encode_corpus
-
-        encoded = encode_corpus(corpus, words, tags)  # the paper's vocabulary: every word must be known
-    else:
-        from ..data.conllu import encode_treebank
-
-        encoded = encode_treebank(corpus, words, tags, unseen_tags="count")
-    return EvalData(described, lengths, encoded)
-
-
-def _sorted_order(lengths: Sequence[int]) -> list[int]:
-    return sorted(range(len(lengths)), key=lambda i: lengths[i])
-
-
-def _batch_shapes(lengths: Sequence[int], batch_size: int) -> list[tuple[int, int]]:
-    from ..hardware.cost import batch_shapes
-
-    return batch_shapes([lengths[i] for i in _sorted_order(lengths)], batch_size)
+OUTPUT_FILES = ("metrics.json", "confusion.png")
 
 
 def default_eval_dir(checkpoint: str | Path, backend: str) -> Path:
     """``<checkpoint folder>/eval-<backend>`` with ``:`` replaced (``runs/paper/eval-fake-manila``)."""
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in backend)
-    return Path(checkpoint).resolve().parent / f"eval-{safe}"
+    checkpoint = Path(checkpoint)
+    return (checkpoint if checkpoint.is_dir() else checkpoint.resolve().parent) / f"eval-{safe}"
 
 
-def _build_model(checkpoint: str | Path, sampler=None, pass_manager=None):
-    from ..checkpoint import load_tagger
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ProductKernelWarning)
-        model, words, tags, config = load_tagger(checkpoint, sampler=sampler, pass_manager=pass_manager)
+def _load_qk_tagger(checkpoint: str | Path, sampler=None, pass_manager=None):
+    model, words, tags, config = load_tagger(checkpoint, sampler=sampler, pass_manager=pass_manager)
     if config.model.kind != "qk-lstm":
         raise ValueError(f"evaluate: expected a qk-lstm checkpoint, got model kind {config.model.kind!r} in {checkpoint}")
     return model, words, tags, config
 
 
-def _sampler_kernels(model) -> list:
-    from ..kernels.kernel import QuantumKernel
-
-    return [m for m in model.modules() if isinstance(m, QuantumKernel) and m.sampler_fidelity is not None]
-
-
-def _shift_parameters(kernel, pass_manager, differentiate_y: bool) -> int:
-    """Shifted circuit parameters per binding of the sampler kernel's backward, counted by a dry run."""
-    from ..hardware.cost import DryRunSampler
-    from ..kernels.sampler import SamplerFidelity
-
-    dry = DryRunSampler()
-    fm = kernel.feature_map
-    fidelity = SamplerFidelity(fm, dry, pass_manager=pass_manager)
-    with torch.enable_grad():
-        ax = fm.angles(torch.zeros(1, fm.num_qubits)).detach().requires_grad_(True)
-        ay = fm.angles(torch.zeros(1, fm.num_qubits)).detach().requires_grad_(differentiate_y)
-        fidelity(ax, ay).sum().backward()
-    return dry.calls[-1][0] // 2
-
-
-def _estimate(model, config, rb, lengths: Sequence[int], batch_size: int, *, training: bool, epochs: int,
+def _estimate(model, config, resolved, lengths: Sequence[int], batch_size: int, *, training: bool, epochs: int,
               job_overhead_seconds: float | None):
-    from ..hardware.cost import DEFAULT_JOB_OVERHEAD_S, estimate_cost
-
-    kernels = _sampler_kernels(model)
-    isa = kernels[0].sampler_fidelity.circuit if kernels else None
-    shift = 0
-    if training and kernels:
-        differentiate_y = config.model.references == "learned" or config.model.trainable_scaling
-        shift = _shift_parameters(kernels[0], rb.pass_manager, differentiate_y)
-    return estimate_cost(
-        _batch_shapes(lengths, batch_size), num_references=config.model.num_references, shots=rb.shots or 1,
-        num_layers=config.model.num_layers, training=training, shift_parameters=shift, epochs=epochs,
-        isa_circuit=isa, device=rb.device, backend=rb.name, on_qpu=rb.kind in ("fake", "ibm"),
-        job_overhead_seconds=DEFAULT_JOB_OVERHEAD_S if job_overhead_seconds is None else job_overhead_seconds,
+    """The cost of ``model`` over sentences of ``lengths`` batched as the evaluation batches them (by length)."""
+    return estimate_model_cost(
+        model, batch_shapes(sorted(lengths), batch_size), resolved, num_references=config.model.num_references,
+        num_layers=config.model.num_layers, training=training, epochs=epochs,
+        differentiate_y=config.model.references == "learned" or config.model.trainable_scaling,
+        job_overhead_seconds=job_overhead_seconds,
     )
 
 
@@ -152,7 +75,7 @@ def estimate_checkpoint(
     backend: str = "fake:manila",
     *,
     data: str | None = None,
-    shots: int = 4096,
+    shots: int = DEFAULT_SHOTS,
     batch_size: int = DEFAULT_BATCH_SIZE,
     max_sentences: int | None = None,
     training: bool = False,
@@ -162,65 +85,20 @@ def estimate_checkpoint(
     job_overhead_seconds: float | None = None,
     resolved=None,
 ):
-    """:class:`~qk_lstm_qiskit.estimate.CostEstimate` of tagging (or training on) ``data`` with a checkpoint's model.
+    """:class:`~qk_lstm_qiskit.hardware.cost.CostEstimate` of tagging (or training on) ``data`` with a checkpoint's model.
 
-    Only sentence lengths are read from ``data`` (default as :func:`load_eval_data`), so any
+    Only sentence lengths are read from ``data`` (default as :func:`evaluate_checkpoint`), so any
     CoNLL-U file works with any checkpoint. Nothing is submitted: the model is built on a
-    :class:`~qk_lstm_qiskit.estimate.DryRunSampler` with the backend's pass manager.
+    :class:`~qk_lstm_qiskit.hardware.cost.DryRunSampler` with the backend's pass manager.
     """
-    from ..hardware.backends import resolve_backend
-    from ..hardware.cost import DryRunSampler
-
+    check_int("estimate", "batch_size", batch_size, 1)
     rb = resolved or resolve_backend(backend, shots=shots, seed=seed, optimization_level=optimization_level)
     if rb.sampler is None:
         raise ValueError(f"estimate: expected a sampler backend (aer, aer-noisy:, fake:, ibm:), got {rb.name!r}")
-    model, _, _, config = _build_model(checkpoint, DryRunSampler(), rb.pass_manager)
-    eval_data = load_eval_data(data, config, max_sentences=max_sentences)
-    return _estimate(model, config, rb, eval_data.lengths, batch_size, training=training, epochs=epochs,
-                     job_overhead_seconds=job_overhead_seconds)
-
-
-def estimate_training(config, *, resolved=None, job_overhead_seconds: float | None = None):
-    """:class:`~qk_lstm_qiskit.estimate.CostEstimate` of ``qk-lstm train`` with ``config`` on its backend.
-
-    ``train.epochs`` epochs over the training sentences in batches of ``train.batch_size``
-    (sorted by length: with shuffled batches expect more padded steps), forward and
-    parameter-shift backward. Nothing is submitted.
-    """
-    from ..hardware.backends import resolve_backend
-    from ..hardware.cost import DryRunSampler
-    from ..data.tasks import prepare_data
-    from ..nn.tagger import build_tagger
-
-    if config.model.kind != "qk-lstm":
-        raise ValueError(f"train: expected model.kind 'qk-lstm' for a QPU estimate (its kernels use the sampler), "
-                         f"got {config.model.kind!r}")
-    ex = config.executor
-    rb = resolved or resolve_backend(ex.backend, shots=ex.shots, seed=ex.seed, optimization_level=ex.optimization_level)
-    if rb.sampler is None:
-        raise ValueError(f"train: expected a sampler backend for --dry-run/--max-qpu-seconds, got {rb.name!r}")
-    data = prepare_data(config.data)
-    model = build_tagger(config.model, len(data.words), len(data.tags), sampler=DryRunSampler(),
-                         pass_manager=rb.pass_manager)
-    return _estimate(model, config, rb, [len(ws) for ws, _ in data.train], config.train.batch_size, training=True,
-                     epochs=config.train.epochs, job_overhead_seconds=job_overhead_seconds)
-
-
-def _accuracy_counts(log_probs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    from ..data.corpus import PAD_TAG
-
-    mask = targets != PAD_TAG  # unseen gold tags (-1) stay in: they count as errors
-    return log_probs.argmax(-1)[mask], targets[mask]
-
-
-@torch.no_grad()
-def _tag(model, batches) -> tuple[torch.Tensor, torch.Tensor]:
-    predictions, targets = [], []
-    for batch in batches:
-        pred, gold = _accuracy_counts(model(batch.words), batch.tags)
-        predictions.append(pred)
-        targets.append(gold)
-    return torch.cat(predictions), torch.cat(targets)
+    model, _, _, config = _load_qk_tagger(checkpoint, DryRunSampler(), rb.pass_manager)
+    sentences, _ = evaluation_sentences(data, config.data, max_sentences=max_sentences)
+    return _estimate(model, config, rb, [len(ws) for ws, _ in sentences], batch_size, training=training,
+                     epochs=epochs, job_overhead_seconds=job_overhead_seconds)
 
 
 class _KernelComparison:
@@ -260,22 +138,15 @@ class _KernelComparison:
 
 
 def _prepare_out_dir(out_dir: Path, *, resume: bool, local_jobs: bool) -> Path:
-    journal = out_dir / JOURNAL_NAME
-    if journal.exists() and not resume:
-        raise QKLSTMError(
-            f"evaluate: --out {out_dir} already holds {JOURNAL_NAME} from an earlier run; pass --resume to fetch "
-            "its jobs instead of paying for them again, or choose another --out"
-        )
-    if (out_dir / "metrics.json").exists() and not journal.exists():
-        raise QKLSTMError(
-            f"evaluate: --out {out_dir} already holds a metrics.json that is not from an evaluation with a job "
-            "journal (a training run?); choose another --out (nothing was overwritten)"
-        )
-    if resume and journal.exists() and local_jobs:
+    """Check ``out_dir`` (:func:`~qk_lstm_qiskit.rundir.check_out_dir`: a journal of an earlier run needs
+    ``--resume``; ``--resume`` needs that journal), then create it; returns the journal path."""
+    check_out_dir(out_dir, command="evaluate", outputs=(JOURNAL_NAME, *OUTPUT_FILES), resume=resume,
+                  resume_from=JOURNAL_NAME)
+    journal = make_out_dir(out_dir) / JOURNAL_NAME
+    if resume and local_jobs:
         kept = journal.with_name(f"jobs.{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
         shutil.move(journal, kept)
         logger.warning("evaluate: local and simulator jobs cannot be fetched again; rerunning them (old journal: %s)", kept)
-    out_dir.mkdir(parents=True, exist_ok=True)
     return journal
 
 
@@ -283,7 +154,7 @@ def evaluate_checkpoint(
     checkpoint: str | Path,
     backend: str = "fake:manila",
     *,
-    shots: int = 4096,
+    shots: int = DEFAULT_SHOTS,
     data: str | None = None,
     out_dir: str | Path | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -336,16 +207,7 @@ def evaluate_checkpoint(
         ValueError: bad arguments, a non-qk-lstm checkpoint, data the vocabulary cannot encode.
         QKLSTMError: over budget, backend or job failures, an output folder with an old journal.
     """
-    from tqdm.auto import tqdm
-
-    from ..hardware.backends import resolve_backend
-    from ..data.corpus import make_batches
-    from ..hardware.cost import check_budget
-    from ..hardware.journal import JournaledSampler
-    from ..rundir import write_json_atomic
-
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"evaluate: expected batch_size to be an int >= 1, got {batch_size!r}")
+    check_int("evaluate", "batch_size", batch_size, 1)
     start = time.perf_counter()
     rb = resolved or resolve_backend(
         backend, shots=shots, seed=seed, optimization_level=optimization_level, mode=mode, **backend_options
@@ -353,11 +215,9 @@ def evaluate_checkpoint(
     if rb.sampler is None:
         raise ValueError(f"evaluate: expected a sampler backend (aer, aer-noisy:, fake:, ibm:), got {rb.name!r}")
     with rb:
-        exact_model, words, tags, config = _build_model(checkpoint)
-        eval_data = load_eval_data(data, config, words, tags, max_sentences=max_sentences)
-        order = _sorted_order(eval_data.lengths)
-        encoded = [eval_data.encoded[i] for i in order]
-        batches = make_batches(encoded, batch_size, pad_index=words.pad_index or 0)
+        exact_model, words, tags, config = _load_qk_tagger(checkpoint)
+        eval_data = evaluation_data(data, config.data, words, tags, max_sentences=max_sentences)
+        batches = sorted_batches(eval_data, batch_size, words.pad_index or 0)
 
         out = Path(out_dir) if out_dir is not None else default_eval_dir(checkpoint, rb.name)
         local_jobs = rb.service is None
@@ -371,7 +231,7 @@ def evaluate_checkpoint(
                 backend_name=rb.device_name or rb.name, max_retries=max_retries, backoff_seconds=backoff_seconds,
                 timeout_seconds=timeout_seconds,
             )
-        model, _, _, _ = _build_model(checkpoint, sampler, rb.pass_manager)
+        model, _, _, _ = _load_qk_tagger(checkpoint, sampler, rb.pass_manager)
         estimate = _estimate(model, config, rb, eval_data.lengths, batch_size, training=False, epochs=1,
                              job_overhead_seconds=job_overhead_seconds)
         logger.info("evaluate: estimate\n%s", estimate.summary())
@@ -380,25 +240,22 @@ def evaluate_checkpoint(
                     "estimate": estimate.to_dict(), "estimate_summary": estimate.summary()}
         check_budget(estimate, max_qpu_seconds)
 
-        exact_pred, gold = _tag(exact_model, batches)
-        comparison = _KernelComparison(_sampler_kernels(model))
+        exact = tag_batches(exact_model, batches)
+        comparison = _KernelComparison(sampler_kernels(model))
         try:
             bar = tqdm(batches, desc=f"evaluate on {rb.name}", unit="batch", disable=not progress, dynamic_ncols=True)
-            pred, _ = _tag(model, bar)
+            result, tagged = evaluate_tagger(model, eval_data, words, tags, batches=bar)
         finally:
             comparison.remove()
-        tokens = int(gold.numel())
         metrics = {
-            "accuracy": float((pred == gold).sum()) / max(tokens, 1),
-            "exact_accuracy": float((exact_pred == gold).sum()) / max(tokens, 1),
-            "agreement": float((pred == exact_pred).sum()) / max(tokens, 1),
+            **result.metrics,  # accuracy, loss, macro_f1, per_tag, labels, confusion_matrix, tokens, …
+            "exact_accuracy": exact.accuracy,
+            "agreement": float((tagged.predictions == exact.predictions).double().mean()),
             **comparison.summary(),
             **rb.info(),
             "seed": seed,
             "checkpoint": str(checkpoint),
             "data": eval_data.source,
-            "sentences": len(encoded),
-            "tokens": tokens,
             "batch_size": batch_size,
             "batches": len(batches),
             "jobs_submitted": sampler.submitted,
@@ -407,11 +264,7 @@ def evaluate_checkpoint(
             "estimate": estimate.to_dict(),
             "seconds": time.perf_counter() - start,
         }
-        from .metrics import tagging_metrics, write_confusion_png  # per-tag P/R/F1 + confusion PNG
-
-        tagging = tagging_metrics(pred, gold, tags.itos)
-        metrics.update({k: tagging.metrics[k] for k in ("macro_f1", "per_tag", "labels", "confusion_matrix")})
-        write_confusion_png(tagging, out, f"{config.model.kind} on {rb.name} ({rb.shots} shots)")
+        write_confusion_png(result, out, f"{config.model.kind} on {rb.name} ({rb.shots} shots)")
         write_json_atomic(metrics, out / "metrics.json")
         logger.info("evaluate: accuracy %.4f on %s, exact %.4f; mean |k - k_exact| %.4f over %d kernel values",
                     metrics["accuracy"], rb.name, metrics["exact_accuracy"], metrics["kernel_mean_abs_diff"],

@@ -19,10 +19,12 @@ import torch
 from torch import nn
 
 from ..data.series import SeriesWindows
+from ..rundir import atomic_write, check_out_dir, make_out_dir, write_json_atomic
 
 __all__ = ["regression_metrics", "predict", "forecast_report", "plot_forecast", "evaluate_forecast"]
 
 log = logging.getLogger(__name__)
+OUTPUT_FILES = ("metrics.json", "forecast.png")
 
 
 def regression_metrics(prediction: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -80,11 +82,9 @@ def plot_forecast(windows: SeriesWindows, predictions: dict[str, list[float]], p
     if title:
         ax.set_title(title, fontsize=10)
     figure.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.png")
-    figure.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
-    return path
+    with atomic_write(path) as tmp:
+        figure.savefig(tmp, dpi=120)
+    return Path(path)
 
 
 def evaluate_forecast(
@@ -107,16 +107,12 @@ def evaluate_forecast(
     from ..checkpoint import load_forecaster
     from ..data.series import describe_source, prepare_series
     from ..errors import ProductKernelWarning
-    from ..rundir import write_json_atomic
 
     start = time.perf_counter()
-    checkpoint, out_dir = Path(checkpoint), Path(out_dir)
+    checkpoint = Path(checkpoint)
     if checkpoint.is_dir():
         checkpoint = checkpoint / "model.pt"
-    existing = [n for n in ("metrics.json", "forecast.png") if (out_dir / n).exists()]
-    if existing:
-        raise ValueError(f"evaluate: expected an --out folder without {', '.join(existing)}, got {out_dir}; "
-                         "choose another folder (nothing was overwritten)")
+    out_dir = check_out_dir(out_dir, command="evaluate", outputs=OUTPUT_FILES)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ProductKernelWarning)
         model, scaler, config = load_forecaster(checkpoint)
@@ -143,7 +139,7 @@ def evaluate_forecast(
             })
             predictions[f"{config.model.kind} on {backend} ({shots} shots)"] = on_backend["test_prediction"]
     metrics["seconds"] = time.perf_counter() - start
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_out_dir(check_out_dir(out_dir, command="evaluate", outputs=OUTPUT_FILES))  # again: another process may have written
     plot_forecast(windows, predictions, out_dir / "forecast.png",
                   title=f"{metrics['data']}: test RMSE {metrics['test_rmse']:.4g} (persistence {metrics['persistence_rmse']:.4g})")
     write_json_atomic(metrics, out_dir / "metrics.json")

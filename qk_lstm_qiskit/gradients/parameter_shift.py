@@ -17,6 +17,8 @@ from qiskit.primitives import BaseSamplerV2, BitArray
 from qiskit.providers import Options
 from qiskit.transpiler.passes import TranslateParameterizedGates
 from qiskit_machine_learning.gradients import ParamShiftSamplerGradient, SamplerGradientResult
+# qiskit-machine-learning's own helper for one parameter per gate angle (private; the one use,
+# checked by tests/test_library_internals.py): the circuit ParamShiftSamplerGradient differentiates.
 from qiskit_machine_learning.gradients.utils import _assign_unique_parameters
 
 from ..errors import QKLSTMError

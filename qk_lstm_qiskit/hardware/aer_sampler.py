@@ -18,16 +18,27 @@ from typing import Iterable
 import numpy as np
 from qiskit import QiskitError
 from qiskit.primitives import BaseSamplerV2, BitArray, DataBin, PrimitiveResult, SamplerPubResult
-from qiskit.primitives.containers.bit_array import _min_num_bytes
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit.primitives.primitive_job import PrimitiveJob
 from qiskit.primitives.statevector_sampler import _preprocess_circuit
 from qiskit_aer import AerSimulator
 from qiskit_aer.library import SaveProbabilities
+from ..validation import check_int
 
-__all__ = ["AerProbabilitySampler", "job_digest"]
+__all__ = ["AerProbabilitySampler", "job_digest", "submitted_job"]
 
 MAX_MEASURED_QUBITS = 24  # probabilities are a dense (bindings, 2**k) array
+
+
+def submitted_job(function, *args) -> PrimitiveJob:
+    """``function(*args)`` running in a started ``PrimitiveJob``, as Qiskit's own samplers return.
+
+    Qiskit has no public way to start a ``PrimitiveJob``; this is the one place that calls its
+    private ``_submit`` (checked by tests/test_library_internals.py).
+    """
+    job = PrimitiveJob(function, *args)
+    job._submit()
+    return job
 
 
 def job_digest(pubs: Iterable[SamplerPub]) -> int:
@@ -62,8 +73,7 @@ class AerProbabilitySampler(BaseSamplerV2):
     """
 
     def __init__(self, *, default_shots: int = 1024, seed: int | None = None, max_parallel_threads: int = 1) -> None:
-        if isinstance(default_shots, bool) or not isinstance(default_shots, int) or default_shots <= 0:
-            raise ValueError(f"AerProbabilitySampler: expected default_shots a positive int, got {default_shots!r}")
+        check_int("AerProbabilitySampler", "default_shots", default_shots, 1)
         self.default_shots = default_shots
         self.seed = seed
         self.simulator = AerSimulator(
@@ -72,8 +82,7 @@ class AerProbabilitySampler(BaseSamplerV2):
 
     def run(self, pubs, *, shots: int | None = None) -> PrimitiveJob:
         shots = self.default_shots if shots is None else shots
-        if isinstance(shots, bool) or not isinstance(shots, int) or shots <= 0:
-            raise ValueError(f"AerProbabilitySampler: expected shots > 0, got {shots!r}")
+        check_int("AerProbabilitySampler", "shots", shots, 1)
         coerced = []
         for i, pub in enumerate(pubs):
             try:
@@ -81,14 +90,14 @@ class AerProbabilitySampler(BaseSamplerV2):
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"AerProbabilitySampler: PUB {i} is invalid: {exc}") from exc
         prepared = [self._prepare(pub.circuit) for pub in coerced]  # errors here, not in the job thread
-        job = PrimitiveJob(self._run, coerced, prepared)
-        job._submit()
-        return job
+        return submitted_job(self._run, coerced, prepared)
 
     @staticmethod
     def _prepare(circuit):
         """``(circuit without final measurements + save_probabilities, measured qubits, meas_info)``."""
         try:
+            # Qiskit's StatevectorSampler helper (private; the one use, checked by tests/test_library_internals.py):
+            # the circuit without final measurements, the measured qubits, and each register's bit map.
             unmeasured, qargs, meas_info = _preprocess_circuit(circuit)
         except QiskitError as exc:
             raise ValueError(f"AerProbabilitySampler: expected measurements only at the end of the circuit ({exc})") from exc
@@ -163,6 +172,6 @@ def _register(outcomes: np.ndarray, item, num_measured: int) -> BitArray:
     for clbit, bit in enumerate(item.qreg_indices):
         if bit < num_measured:  # otherwise no final measurement writes this clbit: it reads 0
             value |= ((codes >> np.uint64(bit)) & np.uint64(1)) << np.uint64(clbit)
-    num_bytes = _min_num_bytes(item.num_bits)
+    num_bytes = (item.num_bits + 7) // 8  # BitArray's byte width
     table = value.astype(">u8").view(np.uint8).reshape(-1, 8)[:, 8 - num_bytes :]
     return BitArray(table[outcomes], item.num_bits)

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from ..errors import QKLSTMError
+from ..validation import check_int
 
 __all__ = [
     "BACKEND_KINDS",
@@ -224,12 +225,6 @@ def describe_error(exc: BaseException) -> str:
     return _mask(f"{type(exc).__name__}: {text}")[:500]
 
 
-def _check_positive_int(name: str, value: int | None) -> None:
-    """``None`` or a positive int, else ``ValueError``."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-        raise ValueError(f"resolve_backend: expected {name} to be a positive int, got {value!r}")
-
-
 def _pass_manager(device, optimization_level: int, initial_layout: Sequence[int] | None, seed: int | None):
     from qiskit.transpiler import generate_preset_pass_manager
 
@@ -347,8 +342,8 @@ def resolve_backend(
         ('fake_manila', 1024)
     """
     kind, target = _parse(name)
-    _check_positive_int("shots", shots)
-    _check_positive_int("max_execution_time", max_execution_time)
+    check_int("resolve_backend", "shots", shots, 1, optional=True)
+    check_int("resolve_backend", "max_execution_time", max_execution_time, 1, optional=True)
     if optimization_level not in (0, 1, 2, 3):
         raise ValueError(f"resolve_backend: expected optimization_level in (0, 1, 2, 3), got {optimization_level!r}")
     if mode not in EXECUTION_MODES:

@@ -33,11 +33,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+import torch
 from qiskit.primitives import BaseSamplerV2, BitArray, DataBin, PrimitiveResult, SamplerPubResult
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit.primitives.primitive_job import PrimitiveJob
 
 from ..errors import QKLSTMError
+from .aer_sampler import submitted_job
+from ..kernels.kernel import QuantumKernel
+from ..kernels.sampler import SamplerFidelity
+from ..nn.cell import NUM_GATES
+from ..validation import check_int
 
 __all__ = [
     "CostEstimate",
@@ -49,12 +55,14 @@ __all__ = [
     "check_budget",
     "circuit_duration",
     "estimate_cost",
+    "estimate_model_cost",
     "rep_delay",
+    "sampler_kernels",
+    "shift_parameters",
 ]
 
 logger = logging.getLogger(__name__)
 
-NUM_GATES = 4
 DEFAULT_REP_DELAY_S = 250e-6
 DEFAULT_JOB_OVERHEAD_S = 3.0
 OPEN_PLAN_SECONDS = 600.0  # 10 QPU minutes per month
@@ -210,11 +218,6 @@ class CostEstimate:
         return "\n".join(lines)
 
 
-def _check_count(name: str, value: int, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"estimate_cost: expected {name} to be an int >= {minimum}, got {value!r}")
-
-
 def estimate_cost(
     batches: Iterable[tuple[int, int]],
     *,
@@ -264,7 +267,7 @@ def estimate_cost(
         ("num_references", num_references, 1), ("shots", shots, 1), ("num_layers", num_layers, 1),
         ("num_gates", num_gates, 1), ("shift_parameters", shift_parameters, 0), ("epochs", epochs, 1),
     ):
-        _check_count(name, value, minimum)
+        check_int("estimate_cost", name, value, minimum)
     if training and shift_parameters < 1:
         raise ValueError(f"estimate_cost: expected shift_parameters >= 1 when training, got {shift_parameters}")
     if not (math.isfinite(job_overhead_seconds) and job_overhead_seconds >= 0):
@@ -334,9 +337,7 @@ class DryRunSampler(BaseSamplerV2):
     def run(self, pubs, *, shots: int | None = None) -> PrimitiveJob:
         coerced = [SamplerPub.coerce(pub, shots) for pub in pubs]
         self.calls.append(tuple(int(pub.parameter_values.size) for pub in coerced))
-        job = PrimitiveJob(self._results, coerced)
-        job._submit()
-        return job
+        return submitted_job(self._results, coerced)
 
     @staticmethod
     def _results(pubs: list[SamplerPub]) -> PrimitiveResult:
@@ -349,3 +350,40 @@ class DryRunSampler(BaseSamplerV2):
             }
             results.append(SamplerPubResult(DataBin(shape=shape, **data), metadata={"shots": 1}))
         return PrimitiveResult(results, metadata={"dry_run": True})
+
+
+def sampler_kernels(model: torch.nn.Module) -> list[QuantumKernel]:
+    """The kernels of ``model`` that run on a sampler (``[]`` on the exact executor)."""
+    return [m for m in model.modules() if isinstance(m, QuantumKernel) and m.sampler_fidelity is not None]
+
+
+def shift_parameters(kernel: QuantumKernel, pass_manager, differentiate_y: bool) -> int:
+    """Circuit parameters shifted per binding in the sampler kernel's backward, counted by a dry run."""
+    dry = DryRunSampler()
+    fm = kernel.feature_map
+    fidelity = SamplerFidelity(fm, dry, pass_manager=pass_manager)
+    with torch.enable_grad():
+        ax = fm.angles(torch.zeros(1, fm.num_qubits)).detach().requires_grad_(True)
+        ay = fm.angles(torch.zeros(1, fm.num_qubits)).detach().requires_grad_(differentiate_y)
+        fidelity(ax, ay).sum().backward()
+    return dry.calls[-1][0] // 2
+
+
+def estimate_model_cost(
+    model: torch.nn.Module, batches: Iterable[tuple[int, int]], resolved, *, num_references: int, num_layers: int,
+    training: bool, epochs: int = 1, differentiate_y: bool = False, job_overhead_seconds: float | None = None,
+) -> CostEstimate:
+    """:func:`estimate_cost` of running ``model`` (built on ``resolved``'s pass manager) over ``batches``.
+
+    The ISA circuit comes from the model's first sampler kernel, the shifted-parameter count from
+    a dry run of its backward (``differentiate_y``: references or bandwidth are trained too).
+    """
+    kernels = sampler_kernels(model)
+    shift = shift_parameters(kernels[0], resolved.pass_manager, differentiate_y) if training and kernels else 0
+    return estimate_cost(
+        batches, num_references=num_references, shots=resolved.shots or 1, num_layers=num_layers,
+        training=training, shift_parameters=shift, epochs=epochs,
+        isa_circuit=kernels[0].sampler_fidelity.circuit if kernels else None, device=resolved.device,
+        backend=resolved.name, on_qpu=resolved.kind in ("fake", "ibm"),
+        job_overhead_seconds=DEFAULT_JOB_OVERHEAD_S if job_overhead_seconds is None else job_overhead_seconds,
+    )

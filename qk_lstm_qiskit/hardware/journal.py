@@ -38,6 +38,7 @@ from qiskit.primitives.containers.sampler_pub import SamplerPub
 
 from .backends import describe_error  # one line, IBM token masked
 from ..errors import QKLSTMError
+from ..validation import check_int
 
 __all__ = ["JournaledSampler", "RunJournal", "pubs_fingerprint"]
 
@@ -250,8 +251,7 @@ class JournaledSampler(BaseSamplerV2):
                 "JournaledSampler: expected a service with job(job_id) to resume, got "
                 f"{type(service).__name__} (local and simulator jobs cannot be fetched again)"
             )
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ValueError(f"JournaledSampler: expected max_retries to be an int >= 0, got {max_retries!r}")
+        check_int("JournaledSampler", "max_retries", max_retries, 0)
         for name, value in (("backoff_seconds", backoff_seconds), ("poll_seconds", poll_seconds)):
             if not value >= 0:
                 raise ValueError(f"JournaledSampler: expected {name} >= 0, got {value!r}")

@@ -13,13 +13,25 @@ from ..circuits.feature_map import FeatureMap
 from .statevector import StatevectorExecutor
 from ..validation import check_finite
 
-__all__ = ["QuantumKernel", "PreparedSide"]
+__all__ = ["QuantumKernel", "PreparedSide", "warn_if_product"]
 
 
 def _fidelities(sx: torch.Tensor, sy: torch.Tensor) -> torch.Tensor:
     """``|<ψ_y|ψ_x>|²`` for states ``(..., D)`` and ``(M, D)`` → ``(..., M)``."""
     overlap = sx @ sy.conj().transpose(0, 1)
     return overlap.real.square() + overlap.imag.square()
+
+
+def warn_if_product(owner: str, kernels: list[QuantumKernel]) -> None:
+    """One :class:`ProductKernelWarning` when any of ``kernels`` is a product kernel (``owner`` names the model)."""
+    product = [k for k in kernels if k.is_product_kernel]
+    if product:
+        warnings.warn(
+            f"{owner}: the fidelity kernel of {product[0].feature_map.extra_repr()} is a product of single-qubit "
+            "kernels (the CNOTs cancel in U†(y)U(x)); use reps >= 2 for an entangling kernel",
+            ProductKernelWarning,
+            stacklevel=3,
+        )
 
 
 class PreparedSide(NamedTuple):
@@ -88,6 +100,8 @@ class QuantumKernel(nn.Module):
         feature_map: the circuit U(x) and its data → angle encoding.
         sampler: a ``BaseSamplerV2`` or ``None`` for the exact executor (default).
         pass_manager: transpiles the composed fidelity circuit once (sampler path only).
+        warn: issue :class:`ProductKernelWarning` for a product kernel (default True; models
+            that hold several kernels warn once themselves, :func:`warn_if_product`).
 
     Shape:
         ``x``: ``(N, d)``, ``y``: ``(M, d)`` with ``d = feature_map.num_qubits`` → ``(N, M)``.
@@ -101,19 +115,14 @@ class QuantumKernel(nn.Module):
         tensor([[1., 1.], ...
     """
 
-    def __init__(self, feature_map: FeatureMap, *, sampler=None, pass_manager=None) -> None:
+    def __init__(self, feature_map: FeatureMap, *, sampler=None, pass_manager=None, warn: bool = True) -> None:
         super().__init__()
         if not isinstance(feature_map, FeatureMap):
             raise TypeError(f"QuantumKernel: expected feature_map to be a FeatureMap, got {type(feature_map).__name__}")
         self.feature_map = feature_map
         self.executor = StatevectorExecutor(feature_map.circuit, feature_map.parameters_order)
-        if self.is_product_kernel:
-            warnings.warn(
-                f"QuantumKernel: the fidelity kernel of {feature_map.extra_repr()} is a product of "
-                "single-qubit kernels (the CNOTs cancel in U†(y)U(x)); use reps >= 2 for an entangling kernel",
-                ProductKernelWarning,
-                stacklevel=2,
-            )
+        if warn:
+            warn_if_product(type(self).__name__, [self])
         self.sampler_fidelity = None
         if sampler is not None:
             from .sampler import SamplerFidelity

@@ -10,8 +10,8 @@ from torch import nn
 
 from ..circuits.feature_map import FeatureMap
 from ..kernels.fused import fused_layer, supports_fused
-from ..kernels.kernel import PreparedSide, QuantumKernel
-from ..validation import check_finite, check_int
+from ..kernels.kernel import PreparedSide, QuantumKernel, warn_if_product
+from ..validation import check_choice, check_finite, check_int
 
 __all__ = ["GatedCell", "QKLSTMCell", "WEIGHTINGS", "REFERENCE_MODES"]
 
@@ -120,6 +120,7 @@ class QKLSTMCell(GatedCell):
         references: ``"fixed"`` (random N(0, 1) buffer, default), ``"learned"`` (parameter), or
             ``"data"`` (buffer set from projected training inputs, see :meth:`set_references`).
         sampler, pass_manager: evaluate kernels on a Qiskit ``BaseSamplerV2`` (default exact).
+        warn: warn once when the kernel is a product kernel (default True).
 
     Over a sequence (:meth:`run_sequence`) with the exact product kernel and a constant
     bandwidth, the layer runs as one fused autograd node (:mod:`qk_lstm_qiskit.fused`), same
@@ -154,19 +155,20 @@ class QKLSTMCell(GatedCell):
         pass_manager=None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        warn: bool = True,
     ) -> None:
         super().__init__(input_size, hidden_size)
         check_int("QKLSTMCell", "num_references", num_references, 1)
-        if weighting not in WEIGHTINGS:
-            raise ValueError(f"QKLSTMCell: expected weighting in {WEIGHTINGS}, got {weighting!r}")
-        if references not in REFERENCE_MODES:
-            raise ValueError(f"QKLSTMCell: expected references in {REFERENCE_MODES}, got {references!r}")
+        check_choice("QKLSTMCell", "weighting", weighting, WEIGHTINGS)
+        check_choice("QKLSTMCell", "references", references, REFERENCE_MODES)
         factory = {"device": device, "dtype": dtype}
         self.num_references, self.weighting, self.reference_mode = num_references, weighting, references
         feature_map = FeatureMap(
             num_qubits, reps, entanglement, input_scaling=input_scaling, trainable_scaling=trainable_scaling, **factory
         )
-        self.kernel = QuantumKernel(feature_map, sampler=sampler, pass_manager=pass_manager)
+        self.kernel = QuantumKernel(feature_map, sampler=sampler, pass_manager=pass_manager, warn=False)
+        if warn:
+            warn_if_product(type(self).__name__, [self.kernel])
         self.projection = nn.Linear(input_size + hidden_size, num_qubits, **factory)
         refs = torch.empty(NUM_GATES, num_references, num_qubits, **factory)  # (4, R, q)
         if references == "learned":

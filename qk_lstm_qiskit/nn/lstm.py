@@ -7,6 +7,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..kernels.kernel import warn_if_product
 from .cell import GatedCell, QKLSTMCell
 from ..validation import check_finite, check_int
 
@@ -97,9 +98,12 @@ class QKLSTM(RecurrentStack):
         num_qubits: int = 4, num_references: int = 4, **cell_kwargs,
     ) -> None:
         def make_cell(size: int, layer: int) -> QKLSTMCell:
-            return QKLSTMCell(size, hidden_size, num_qubits=num_qubits, num_references=num_references, **cell_kwargs)
+            return QKLSTMCell(
+                size, hidden_size, num_qubits=num_qubits, num_references=num_references, warn=False, **cell_kwargs
+            )
 
         super().__init__(make_cell, input_size, hidden_size, num_layers, batch_first)
+        warn_if_product(type(self).__name__, [cell.kernel for cell in self.cells])  # once per model
 
     @torch.no_grad()
     def init_references_from_data(self, input: torch.Tensor, *, generator: torch.Generator | None = None) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import torch
-from qiskit.circuit import ParameterVector, QuantumCircuit
 from torch import nn
 
 from .cell import NUM_GATES, GatedCell

@@ -7,50 +7,47 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..hardware.backends import resolve_backend
+from ..hardware.cost import DryRunSampler, batch_shapes, estimate_model_cost
 from ..config import RunConfig, load_config
 from ..data.corpus import make_batches
 from ..data.series import is_series_source
 from ..data.tasks import TaskData, prepare_data
-from ..errors import QKLSTMError
+from ..checkpoint import LAST_FILE, MODEL_FILE, load_checkpoint
 from ..nn.tagger import build_tagger, count_parameters
+from ..rundir import check_out_dir
 from .forecast import train_forecaster
 from .trainer import Trainer, evaluate, seed_everything
 
-__all__ = ["run_training", "default_run_dir"]
+__all__ = ["run_training", "default_run_dir", "estimate_training"]
 
 log = logging.getLogger(__name__)
-CHECKPOINT_FORMAT = 1
 
 
 def default_run_dir(config: RunConfig) -> Path:
     return Path("runs") / f"{config.model.kind}-s{config.train.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _check_run_dir(out_dir: Path, resume: bool, config: RunConfig) -> dict | None:
-    """Refuse to overwrite a finished or started run; return the resume state when asked."""
-    last = out_dir / "last.pt"
-    if not resume:
-        existing = [n for n in ("model.pt", "last.pt", "metrics.json") if (out_dir / n).exists()]
-        if existing:
-            raise QKLSTMError(
-                f"train: --out {out_dir} already holds a run ({', '.join(existing)}); "
-                "pass --resume to continue it or choose another folder"
-            )
-        return None
-    if not last.is_file():
-        raise QKLSTMError(f"train: --resume expected {last} from an earlier run, not found")
-    state = torch.load(last, map_location="cpu", weights_only=False)
+RUN_OUTPUTS = (MODEL_FILE, LAST_FILE, "metrics.json")
+
+
+def _resume_state(out_dir: Path, config: RunConfig) -> dict:
+    """``out_dir/last.pt``, refusing a config that differs from the saved one (except a larger ``train.epochs``)."""
+    state = load_checkpoint(out_dir / LAST_FILE, resume=True)
     saved, current = load_config(overrides=state["config"]).to_dict(), config.to_dict()  # keys added since: defaults
-    sections = ("model", "data", "executor") + (("forecast",) if is_series_source(config.data.source) else ())
-    for section in sections:
+    for section in ("model", "data", "train", "executor") + (("forecast",) if is_series_source(config.data.source) else ()):
         for key, value in current[section].items():
-            if saved[section].get(key) != value:
-                raise QKLSTMError(
-                    f"train: --resume expected {section}.{key} = {saved[section].get(key)!r} as saved in {last}, got {value!r}"
+            if section == "train" and key == "epochs":
+                continue
+            if saved.get(section, {}).get(key) != value:
+                raise ValueError(
+                    f"train: --resume expected {section}.{key} = {saved.get(section, {}).get(key)!r} as saved in "
+                    f"{out_dir / LAST_FILE}, got {value!r} (a resumed run keeps its settings; only epochs may grow)"
                 )
+    done = len(state["history"])
+    if config.train.epochs < done:
+        raise ValueError(f"train: --resume expected train.epochs >= {done} (epochs already run in {out_dir}), "
+                         f"got {config.train.epochs}")
     return state
 
 
@@ -62,16 +59,16 @@ def run_training(
 
     Args:
         config: the whole run configuration.
-        out_dir: run folder (created); ``None`` keeps everything in memory.
+        out_dir: run folder, created when the first epoch is saved (after every check passed);
+            ``None`` keeps everything in memory.
         resume: continue from ``out_dir/last.pt``.
         sampler: a ``BaseSamplerV2`` overriding ``config.executor`` (Python API only).
     """
+    resume_state = None
     if out_dir is not None:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        resume_state = _check_run_dir(out_dir, resume, config)
-    else:
-        resume_state = None
+        out_dir = check_out_dir(out_dir, command="train", outputs=RUN_OUTPUTS, resume=resume, resume_from=LAST_FILE)
+        if resume:
+            resume_state = _resume_state(out_dir, config)
     forecasting = is_series_source(config.data.source)
     data = None if forecasting else prepare_data(config.data)
     pass_manager = backend = None
@@ -82,7 +79,7 @@ def run_training(
     try:
         if forecasting:
             return train_forecaster(config, out_dir, resume_state, progress=progress, sampler=sampler,
-                                    pass_manager=pass_manager, checkpoint_format=CHECKPOINT_FORMAT)
+                                    pass_manager=pass_manager)
         return _train(config, data, out_dir, resume_state, progress, sampler, pass_manager)
     finally:
         if backend is not None:
@@ -99,7 +96,6 @@ def _train(
         sample = make_batches(data.train[:32], 32, pad_index=data.words.pad_index or 0)[0]
         model.recurrent.init_references_from_data(model.embedding(sample.words).detach())
     metadata = {
-        "format": CHECKPOINT_FORMAT,
         "model": config.model.kind,
         "trainable_parameters": count_parameters(model),
         "config": config.to_dict(),
@@ -121,3 +117,29 @@ def _train(
     trainer.write_metrics(**extra)
     meta = {k: v for k, v in metadata.items() if k not in ("words", "tags")}
     return {**meta, "epochs": history, **extra, "out_dir": None if out_dir is None else str(out_dir)}
+
+
+def estimate_training(config: RunConfig, *, resolved=None, job_overhead_seconds: float | None = None):
+    """:class:`~qk_lstm_qiskit.hardware.cost.CostEstimate` of ``qk-lstm train`` with ``config`` on its backend.
+
+    ``train.epochs`` epochs over the training sentences in batches of ``train.batch_size``
+    (sorted by length: with shuffled batches expect more padded steps), forward and
+    parameter-shift backward. Nothing is submitted.
+    """
+    if config.model.kind != "qk-lstm":
+        raise ValueError(f"train: expected model.kind 'qk-lstm' for a QPU estimate (its kernels use the sampler), "
+                         f"got {config.model.kind!r}")
+    ex = config.executor
+    rb = resolved or resolve_backend(ex.backend, shots=ex.shots, seed=ex.seed, optimization_level=ex.optimization_level)
+    if rb.sampler is None:
+        raise ValueError(f"train: expected a sampler backend for --dry-run/--max-qpu-seconds, got {rb.name!r}")
+    data = prepare_data(config.data)
+    model = build_tagger(config.model, len(data.words), len(data.tags), sampler=DryRunSampler(),
+                         pass_manager=rb.pass_manager)
+    lengths = sorted(len(ws) for ws, _ in data.train)
+    return estimate_model_cost(
+        model, batch_shapes(lengths, config.train.batch_size), rb, num_references=config.model.num_references,
+        num_layers=config.model.num_layers, training=True, epochs=config.train.epochs,
+        differentiate_y=config.model.references == "learned" or config.model.trainable_scaling,
+        job_overhead_seconds=job_overhead_seconds,
+    )

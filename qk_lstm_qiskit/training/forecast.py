@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..checkpoint import MODEL_FILE, load_checkpoint
 from ..config import RunConfig
 from ..data.series import describe_source, prepare_series
 from ..evaluation.forecast import forecast_report, plot_forecast
@@ -49,12 +50,19 @@ class ForecastTask:
         return loss, len(targets), loss.item() * len(targets)
 
     def summarise(self, loss_sum: float, metric_sum: float, count: int) -> dict[str, float]:
-        return {"loss": loss_sum / max(count, 1)}
+        return {"loss": loss_sum / count}
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, batches: list[Windows]) -> dict[str, float]:
+        was_training = model.training
+        model.eval()
+        sums = [self.step(model, batch)[1:] for batch in batches]
+        model.train(was_training)
+        return self.summarise(sum(s for _, s in sums), 0.0, sum(n for n, _ in sums))
 
 
 def train_forecaster(
     config: RunConfig, out_dir: Path | None, resume_state: dict | None, *, progress: bool, sampler, pass_manager,
-    checkpoint_format: int,
 ) -> dict[str, Any]:
     """Train the forecaster of ``config`` (run folder and executor prepared by ``run_training``).
 
@@ -68,7 +76,6 @@ def train_forecaster(
     if config.model.kind == "qk-lstm" and config.model.references == "data":
         model.recurrent.init_references_from_data(windows.train[0][:32])
     metadata = {
-        "format": checkpoint_format,
         "task": "forecast",
         "model": config.model.kind,
         "trainable_parameters": count_parameters(model),
@@ -82,8 +89,8 @@ def train_forecaster(
         trainer.load_state(resume_state)
     validation = windows.validation if len(windows.validation[1]) else None
     history = trainer.fit(windows.train, validation)
-    if out_dir is not None and (out_dir / "model.pt").is_file():  # score what is shipped: the best epoch
-        best = torch.load(out_dir / "model.pt", map_location="cpu", weights_only=True)
+    if out_dir is not None and (out_dir / MODEL_FILE).is_file():  # score what is shipped: the best epoch
+        best = load_checkpoint(out_dir / MODEL_FILE)
         model.load_state_dict(best["model_state"])
         scored_epoch = best["epoch"]
     else:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from statistics import mean, pstdev
 
@@ -11,10 +10,13 @@ import numpy as np
 
 from ..config import MODEL_KINDS, load_config
 from ..data.tasks import prepare_data
+from ..rundir import atomic_write, check_out_dir, write_json_atomic, write_text_atomic
+from ..validation import check_int
 from .experiment import run_training
 
 __all__ = ["reproduce", "table_one", "plot_curves"]
 
+OUTPUTS = ("table1.md", "fig3.png", "summary.json")
 LABELS = {"qk-lstm": "QK-LSTM", "lstm": "LSTM", "qlstm": "QLSTM"}
 
 
@@ -91,12 +93,12 @@ def reproduce(
 
     Returns the markdown table. Runs are kept in ``out/<kind>-s<seed>/``.
     """
-    if seeds < 1:
-        raise ValueError(f"reproduce: expected seeds >= 1, got {seeds}")
+    check_int("reproduce", "seeds", seeds, 1)
+    check_int("reproduce", "epochs", epochs, 1, optional=True)
+    out = check_out_dir(out, command="reproduce", outputs=OUTPUTS)
     base = load_config(config_path)
     if epochs is not None:
         base = dataclasses.replace(base, train=dataclasses.replace(base.train, epochs=epochs))
-    out = Path(out)
     runs: dict[str, list[dict]] = {}
     for kind in kinds:
         for seed in range(seeds):
@@ -107,8 +109,9 @@ def reproduce(
             )
             runs.setdefault(kind, []).append(run_training(config, out / f"{kind}-s{seed}", progress=progress))
     table = table_one(runs)
-    (out / "table1.md").write_text(table, encoding="utf-8")
-    plot_curves(runs, out / "fig3.png")
+    write_text_atomic(table, out / "table1.md")
+    with atomic_write(out / "fig3.png") as tmp:
+        plot_curves(runs, tmp)
     summary = {
         kind: {
             "trainable_parameters": rs[0]["trainable_parameters"],
@@ -119,5 +122,5 @@ def reproduce(
         }
         for kind, rs in runs.items()
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_json_atomic(summary, out / "summary.json")
     return table

@@ -2,7 +2,7 @@
 
 The trainer knows nothing of the model's insides; a *task* (:class:`TaggingTask` by default,
 :class:`~qk_lstm_qiskit.training.forecast.ForecastTask` for forecasting) batches the examples and
-gives each batch's loss and metrics. Per epoch it shuffles with its own seeded generator, steps
+gives each batch's loss and metric. Per epoch it shuffles with its own seeded generator, steps
 the optimizer per batch, records example-weighted loss and the task's metric (and validation
 metrics), then writes ``metrics.json``/``metrics.csv``, ``last.pt`` (everything needed to resume
 bit-identically) and ``model.pt`` (best validation score, or the latest epoch without
@@ -11,10 +11,8 @@ validation data). Every file is replaced atomically.
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
-import os
 import random
 import time
 from pathlib import Path
@@ -25,14 +23,22 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..config import TrainConfig
+from ..config import OPTIMIZERS, TrainConfig
 from ..data.corpus import PAD_TAG, Batch, make_batches
-from ..rundir import save_atomic, write_json_atomic
+from ..checkpoint import LAST_FILE, MODEL_FILE, save_checkpoint
+from ..evaluation.loop import tag_batches
+from ..rundir import make_out_dir, write_csv_atomic, write_json_atomic
 
 __all__ = ["Task", "TaggingTask", "Trainer", "evaluate", "seed_everything"]
 
 log = logging.getLogger(__name__)
 Encoded = Sequence[tuple[list[int], list[int]]]
+
+
+def _plain_numpy_state(state: tuple) -> tuple:
+    """``np.random.get_state()`` as plain Python values (``weights_only`` checkpoints hold no arrays)."""
+    name, keys, pos, has_gauss, cached = state
+    return name, keys.tolist(), int(pos), int(has_gauss), float(cached)
 
 
 def seed_everything(seed: int) -> None:
@@ -52,8 +58,14 @@ def _batch_stats(log_probs: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, i
     return loss, correct, int(mask.sum())
 
 
+def evaluate(model: nn.Module, batches: Sequence[Batch]) -> dict[str, float]:
+    """Token-weighted ``loss`` and ``accuracy`` of ``model`` on ``batches`` (eval mode, :func:`tag_batches`)."""
+    tagged = tag_batches(model, batches)
+    return {"loss": tagged.loss or 0.0, "accuracy": tagged.accuracy}
+
+
 class Task(Protocol):
-    """What the trainer needs of a task: batches, and per batch a loss, a count and metric sums.
+    """What the trainer needs of a task: batches, each batch's loss, an evaluation.
 
     ``metric`` names the score that picks ``model.pt`` (``val_<metric>`` with validation data);
     ``higher_is_better`` says which way.
@@ -62,13 +74,17 @@ class Task(Protocol):
     metric: str
     higher_is_better: bool
 
-    def batches(self, examples: Any, generator: torch.Generator | None = None) -> Sequence[Any]: ...
+    def batches(self, examples: Any, generator: torch.Generator | None = None) -> Sequence[Any]:
+        """The examples in batches, shuffled with ``generator`` when given."""
 
     def step(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, int, float]:
-        """(mean loss of the batch, examples in it, sum of the metric's numerator over them)."""
+        """(mean loss of the batch, examples in it, the metric's numerator summed over them)."""
 
     def summarise(self, loss_sum: float, metric_sum: float, count: int) -> dict[str, float]:
-        """``{"loss": …, metric: …}`` from sums over an epoch."""
+        """``{"loss": …, metric: …}`` of an epoch from the sums of :meth:`step`."""
+
+    def evaluate(self, model: nn.Module, batches: Sequence[Any]) -> dict[str, float]:
+        """``{"loss": …, metric: …}`` of ``model`` on ``batches`` in eval mode."""
 
 
 class TaggingTask:
@@ -89,21 +105,10 @@ class TaggingTask:
         return loss, total, correct
 
     def summarise(self, loss_sum: float, metric_sum: float, count: int) -> dict[str, float]:
-        return {"loss": loss_sum / max(count, 1), "accuracy": metric_sum / max(count, 1)}
+        return {"loss": loss_sum / count, "accuracy": metric_sum / count}
 
-
-@torch.no_grad()
-def evaluate(model: nn.Module, batches: Sequence[Any], task: Task | None = None) -> dict[str, float]:
-    """Example-weighted ``loss`` and the task's metric (default: token ``accuracy``) on ``batches`` (eval mode)."""
-    task = task or TaggingTask(1)
-    was_training = model.training
-    model.eval()
-    total_loss = metric = total = 0
-    for batch in batches:
-        loss, n, m = task.step(model, batch)
-        total_loss, metric, total = total_loss + loss.item() * n, metric + m, total + n
-    model.train(was_training)
-    return task.summarise(total_loss, metric, total)
+    def evaluate(self, model: nn.Module, batches: Sequence[Batch]) -> dict[str, float]:
+        return evaluate(model, batches)
 
 
 class Trainer:
@@ -116,7 +121,7 @@ class Trainer:
         metadata: stored in every checkpoint and in ``metrics.json`` (config, vocabularies, …).
         pad_index: word index used for padding (tagging).
         progress: show a tqdm bar with loss and the task's metric.
-        task: batches, loss and metric (default :class:`TaggingTask` from ``config``).
+        task: batches, loss and metric (default: :class:`TaggingTask` with ``config``'s batching).
     """
 
     def __init__(
@@ -128,7 +133,7 @@ class Trainer:
         self.pad_index, self.progress = pad_index, progress
         self.task = task or TaggingTask(config.batch_size, pad_index=pad_index, bucket_batches=config.bucket_batches)
         params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD
+        optimizer = getattr(torch.optim, OPTIMIZERS[config.optimizer])
         self.optimizer = optimizer(params, lr=config.lr)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.history: list[dict[str, float]] = []
@@ -141,7 +146,7 @@ class Trainer:
             "optimizer_state": self.optimizer.state_dict(),
             "generator_state": self.generator.get_state(),
             "torch_rng_state": torch.get_rng_state(),
-            "numpy_rng_state": np.random.get_state(),
+            "numpy_rng_state": _plain_numpy_state(np.random.get_state()),
             "python_rng_state": random.getstate(),
             "epoch": len(self.history),
             "history": self.history,
@@ -163,6 +168,8 @@ class Trainer:
     def fit(self, train: Encoded, validation: Encoded | None = None) -> list[dict[str, float]]:
         """Train from the current epoch up to ``config.epochs``; return the per-epoch history."""
         cfg, task = self.config, self.task
+        if self.out_dir is not None:
+            make_out_dir(self.out_dir)  # only now: every check before training has passed
         val_batches = task.batches(validation) if validation is not None else None
         bar = tqdm(
             range(len(self.history), cfg.epochs), initial=len(self.history), total=cfg.epochs,
@@ -182,10 +189,10 @@ class Trainer:
                 total_loss, metric, total = total_loss + loss.item() * n, metric + m, total + n
             record = {"epoch": epoch + 1, **task.summarise(total_loss, metric, total)}
             if val_batches:
-                record.update({f"val_{k}": v for k, v in evaluate(self.model, val_batches, task).items()})
+                record.update({f"val_{k}": v for k, v in task.evaluate(self.model, val_batches).items()})
             record["seconds"] = time.perf_counter() - start
             self.history.append(record)
-            bar.set_postfix({name: f"{record[name]:.3f}" for name in dict.fromkeys(("loss", task.metric))})
+            bar.set_postfix({name[:4]: f"{record[name]:.3f}" for name in dict.fromkeys(("loss", task.metric))})
             self._save_epoch(record)
         return self.history
 
@@ -197,10 +204,10 @@ class Trainer:
         improved = monitored not in record or score > self.best_score
         self.best_score = max(self.best_score, score)
         state = self.state()
-        save_atomic(state, self.out_dir / "last.pt")
+        save_checkpoint(state, self.out_dir / LAST_FILE)
         if improved:
             keep = ("model_state", "epoch", *self.metadata)
-            save_atomic({k: state[k] for k in keep}, self.out_dir / "model.pt")
+            save_checkpoint({k: state[k] for k in keep}, self.out_dir / MODEL_FILE)
         self.write_metrics()
         log.info("epoch %d: %s", record["epoch"], record)
 
@@ -210,10 +217,4 @@ class Trainer:
             return
         meta = {k: v for k, v in self.metadata.items() if k not in ("words", "tags")}
         write_json_atomic({**meta, "epochs": self.history, **extra}, self.out_dir / "metrics.json")
-        fields = list(dict.fromkeys(k for row in self.history for k in row))
-        tmp = self.out_dir / "metrics.csv.tmp"
-        with tmp.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(self.history)
-        os.replace(tmp, self.out_dir / "metrics.csv")
+        write_csv_atomic(self.history, self.out_dir / "metrics.csv")

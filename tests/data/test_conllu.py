@@ -8,18 +8,15 @@ from pathlib import Path
 import pytest
 from conllu.exceptions import ParseException
 
-from qk_lstm_qiskit.data.corpus import PAD_TAG, make_batches
+from qk_lstm_qiskit.data.corpus import PAD_TAG, UNSEEN_TAG, encode_corpus, make_batches
 from qk_lstm_qiskit.data.conllu import (
-    UNSEEN_TAG,
     build_vocabularies,
-    encode_treebank,
-    load_treebank,
     read_conllu,
     split_corpus,
 )
-from qk_lstm_qiskit.data.tasks import load_task
+from qk_lstm_qiskit.data.tasks import prepare_data
 
-UD_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "ud_english_ewt" / "en_ewt-ud-dev.conllu"
+UD_DEV = Path(__file__).resolve().parents[3] / "shared" / "data" / "ud_english_ewt" / "en_ewt-ud-dev.conllu"
 if not UD_DEV.exists():
     UD_DEV = Path("/work/shared/data/ud_english_ewt/en_ewt-ud-dev.conllu")
 
@@ -189,7 +186,7 @@ def test_bad_options(tmp_path):
         read_conllu(path, tagset="deprel")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"expected long_sentences in .*, got 'cut'"):
         read_conllu(path, long_sentences="cut")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"expected max_length to be None or an int >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"expected max_length >= 1, got 0"):
         read_conllu(path, max_length=0)
 
 
@@ -217,9 +214,11 @@ def test_empty_split_and_bad_fraction():
         split_corpus(toy_corpus(4), validation_fraction=0.1)
     with pytest.raises(ValueError, match=r"got an empty training split \(1 sentences"):
         split_corpus(toy_corpus(1), validation_fraction=0.9)
-    for bad in (0, 1, 1.5, -0.1, "0.1"):
-        with pytest.raises(ValueError, match=r"expected 0 < validation_fraction < 1"):
-            split_corpus(toy_corpus(10), validation_fraction=bad)  # type: ignore[arg-type]
+    for bad in (0, 1, 1.5, -0.1):
+        with pytest.raises(ValueError, match=r"expected 0 < validation_fraction < 1, got"):
+            split_corpus(toy_corpus(10), validation_fraction=bad)
+    with pytest.raises(TypeError, match=r"expected validation_fraction to be a number, got str '0.1'"):
+        split_corpus(toy_corpus(10), validation_fraction="0.1")  # type: ignore[arg-type]
 
 
 # ---- vocabularies and encoding -----------------------------------------------------------------
@@ -232,7 +231,7 @@ def test_vocabularies_min_freq_pad_unk_and_tags_without_unk():
     assert (words.pad_index, words.stoi["<unk>"]) == (0, 1)
     assert words.encode(["a", "b", "never"]) == [2, 1, 1]
     assert tags.itos == ["X", "Y", "Z"] and tags.unk is None and tags.pad is None
-    with pytest.raises(ValueError, match=r"Vocabulary.build: expected min_freq to be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"Vocabulary.build: expected min_freq >= 1, got 0"):
         build_vocabularies(train, min_freq=0)
     with pytest.raises(ValueError, match=r"expected at least one training sentence, got 0"):
         build_vocabularies([])
@@ -242,8 +241,8 @@ def test_unseen_tags_error_or_count_as_wrong():
     words, tags = build_vocabularies([(["a", "b"], ["X", "Y"])])
     evaluation = [(["a", "z"], ["X", "NEW"])]
     with pytest.raises(ValueError, match=r"expected tags of the training vocabulary \(2 tags: X, Y\), got 'NEW' in sentence 1"):
-        encode_treebank(evaluation, words, tags)
-    encoded = encode_treebank(evaluation, words, tags, unseen_tags="count")
+        encode_corpus(evaluation, words, tags)
+    encoded = encode_corpus(evaluation, words, tags, unseen_tags="count")
     assert encoded == [([2, 1], [0, UNSEEN_TAG])]
     (batch,) = make_batches(encoded, 4)
     assert batch.mask.sum().item() == 2  # the unseen tag is a real token ...
@@ -251,36 +250,37 @@ def test_unseen_tags_error_or_count_as_wrong():
     accuracy = (predictions == batch.tags)[batch.mask].float().mean().item()
     assert accuracy == 0.5 and UNSEEN_TAG != PAD_TAG
     with pytest.raises(ValueError, match=r"expected unseen_tags in \('error', 'count'\), got 'skip'"):
-        encode_treebank(evaluation, words, tags, unseen_tags="skip")  # type: ignore[arg-type]
+        encode_corpus(evaluation, words, tags, unseen_tags="skip")  # type: ignore[arg-type]
 
 
-def test_load_treebank_words_from_training_split_tags_from_whole_file(tmp_path):
+def test_prepare_data_words_from_training_split_tags_from_whole_file(tmp_path):
     sentences = []
     for i in range(10):
         tag = "INTJ" if i == 3 else "NOUN"  # a tag that only one sentence has
         sentences += [f"# sent_id = {i}", word(1, f"word{i}", tag), word(2, ".", "PUNCT"), ""]
     path = write(tmp_path, "\n".join(sentences))
-    data = load_treebank(path, validation_fraction=0.2, seed=1)
-    assert (len(data.train), len(data.validation)) == (8, 2)
-    for words, _ in data.validation:
-        assert words[0] not in data.words  # validation-only forms go through <unk>
-    for words, _ in data.train:
-        assert words[0] in data.words
-    assert data.tags.itos == ["PUNCT", "NOUN", "INTJ"]  # INTJ kept whichever split sentence 3 is in
-    everything = load_treebank(path, validation_fraction=0)
+    from qk_lstm_qiskit.config import DataConfig
+
+    task = prepare_data(DataConfig(source=str(path), validation_fraction=0.2, split_seed=1))
+    assert (len(task.train), len(task.validation)) == (8, 2)
+    unk = task.words.stoi["<unk>"]
+    assert all(ws[0] == unk for ws, _ in task.validation)  # validation-only forms go through <unk>
+    assert all(ws[0] != unk for ws, _ in task.train)
+    assert task.tags.itos == ["PUNCT", "NOUN", "INTJ"]  # INTJ kept whichever split sentence 3 is in
+    everything = prepare_data(DataConfig(source=str(path), validation_fraction=0))
     assert (len(everything.train), everything.validation) == (10, [])
 
 
-def test_load_task_encodes_a_data_config(tmp_path):
+def test_prepare_data_encodes_a_data_config(tmp_path):
     from qk_lstm_qiskit.config import DataConfig
 
     path = write(tmp_path, SAMPLE)
-    task = load_task(DataConfig(source=str(path), tag_column="xpos", lowercase=True, validation_fraction=0.5, split_seed=3))
+    task = prepare_data(DataConfig(source=str(path), tag_column="xpos", lowercase=True, validation_fraction=0.5, split_seed=3))
     assert len(task.train) == len(task.validation) == 1
     assert "know" in task.words and "Know" not in task.words and "VBZ" in task.tags
     assert all(len(w) == len(t) for w, t in task.train + task.validation)
     with pytest.raises(ValueError, match=r"max_length=2 words, got 4 words in sentence 1"):
-        load_task(DataConfig(source=str(path), max_length=2))
+        prepare_data(DataConfig(source=str(path), max_length=2))
 
 
 @pytest.mark.skipif(not UD_DEV.exists(), reason=f"UD English EWT dev file not found at {UD_DEV}")

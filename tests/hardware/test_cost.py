@@ -105,14 +105,14 @@ def test_budget_needs_durations():
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
-    [({"num_references": 0}, "expected num_references to be an int >= 1, got 0"),
-     ({"shots": 1.5}, "expected shots to be an int >= 1, got 1.5"),
-     ({"training": True}, "expected shift_parameters >= 1 when training, got 0")],
+    "kwargs, error, message",
+    [({"num_references": 0}, ValueError, "expected num_references >= 1, got 0"),
+     ({"shots": 1.5}, TypeError, "expected shots to be an int, got float 1.5"),
+     ({"training": True}, ValueError, "expected shift_parameters >= 1 when training, got 0")],
 )
-def test_bad_counts_are_rejected(kwargs, message):
+def test_bad_counts_are_rejected(kwargs, error, message):
     args = {"num_references": 4, "shots": 100, **kwargs}
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error, match=message):
         estimate_cost([(1, 2)], **args)
 
 

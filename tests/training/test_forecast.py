@@ -19,7 +19,7 @@ from qk_lstm_qiskit.nn.tagger import count_parameters
 from qk_lstm_qiskit.training.experiment import run_training
 from qk_lstm_qiskit.training.forecast import ForecastTask
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def config_for(kind: str, **train):

@@ -135,7 +135,7 @@ def test_rejects_mid_circuit_measurements():
 def test_rejects_nonpositive_shots(shots):
     circuit = QuantumCircuit(1)
     circuit.measure_all()
-    with raises_one_line(ValueError, rf"AerProbabilitySampler: expected shots > 0, got {shots}"):
+    with raises_one_line(ValueError, rf"AerProbabilitySampler: expected shots >= 1, got {shots}"):
         AerProbabilitySampler().run([circuit], shots=shots)
-    with raises_one_line(ValueError, rf"AerProbabilitySampler: expected default_shots a positive int, got {shots}"):
+    with raises_one_line(ValueError, rf"AerProbabilitySampler: expected default_shots >= 1, got {shots}"):
         AerProbabilitySampler(default_shots=shots)

@@ -1,7 +1,7 @@
 """``qk-lstm evaluate`` and ``qk-lstm estimate``: infer on hardware, count the cost first.
 
 Registered into the main parser by :func:`add_commands`; the logic lives in
-:mod:`qk_lstm_qiskit.evaluate`.
+:mod:`qk_lstm_qiskit.evaluation` (exact: `evaluation.exact`, sampler backends: `evaluation.backend`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def _add_backend_args(parser: argparse.ArgumentParser, default_backend: str = "f
 def _cmd_evaluate_exact(args: argparse.Namespace) -> int:
     """``--backend exact``: any model kind, torch executor; metrics.json + confusion.png (evaluation.py)."""
     from ..evaluation.backend import default_eval_dir
-    from ..evaluation.metrics import evaluate_exact
+    from ..evaluation.exact import evaluate_exact
 
     for flag, given in (("--dry-run", args.dry_run), ("--resume", args.resume)):
         if given:

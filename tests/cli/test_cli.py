@@ -26,11 +26,12 @@ def test_train_prints_parameters_and_accuracy_and_writes_outputs(tmp_path, capsy
     assert len(metrics["epochs"]) == 3 and metrics["config"]["train"]["epochs"] == 3
     assert "model: qk-lstm  trainable parameters: 183" in printed
     assert f"final training accuracy: {metrics['final_accuracy']:.4f}  loss: {metrics['final_loss']:.4f}" in printed
-    assert "product of one-qubit kernels" in printed  # the reps=1 note
+    assert "note: QKLSTM: the fidelity kernel" in printed and "is a product of single-qubit kernels" in printed  # the reps=1 note, once
+    assert printed.count("note:") == 1
     # the same folder again, without --resume: refused, nothing lost
     assert cli.main(["train", "--out", str(out), "--epochs", "3", "--no-progress"]) == 2
     line = one_line_error(capsys.readouterr().err, "train")
-    assert "already holds a run" in line and "--resume" in line
+    assert "holding model.pt, last.pt, metrics.json; pass --resume" in line
     assert json.loads((out / "metrics.json").read_text()) == metrics
 
 
@@ -131,3 +132,13 @@ def test_train_refuses_a_run_over_the_qpu_budget(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "over max_qpu_seconds=600" in err and "\n" not in err.strip()
     assert not out.exists()
+
+
+@pytest.mark.parametrize("reps, entanglement, noted", [(2, "none", True), (2, "linear", False)])
+def test_train_note_comes_from_the_model_not_from_config_names(tmp_path, capsys, reps, entanglement, noted):
+    """reps 2 without entanglement is still a product kernel; reps 2 with CNOTs is not."""
+    config = tmp_path / "c.yaml"
+    config.write_text(f"model:\n  reps: {reps}\n  entanglement: {entanglement}\ntrain:\n  epochs: 1\n")
+    assert cli.main(["train", "--config", str(config), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("is a product of single-qubit kernels") == (1 if noted else 0)

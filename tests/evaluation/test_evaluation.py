@@ -12,19 +12,23 @@ from torch import nn
 from qk_lstm_qiskit.cli import main
 from qk_lstm_qiskit.config import load_config
 from qk_lstm_qiskit.data.corpus import PAD_TAG, Vocabulary
+from qk_lstm_qiskit.config import DataConfig
+from qk_lstm_qiskit.checkpoint import load_tagger
+from qk_lstm_qiskit.data.conllu import build_vocabularies, read_conllu
+from qk_lstm_qiskit.data.corpus import UNSEEN_TAG
+from qk_lstm_qiskit.data.tasks import evaluation_data, evaluation_sentences
+from qk_lstm_qiskit.evaluation.exact import evaluate_exact
+from qk_lstm_qiskit.evaluation.loop import evaluate_tagger
 from qk_lstm_qiskit.evaluation.metrics import (
     confusion_matrix,
-    evaluate_exact,
-    evaluate_tagger,
     per_tag_metrics,
     plot_confusion,
     tagging_metrics,
     token_accuracy,
 )
 from qk_lstm_qiskit.nn.tagger import build_tagger, count_parameters
-from qk_lstm_qiskit.data.conllu import UNSEEN_TAG, build_vocabularies
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -88,27 +92,28 @@ class LookupTagger(nn.Module):
         return self.log_probs[words]
 
 
-def test_evaluate_tagger_unknown_words_unseen_tags_and_loss():
+def test_evaluate_tagger_unknown_words_unseen_tags_and_loss(tmp_path):
     words, tags = build_vocabularies([(["the", "dog", "barks"], ["DET", "NOUN", "VERB"])])
     assert words.itos == ["<pad>", "<unk>", "barks", "dog", "the"] and tags.itos == ["DET", "NOUN", "VERB"]
     model = LookupTagger([0, 1, 2, 1, 0], len(tags))  # <unk> → NOUN
-    corpus = [(["The", "dog", "barks"], ["DET", "NOUN", "VERB"]), (["a", "cat", "!"], ["DET", "NOUN", "PUNCT"])]
-    result = evaluate_tagger(model, corpus, words, tags, batch_size=1, lowercase=True)
+    path = tmp_path / "eval.conllu"
+    path.write_text("\n".join([word_line(1, "The", "DET"), word_line(2, "dog", "NOUN"), word_line(3, "barks", "VERB"), "",
+                               word_line(1, "a", "DET"), word_line(2, "cat", "NOUN"), word_line(3, "!", "PUNCT"), ""]))
+    data = evaluation_data(str(path), DataConfig(lowercase=True), words, tags)  # read as the run read: lower-cased
+    result, tagged = evaluate_tagger(model, data, words, tags, batch_size=1)
     m = result.metrics
     # 'a' → <unk> → NOUN (wrong), 'cat' → NOUN (right), '!' → NOUN (PUNCT unseen: wrong)
     assert (m["correct"], m["tokens"], m["sentences"]) == (4, 6, 2)
-    assert m["unseen_tags"] == {"PUNCT": 1} and result.labels == ["DET", "NOUN", "VERB", "PUNCT"]
+    assert m["unseen_tags"] == {"PUNCT": 1} and result.labels == ["DET", "NOUN", "VERB", "<unseen>"]
     assert m["unknown_word_rate"] == pytest.approx(0.5) and m["accuracy_unknown_words"] == pytest.approx(1 / 3)
-    assert m["per_tag"]["PUNCT"]["recall"] == 0.0 and m["per_tag"]["DET"]["recall"] == 0.5
+    assert m["per_tag"]["<unseen>"]["recall"] == 0.0 and m["per_tag"]["DET"]["recall"] == 0.5
+    assert tagged.accuracy == m["accuracy"]
     p_right, p_wrong = 0.9 + 0.1 / 3, 0.1 / 3  # the loss leaves the unseen PUNCT token out
     expected = -(4 * torch.log(torch.tensor(p_right, dtype=torch.float64)) + torch.log(torch.tensor(p_wrong, dtype=torch.float64))) / 5
     assert m["loss"] == pytest.approx(float(expected))
-    with pytest.raises(ValueError, match=r"expected at least one sentence, got 0"):
-        evaluate_tagger(model, [], words, tags)
-    with pytest.raises(ValueError, match=r"got 2 words and 1 tags in sentence 1"):
-        evaluate_tagger(model, [(["a", "b"], ["DET"])], words, tags)
     with pytest.raises(ValueError, match=r"Vocabulary: unknown word 'a'"):
-        evaluate_tagger(model, corpus, Vocabulary(["<pad>", "the", "dog", "barks"], pad="<pad>", name="word"), tags, lowercase=True)
+        evaluation_data(str(path), DataConfig(lowercase=True),
+                        Vocabulary(["<pad>", "the", "dog", "barks"], pad="<pad>", name="word"), tags)
 
 
 # ---- checkpoints, the CLI, and never overwriting --------------------------------------------------
@@ -146,7 +151,13 @@ def test_evaluate_cli_exact_writes_metrics_and_png(trained_run, tmp_path, capsys
     assert main(["evaluate", "--checkpoint", str(run / "model.pt"), "--data", str(data), "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["backend"] == "exact" and metrics["tokens"] == 48 and metrics["sentences"] == 12
-    assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["correct"] == round(metrics["accuracy"] * 48)
+    model, words, tags, config = load_tagger(run / "model.pt")  # recount the right tags by hand
+    sentences = read_conllu(data)
+    right = 0
+    for ws, ts in sentences:
+        predicted = model(torch.tensor([words.encode(ws)]))[0].argmax(-1).tolist()
+        right += sum(tags.itos[p] == t for p, t in zip(predicted, ts))
+    assert metrics["correct"] == right and metrics["accuracy"] == pytest.approx(right / 48)
     assert set(metrics["per_tag"]) == {"DET", "NOUN", "VERB", "PUNCT"}
     assert sum(m["support"] for m in metrics["per_tag"].values()) == 48
     assert (out / "confusion.png").read_bytes()[:8] == PNG_MAGIC
@@ -190,7 +201,7 @@ def test_evaluate_never_overwrites(trained_run, tmp_path, capsys):
         (lambda tmp, run, data: ["--checkpoint", str(run), "--data", str(data), "--dry-run"],
          "expected --dry-run only with a sampler backend, got --backend exact"),
         (lambda tmp, run, data: ["--checkpoint", str(run), "--data", str(data), "--batch-size", "0"],
-         "expected batch_size to be None or an int >= 1, got 0"),
+         "expected batch_size >= 1, got 0"),
     ],
 )
 def test_evaluate_bad_input_is_one_line_and_writes_nothing(trained_run, tmp_path, capsys, make, message):
@@ -273,10 +284,8 @@ def test_compare_ud_reuses_finished_runs_and_writes_the_table(tmp_path, capsys):
     assert {p: p.read_bytes() for p in runs} == runs
 
 
-def test_evaluation_corpus_reads_with_the_checkpoints_lowercasing(tmp_path):
+def test_evaluation_sentences_read_with_the_checkpoints_lowercasing(tmp_path):
     """Evaluation reads sentences as training did: lower-cased words when the run lower-cased them."""
-    from qk_lstm_qiskit.evaluation.metrics import evaluation_corpus
-
     path = tmp_path / "t.conllu"
     lines = []
     for i in range(8):
@@ -285,7 +294,7 @@ def test_evaluation_corpus_reads_with_the_checkpoints_lowercasing(tmp_path):
     lower = load_config(overrides={"data": {"source": str(path), "lowercase": True, "validation_fraction": 0.25}})
     mixed = load_config(overrides={"data": {"source": str(path), "validation_fraction": 0.25}})
     for data in (None, str(path)):
-        lowered, _ = evaluation_corpus(data, lower)
-        kept, _ = evaluation_corpus(data, mixed)
+        lowered, _ = evaluation_sentences(data, lower.data)
+        kept, _ = evaluation_sentences(data, mixed.data)
         assert [w for ws, _ in lowered for w in ws] == [w.lower() for ws, _ in kept for w in ws]
         assert any(w != w.lower() for ws, _ in kept for w in ws)  # the file does have capitals
