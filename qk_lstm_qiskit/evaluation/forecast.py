@@ -143,5 +143,6 @@ def evaluate_forecast(
     plot_forecast(windows, predictions, out_dir / "forecast.png",
                   title=f"{metrics['data']}: test RMSE {metrics['test_rmse']:.4g} (persistence {metrics['persistence_rmse']:.4g})")
     write_json_atomic(metrics, out_dir / "metrics.json")
+    log.info("evaluate: test RMSE %.4g on %s (exact %.4g)", metrics["test_rmse"], backend, exact["test_rmse"])
     return metrics
 
