@@ -11,7 +11,10 @@ from .config import RunConfig, load_config
 from .errors import ProductKernelWarning, QKLSTMError
 from .hardware.cost import estimate_cost
 from .training.experiment import run_training
-from .circuits.feature_map import FeatureMap
+from .circuits.feature_map import CircuitFeatureMap, FeatureMap
+from .circuits.library import build_feature_map
+from .kernels.alignment import kernel_target_alignment, train_alignment
+from .kernels.diagnostics import diagnose
 from .hardware.journal import JournaledSampler
 from .kernels.kernel import QuantumKernel
 from .nn.lstm import QKLSTM
@@ -23,7 +26,12 @@ from .data.series import load_series, make_windows
 
 __all__ = [
     "FeatureMap",
+    "CircuitFeatureMap",
+    "build_feature_map",
     "QuantumKernel",
+    "diagnose",
+    "kernel_target_alignment",
+    "train_alignment",
     "QKLSTMCell",
     "QKLSTM",
     "QLSTMCell",

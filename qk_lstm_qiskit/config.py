@@ -12,6 +12,7 @@ from typing import Any, Mapping
 import yaml
 
 from .circuits.feature_map import ENTANGLEMENTS
+from .circuits.library import FEATURE_MAPS
 from .data.conllu import LONG_SENTENCE_POLICIES, TAGSETS
 from .nn.cell import REFERENCE_MODES, WEIGHTINGS
 from .nn.tagger import MODEL_KINDS
@@ -37,6 +38,10 @@ class ModelConfig:
     weighting: str = "paper"  # paper | per_gate
     references: str = "fixed"  # fixed | learned | data
     vqc_depth: int = 1  # qlstm
+    # qk-lstm kernels beyond the paper (circuits/library.py): map, Pauli terms, RY·RZ layers per repetition
+    feature_map: str = "paper"  # paper | zz | z | pauli
+    paulis: str = "Z,ZZ"  # pauli: comma-separated terms
+    trainable_layers: int = 0  # with trainable_scaling: one bandwidth per repetition instead of per qubit
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,7 @@ _CHOICES = {  # each list defined once, beside the code that uses it
     ("model", "weighting"): WEIGHTINGS,
     ("model", "references"): REFERENCE_MODES,
     ("model", "entanglement"): ENTANGLEMENTS,
+    ("model", "feature_map"): FEATURE_MAPS,
     ("data", "tag_column"): TAGSETS,
     ("data", "long_sentences"): LONG_SENTENCE_POLICIES,
     ("train", "optimizer"): tuple(OPTIMIZERS),
@@ -141,8 +147,8 @@ def _coerce(where: str, section: str, name: str, value: Any, annotation: Any) ->
         raise ValueError(f"config{where}: expected {section}.{name} in {_CHOICES[section, name]}, got {value!r}")
     if (section, name) in _POSITIVE and not (math.isfinite(value) and value > 0):
         raise ValueError(f"config{where}: expected {section}.{name} > 0, got {value!r}")
-    if (section, name) == ("train", "bucket_batches") and value < 0:
-        raise ValueError(f"config{where}: expected train.bucket_batches >= 0, got {value!r}")
+    if (section, name) in {("train", "bucket_batches"), ("model", "trainable_layers")} and value < 0:
+        raise ValueError(f"config{where}: expected {section}.{name} >= 0, got {value!r}")
     if (section, name) in (("data", "validation_fraction"), ("forecast", "test_fraction")) and not 0.0 <= value < 1.0:
         raise ValueError(f"config{where}: expected {section}.{name} in [0, 1), got {value!r}")
     if (section, name) == ("forecast", "noise") and not (math.isfinite(value) and value >= 0):

@@ -1,1 +1,2 @@
-"""Parameterized Qiskit circuits: the QK-LSTM feature map U(x) and the QLSTM's variational circuit."""
+"""Parameterized Qiskit circuits: feature maps U(x) (the paper's, any circuit via ``compile``, the
+named ``library`` maps with trainable layers) and the QLSTM's variational circuit."""

@@ -1,14 +1,24 @@
-"""The paper's quantum feature map U(x), defined once as a parameterized Qiskit circuit."""
+"""Quantum feature maps U(x) as parameterized Qiskit circuits: the paper's, or any circuit.
+
+:class:`FeatureMap` is the paper's circuit; :meth:`FeatureMap.from_circuit` wraps any
+parameterized Qiskit circuit (e.g. ``zz_feature_map``) as a :class:`CircuitFeatureMap`, with
+optional trainable weight parameters. Both give the kernel and the executors the same
+interface: ``circuit`` (angles ``θ`` as parameters), ``parameters_order``, ``angles(x)``,
+``num_parameters``, ``num_qubits``, ``num_features`` and ``fidelity_circuit()``.
+"""
 
 from __future__ import annotations
 
 import torch
-from qiskit.circuit import ParameterVector, QuantumCircuit
+from typing import Sequence
+
+from qiskit.circuit import Parameter, ParameterVector, QuantumCircuit
 from torch import nn
 
 from ..validation import check_choice, check_int, check_number
+from .compile import AngleExpressions, compile_circuit
 
-__all__ = ["FeatureMap", "ENTANGLEMENTS", "entangling_pairs"]
+__all__ = ["FeatureMap", "CircuitFeatureMap", "ENTANGLEMENTS", "entangling_pairs"]
 
 ENTANGLEMENTS = ("linear", "circular", "full", "none")
 
@@ -80,10 +90,37 @@ class FeatureMap(nn.Module):
         self.circuit = self._build_circuit()
         self.parameters_order = tuple(self.circuit.parameters)  # θ[0] … θ[P-1]
 
+    @classmethod
+    def from_circuit(
+        cls,
+        circuit: QuantumCircuit,
+        *,
+        input_params: Sequence[Parameter] | None = None,
+        weight_params: Sequence[Parameter] = (),
+        initial_weights: Sequence[float] | torch.Tensor | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> CircuitFeatureMap:
+        """Any parameterized Qiskit circuit as the feature map (see :class:`CircuitFeatureMap`).
+
+        Example:
+            >>> from qiskit.circuit.library import zz_feature_map
+            >>> fm = FeatureMap.from_circuit(zz_feature_map(3, reps=2))
+            >>> fm.angles(torch.zeros(5, 3)).shape
+            torch.Size([5, 12])
+        """
+        return CircuitFeatureMap(
+            circuit, input_params=input_params, weight_params=weight_params, initial_weights=initial_weights, dtype=dtype
+        )
+
     @property
     def num_parameters(self) -> int:
         """Circuit parameters (angles) per input: ``2 · num_qubits · reps``."""
         return 2 * self.num_qubits * self.reps
+
+    @property
+    def num_features(self) -> int:
+        """Data features per input, ``d`` of ``angles(x)``'s ``(B, d)``."""
+        return self.num_qubits
 
     def _build_circuit(self) -> QuantumCircuit:
         n = self.num_qubits
@@ -129,4 +166,98 @@ class FeatureMap(nn.Module):
         return (
             f"num_qubits={self.num_qubits}, reps={self.reps}, entanglement={self.entanglement!r}, "
             f"trainable_scaling={trainable}"
+        )
+
+
+class CircuitFeatureMap(FeatureMap):
+    """A parameterized Qiskit circuit ``U(x; w)`` as the feature map, run exactly by the executor.
+
+    The circuit's parameters are data features ``x`` (``input_params``, default: all but the
+    weights, in ``circuit.parameters`` order) and trainable weights ``w`` (``weight_params``, an
+    ``nn.Parameter`` ``weights``). :func:`~qk_lstm_qiskit.circuits.compile.compile_circuit`
+    rewrites it in the executor's gates with one angle ``θ_j`` per parameterized gate;
+    :meth:`angles` evaluates ``θ_j = e_j(x, w)`` in torch, e.g. ``2(π − x_0)(π − x_1)`` in
+    ``zz_feature_map``, so gradients reach ``x`` and ``w`` by autograd through the angles.
+    States equal Qiskit's ``Statevector`` of the bound circuit, up to a parameter-dependent
+    global phase when a gate definition carries one (it cancels in every fidelity).
+
+    Args:
+        circuit: the source circuit (not modified; kept as :attr:`source`). No measurements.
+        input_params: the data parameters, in feature order.
+        weight_params: trainable parameters (default none).
+        initial_weights: their initial values (default zeros).
+
+    Shape:
+        :meth:`angles`: ``(..., num_features)`` → ``(..., num_parameters)``.
+
+    Raises:
+        TypeError: ``circuit`` is not a ``QuantumCircuit``.
+        ValueError: unknown or overlapping parameters, no input parameter, measurements, a gate
+            without a decomposition into the executor's gates, bad ``initial_weights``.
+    """
+
+    def __init__(
+        self,
+        circuit: QuantumCircuit,
+        *,
+        input_params: Sequence[Parameter] | None = None,
+        weight_params: Sequence[Parameter] = (),
+        initial_weights: Sequence[float] | torch.Tensor | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        nn.Module.__init__(self)  # not FeatureMap.__init__: that builds the paper's circuit
+        owner = "FeatureMap.from_circuit"
+        compiled = compile_circuit(circuit, owner)
+        weight_params = tuple(weight_params)
+        if input_params is None:
+            input_params = [p for p in circuit.parameters if p not in set(weight_params)]
+        input_params = tuple(input_params)
+        unknown = sorted(p.name for p in (*input_params, *weight_params) if p not in set(circuit.parameters))
+        if unknown:
+            raise ValueError(f"{owner}: expected parameters of the circuit, got unknown {unknown}")
+        unassigned = sorted(p.name for p in set(circuit.parameters) - set(input_params) - set(weight_params))
+        if unassigned or set(input_params) & set(weight_params):
+            raise ValueError(
+                f"{owner}: expected every circuit parameter in exactly one of input_params and weight_params, "
+                f"got unassigned {unassigned}, both {sorted(p.name for p in set(input_params) & set(weight_params))}"
+            )
+        if not input_params:
+            raise ValueError(f"{owner}: expected at least one input parameter, got none")
+        self.source = circuit
+        self.input_params, self.weight_params = input_params, weight_params
+        self.num_qubits = circuit.num_qubits
+        self.circuit = compiled.circuit
+        self.parameters_order = tuple(compiled.angles)
+        self.expressions = compiled.expressions
+        self._angles = AngleExpressions(compiled.expressions, input_params, weight_params)
+        if initial_weights is None:
+            initial_weights = torch.zeros(len(weight_params), dtype=torch.float64)
+        initial = torch.as_tensor(initial_weights, dtype=dtype or torch.get_default_dtype()).detach().clone()
+        if initial.shape != (len(weight_params),) or not torch.isfinite(initial).all():
+            raise ValueError(
+                f"{owner}: expected {len(weight_params)} finite initial_weights, got shape {tuple(initial.shape)}"
+            )
+        self.weights = nn.Parameter(initial) if weight_params else None
+
+    @property
+    def num_parameters(self) -> int:
+        """Angles ``θ`` of the compiled circuit: one per parameterized gate."""
+        return len(self.parameters_order)
+
+    @property
+    def num_features(self) -> int:
+        return len(self.input_params)
+
+    def angles(self, x: torch.Tensor) -> torch.Tensor:
+        """Gate angles ``(..., num_parameters)`` for data ``x`` ``(..., num_features)``."""
+        if x.size(-1) != self.num_features:
+            raise ValueError(f"FeatureMap: expected x.size(-1) == {self.num_features}, got {x.size(-1)}")
+        return self._angles(x, self.weights)
+
+    forward = angles
+
+    def extra_repr(self) -> str:
+        return (
+            f"circuit={self.source.name!r}, num_qubits={self.num_qubits}, num_features={self.num_features}, "
+            f"num_weights={len(self.weight_params)}, num_parameters={self.num_parameters}"
         )

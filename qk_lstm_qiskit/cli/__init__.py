@@ -146,9 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("--no-progress", action="store_true")
     repro.set_defaults(func=_cmd_reproduce)
 
+    from .diagnose import add_command as add_diagnose
     from .evaluate import add_commands  # evaluate, estimate
 
     add_commands(sub)
+    add_diagnose(sub)
     return parser
 
 

@@ -2,5 +2,7 @@
 
 ``statevector``: the exact torch executor of a Qiskit circuit; ``kernel``: :class:`QuantumKernel`
 (exact path, or a sampler); ``sampler``: the SamplerQNN + TorchConnector fidelity; ``fused``: the
-one-node QK-LSTM layer for product kernels.
+one-node QK-LSTM layer for product kernels; ``diagnostics``: concentration, geometric difference,
+effective dimension; ``alignment``: kernel-target alignment training; ``qiskit_ml``: the
+qiskit-machine-learning ``BaseKernel`` adapter.
 """

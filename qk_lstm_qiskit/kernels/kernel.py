@@ -136,7 +136,7 @@ class QuantumKernel(nn.Module):
 
     @property
     def num_features(self) -> int:
-        return self.feature_map.num_qubits
+        return self.feature_map.num_features
 
     def states(self, x: torch.Tensor) -> torch.Tensor:
         """Exact feature states ``(N, 2**n)`` (complex) for data ``(N, d)``."""
@@ -175,6 +175,12 @@ class QuantumKernel(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.evaluate(x, self.prepare(y.to(x.dtype)))
+
+    def to_qiskit(self, *, enforce_psd: bool = True):
+        """This kernel as a qiskit-machine-learning ``BaseKernel`` (for QSVC, QSVR, PegasosQSVC)."""
+        from .qiskit_ml import QiskitKernel
+
+        return QiskitKernel(self, enforce_psd=enforce_psd)
 
     def extra_repr(self) -> str:
         return "executor=exact" if self.sampler_fidelity is None else "executor=sampler"

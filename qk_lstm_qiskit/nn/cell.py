@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..circuits.feature_map import FeatureMap
+from ..circuits.library import build_feature_map
 from ..kernels.fused import fused_layer, supports_fused
 from ..kernels.kernel import PreparedSide, QuantumKernel, warn_if_product
 from ..validation import check_choice, check_finite, check_int
@@ -116,6 +117,8 @@ class QKLSTMCell(GatedCell):
         num_qubits: qubits of the feature map (default 4).
         num_references: reference vectors per gate, R (default 4).
         reps, entanglement, input_scaling, trainable_scaling: passed to :class:`FeatureMap`.
+        feature_map, paulis, trainable_layers: the map ``paper`` (default) | ``zz`` | ``z`` |
+            ``pauli`` with ``trainable_layers`` RY·RZ layers (:func:`~qk_lstm_qiskit.circuits.library.build_feature_map`).
         weighting: ``"paper"`` (default) or ``"per_gate"``.
         references: ``"fixed"`` (random N(0, 1) buffer, default), ``"learned"`` (parameter), or
             ``"data"`` (buffer set from projected training inputs, see :meth:`set_references`).
@@ -149,6 +152,9 @@ class QKLSTMCell(GatedCell):
         entanglement: str = "linear",
         input_scaling: float = 1.0,
         trainable_scaling: bool = False,
+        feature_map: str = "paper",
+        paulis: tuple[str, ...] = ("Z", "ZZ"),
+        trainable_layers: int = 0,
         weighting: str = "paper",
         references: str = "fixed",
         sampler=None,
@@ -163,9 +169,12 @@ class QKLSTMCell(GatedCell):
         check_choice("QKLSTMCell", "references", references, REFERENCE_MODES)
         factory = {"device": device, "dtype": dtype}
         self.num_references, self.weighting, self.reference_mode = num_references, weighting, references
-        feature_map = FeatureMap(
-            num_qubits, reps, entanglement, input_scaling=input_scaling, trainable_scaling=trainable_scaling, **factory
-        )
+        feature_map = build_feature_map(
+            feature_map, num_qubits, reps=reps, entanglement=entanglement, paulis=paulis,
+            trainable_layers=trainable_layers, input_scaling=input_scaling, trainable_scaling=trainable_scaling, dtype=dtype,
+        ).to(device)
+        if type(feature_map) is not FeatureMap:
+            self.fused = False  # the fused layer encodes the paper's arctan angles
         self.kernel = QuantumKernel(feature_map, sampler=sampler, pass_manager=pass_manager, warn=False)
         if warn:
             warn_if_product(type(self).__name__, [self.kernel])

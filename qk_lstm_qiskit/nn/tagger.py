@@ -63,6 +63,7 @@ def build_recurrent(config: ModelConfig, input_size: int, *, sampler=None, pass_
             input_size, h, num_layers=config.num_layers, batch_first=True, num_qubits=config.num_qubits,
             num_references=config.num_references, reps=config.reps, entanglement=config.entanglement,
             input_scaling=config.input_scaling, trainable_scaling=config.trainable_scaling,
+            feature_map=config.feature_map, paulis=tuple(config.paulis.split(",")), trainable_layers=config.trainable_layers,
             weighting=config.weighting, references=config.references, sampler=sampler, pass_manager=pass_manager,
         )
     raise ValueError(f"build_recurrent: expected kind in {MODEL_KINDS}, got {config.kind!r}")
