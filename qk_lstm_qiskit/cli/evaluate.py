@@ -59,11 +59,14 @@ def _cmd_evaluate_forecast(args: argparse.Namespace, checkpoint: Path) -> int:
     from ..evaluation.backend import default_eval_dir
     from ..evaluation.forecast import evaluate_forecast
 
-    for flag, given in (("--data", args.data), ("--max-sentences", args.max_sentences), ("--dry-run", args.dry_run),
-                        ("--resume", args.resume)):
+    unsupported = (("--data", args.data), ("--max-sentences", args.max_sentences), ("--dry-run", args.dry_run),
+                   ("--resume", args.resume), ("--max-qpu-seconds", args.max_qpu_seconds), ("--dd", args.dd),
+                   ("--twirl-gates", args.twirl_gates), ("--twirl-measure", args.twirl_measure),
+                   ("--max-execution-time", args.max_execution_time), ("--mode", args.mode != "job" and args.mode))
+    for flag, given in unsupported:  # the series comes from the checkpoint's config; no journal or cost estimate yet
         if given:
-            raise ValueError(f"evaluate: expected no {flag} with a forecast checkpoint (its series is rebuilt from "
-                             f"its config), got {flag} {given}")
+            raise ValueError(f"evaluate: expected no {flag} with a forecast checkpoint (supported: --backend, --shots, "
+                             f"--seed, --optimization-level, --out), got {flag} {given}")
     out = args.out or default_eval_dir(checkpoint, args.backend)
     metrics = evaluate_forecast(checkpoint, out, backend=args.backend, shots=args.shots, seed=args.seed,
                                 optimization_level=args.optimization_level)
