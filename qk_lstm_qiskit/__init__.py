@@ -16,6 +16,7 @@ from .circuits.library import build_feature_map
 from .kernels.alignment import kernel_target_alignment, train_alignment
 from .kernels.diagnostics import diagnose
 from .hardware.journal import JournaledSampler
+from .hardware.mitigation import MitigatedSampler
 from .kernels.kernel import QuantumKernel
 from .nn.lstm import QKLSTM
 from .nn.qlstm import QLSTM, QLSTMCell
@@ -52,6 +53,7 @@ __all__ = [
     "resolve_backend",
     "estimate_cost",
     "JournaledSampler",
+    "MitigatedSampler",
     "QKLSTMError",
     "ProductKernelWarning",
 ]

@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from ..hardware.mitigation import MITIGATIONS
+
 __all__ = ["add_commands"]
 
 
@@ -32,6 +34,23 @@ def _add_backend_args(parser: argparse.ArgumentParser, default_backend: str = "f
                         help="preset pass manager level (default 2: noise-aware layout; level 1 keeps a fitting trivial layout)")
     parser.add_argument("--seed", type=int, default=0, help="simulator and transpiler seed (default 0)")
     parser.add_argument("--job-overhead", type=float, help="per-job QPU overhead of the estimate, s (default 3)")
+    parser.add_argument("--mitigation", default="none", choices=MITIGATIONS,
+                        help="readout mitigation: none (P(0…0) frequency, default), m3 (mthree), marginal (product of "
+                        "corrected per-qubit marginals; product kernels only); calibration is counted in the estimate")
+    parser.add_argument("--calibration-shots", type=int, help="readout calibration: preparations per state and qubit "
+                        "(default 10000)")
+    parser.add_argument("--calibration-dir", help="reuse/cache readout calibrations here (default: --out)")
+    parser.add_argument("--target-error", type=float, help="pick shots per circuit for this kernel standard error "
+                        "(binomial bound times the mitigation's variance factor; overrides --shots)")
+    parser.add_argument("--parallel-batches", type=int, default=1, help="sentence batches in flight at once "
+                        "(default 1; with --mode batch on IBM devices)")
+    parser.add_argument("--max-circuits-per-job", type=int, help="split larger jobs (default: the device's limit)")
+
+
+def _hardware_options(args: argparse.Namespace) -> dict:
+    return {"mitigation": args.mitigation, "calibration_shots": args.calibration_shots,
+            "calibration_dir": args.calibration_dir, "target_error": args.target_error,
+            "parallel_batches": args.parallel_batches, "max_circuits_per_job": args.max_circuits_per_job}
 
 
 def _cmd_evaluate_exact(args: argparse.Namespace) -> int:
@@ -39,7 +58,8 @@ def _cmd_evaluate_exact(args: argparse.Namespace) -> int:
     from ..evaluation.backend import default_eval_dir
     from ..evaluation.exact import evaluate_exact
 
-    for flag, given in (("--dry-run", args.dry_run), ("--resume", args.resume)):
+    for flag, given in (("--dry-run", args.dry_run), ("--resume", args.resume), ("--mitigation", args.mitigation != "none"),
+                        ("--target-error", args.target_error is not None)):
         if given:
             raise ValueError(f"evaluate: expected {flag} only with a sampler backend, got --backend exact")
     out = args.out or default_eval_dir(args.checkpoint, "exact")
@@ -102,7 +122,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             optimization_level=args.optimization_level, mode=args.mode, dry_run=args.dry_run,
             max_qpu_seconds=args.max_qpu_seconds, resume=args.resume, max_retries=args.max_retries,
             timeout_seconds=args.timeout, job_overhead_seconds=args.job_overhead, progress=not args.no_progress,
-            **options,
+            **_hardware_options(args), **options,
         )
     except KeyboardInterrupt:
         print("qk-lstm evaluate: interrupted; submitted job ids are in the journal jobs.jsonl "
@@ -115,7 +135,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"accuracy on {metrics['backend']} ({metrics['shots']} shots): {metrics['accuracy']:.4f}   "
           f"exact: {metrics['exact_accuracy']:.4f}   agreement: {metrics['agreement']:.4f}")
     print(f"mean |k_backend - k_exact|: {metrics['kernel_mean_abs_diff']:.4f} (max {metrics['kernel_max_abs_diff']:.4f}, "
-          f"signed mean {metrics['kernel_mean_diff']:+.4f}, {metrics['kernel_values']} kernel values)")
+          f"signed mean {metrics['kernel_mean_diff']:+.4f}, {metrics['kernel_values']} kernel values; "
+          f"mitigation {metrics['mitigation']})")
+    if metrics["calibration"]:
+        cal = metrics["calibration"]
+        print(f"readout calibration of qubits {cal['qubits']} ({cal['date']}): "
+              + ("measured now" if cal["paid"] else "reused from the cache"))
     print(f"jobs: {metrics['jobs_submitted']} submitted, {metrics['jobs_resumed']} fetched again; "
           f"outputs: {metrics['out_dir']}/metrics.json, {metrics['journal']}")
     return 0
@@ -128,6 +153,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         args.checkpoint, args.backend, data=args.data, shots=args.shots, batch_size=args.batch_size,
         max_sentences=args.max_sentences, training=args.training, epochs=args.epochs,
         optimization_level=args.optimization_level, seed=args.seed, job_overhead_seconds=args.job_overhead,
+        **_hardware_options(args),
     )
     print(estimate.summary())
     if args.json:

@@ -12,14 +12,22 @@ its kernels on a backend (:func:`~qk_lstm_qiskit.backends.resolve_backend`) behi
   state trajectory), and its maximum.
 
 Sentences are sorted by length before batching (stable), so a batch pads little: padding
-positions still cost circuits on the device. Each time step of a batch is one job.
+positions still cost circuits on the device. Each time step of a batch is one job (or several,
+above the device's circuits-per-job limit); ``parallel_batches`` batches run concurrently
+(threads; the journal numbers each batch's calls on its own, so resume is order-free).
+``mitigation`` (``none``, ``m3``, ``marginal``: :mod:`~qk_lstm_qiskit.hardware.mitigation`)
+corrects readout with a calibration measured first (or reused from ``calibration_dir``);
+``target_error`` picks the shots per circuit.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -32,9 +40,11 @@ from ..data.tasks import evaluation_data, evaluation_sentences
 from ..hardware.backends import DEFAULT_SHOTS, resolve_backend
 from ..hardware.cost import DryRunSampler, batch_shapes, check_budget, estimate_model_cost, sampler_kernels
 from ..hardware.journal import JOURNAL_NAME, JournaledSampler
+from ..hardware.mitigation import MITIGATIONS, MitigatedSampler, plan_mitigation, shots_for_target_error
+from ..hardware.readout import DEFAULT_CALIBRATION_SHOTS
 from ..rundir import check_out_dir, make_out_dir, write_json_atomic
-from ..validation import check_int
-from .loop import evaluate_tagger, sorted_batches, tag_batches
+from ..validation import check_choice, check_int
+from .loop import TaggedTokens, evaluate_tagger, sorted_batches, tag_batches
 from .metrics import write_confusion_png
 
 __all__ = ["estimate_checkpoint", "evaluate_checkpoint", "default_eval_dir"]
@@ -59,14 +69,42 @@ def _load_qk_tagger(checkpoint: str | Path, sampler=None, pass_manager=None):
     return model, words, tags, config
 
 
+def _plan(model, rb, mitigation: str, *, shots: int, target_error: float | None, calibration_shots: int,
+          cache_dir, any_date: bool):
+    """The mitigation plan on the kernels' ISA circuit and the shots per circuit (from ``target_error``)."""
+    kernels = sampler_kernels(model)
+    isa = kernels[0].sampler_fidelity.circuit if kernels else None
+    plan = plan_mitigation(mitigation, isa, rb.device, calibration_shots=calibration_shots, cache_dir=cache_dir,
+                           backend_name=rb.device_name, any_date=any_date)
+    if target_error is not None:
+        shots = shots_for_target_error(target_error, plan.variance_factor)
+    return plan, shots
+
+
+def _circuit_limit(rb, max_circuits_per_job: int | None) -> int | None:
+    """``max_circuits_per_job``, else the device's ``max_circuits`` (``None``: no limit)."""
+    if max_circuits_per_job is not None:
+        return max_circuits_per_job
+    limit = getattr(rb.device, "max_circuits", None)
+    return limit if isinstance(limit, int) and limit > 0 else None
+
+
 def _estimate(model, config, resolved, lengths: Sequence[int], batch_size: int, *, training: bool, epochs: int,
-              job_overhead_seconds: float | None):
+              job_overhead_seconds: float | None, shots: int | None = None, plan=None, parallel_batches: int = 1,
+              max_circuits_per_job: int | None = None, target_error: float | None = None):
     """The cost of ``model`` over sentences of ``lengths`` batched as the evaluation batches them (by length)."""
+    mitigation = {}
+    if plan is not None:
+        mitigation = {"mitigation": plan.method, "calibration_circuits": plan.calibration_circuits,
+                      "calibration_shots": plan.calibration_shots, "calibration_circuit": plan.calibration_circuit,
+                      "variance_factor": plan.variance_factor}
     return estimate_model_cost(
         model, batch_shapes(sorted(lengths), batch_size), resolved, num_references=config.model.num_references,
         num_layers=config.model.num_layers, training=training, epochs=epochs,
         differentiate_y=config.model.references == "learned" or config.model.trainable_scaling,
-        job_overhead_seconds=job_overhead_seconds,
+        job_overhead_seconds=job_overhead_seconds, shots=shots,
+        max_circuits_per_job=_circuit_limit(resolved, max_circuits_per_job), parallel_batches=parallel_batches,
+        target_error=target_error, **mitigation,
     )
 
 
@@ -83,13 +121,20 @@ def estimate_checkpoint(
     optimization_level: int = 2,
     seed: int | None = 0,
     job_overhead_seconds: float | None = None,
+    mitigation: str = "none",
+    calibration_shots: int | None = None,
+    calibration_dir: str | Path | None = None,
+    target_error: float | None = None,
+    parallel_batches: int = 1,
+    max_circuits_per_job: int | None = None,
     resolved=None,
 ):
     """:class:`~qk_lstm_qiskit.hardware.cost.CostEstimate` of tagging (or training on) ``data`` with a checkpoint's model.
 
     Only sentence lengths are read from ``data`` (default as :func:`evaluate_checkpoint`), so any
     CoNLL-U file works with any checkpoint. Nothing is submitted: the model is built on a
-    :class:`~qk_lstm_qiskit.hardware.cost.DryRunSampler` with the backend's pass manager.
+    :class:`~qk_lstm_qiskit.hardware.cost.DryRunSampler` with the backend's pass manager. The
+    mitigation, shot and parallelism arguments are those of :func:`evaluate_checkpoint`.
     """
     check_int("estimate", "batch_size", batch_size, 1)
     rb = resolved or resolve_backend(backend, shots=shots, seed=seed, optimization_level=optimization_level)
@@ -97,8 +142,13 @@ def estimate_checkpoint(
         raise ValueError(f"estimate: expected a sampler backend (aer, aer-noisy:, fake:, ibm:), got {rb.name!r}")
     model, _, _, config = _load_qk_tagger(checkpoint, DryRunSampler(), rb.pass_manager)
     sentences, _ = evaluation_sentences(data, config.data, max_sentences=max_sentences)
+    plan, shots = _plan(model, rb, mitigation, shots=rb.shots, target_error=target_error,
+                        calibration_shots=calibration_shots or DEFAULT_CALIBRATION_SHOTS, cache_dir=calibration_dir,
+                        any_date=False)
     return _estimate(model, config, rb, [len(ws) for ws, _ in sentences], batch_size, training=training,
-                     epochs=epochs, job_overhead_seconds=job_overhead_seconds)
+                     epochs=epochs, job_overhead_seconds=job_overhead_seconds, shots=shots, plan=plan,
+                     parallel_batches=parallel_batches, max_circuits_per_job=max_circuits_per_job,
+                     target_error=target_error)
 
 
 class _KernelComparison:
@@ -110,8 +160,22 @@ class _KernelComparison:
     """
 
     def __init__(self, kernels: list) -> None:
-        self.diffs: list[torch.Tensor] = []
+        self._by_batch: dict[int, list[torch.Tensor]] = {}  # batch index → diffs in call order
+        self._local = threading.local()
         self.handles = [k.sampler_fidelity.register_forward_hook(self._hook(k.executor)) for k in kernels]
+
+    @contextmanager
+    def batch(self, index: int):
+        """Attribute this thread's kernel values to batch ``index`` (batches may run concurrently)."""
+        self._local.batch = index
+        try:
+            yield
+        finally:
+            self._local.batch = None
+
+    @property
+    def diffs(self) -> list[torch.Tensor]:
+        return [d for i in sorted(self._by_batch) for d in self._by_batch[i]]
 
     def _hook(self, executor):
         def hook(module, inputs, output):
@@ -119,7 +183,8 @@ class _KernelComparison:
             with torch.no_grad():
                 sx, sy = executor.statevectors(ax.detach()), executor.statevectors(ay.detach())  # (N, D), (M, D)
                 exact = (sx @ sy.conj().transpose(0, 1)).abs().square()  # (N, M)
-                self.diffs.append((output.detach().double() - exact.double()).flatten())  # signed
+                diff = (output.detach().double() - exact.double()).flatten()  # signed
+            self._by_batch.setdefault(getattr(self._local, "batch", None) or 0, []).append(diff)
 
         return hook
 
@@ -128,13 +193,45 @@ class _KernelComparison:
             handle.remove()
 
     def summary(self) -> dict[str, float | int]:
-        values = torch.cat(self.diffs) if self.diffs else torch.zeros(1, dtype=torch.float64)
+        diffs = self.diffs
+        values = torch.cat(diffs) if diffs else torch.zeros(1, dtype=torch.float64)
         return {
             "kernel_mean_abs_diff": float(values.abs().mean()),  # mean |k_backend − k_exact|
             "kernel_max_abs_diff": float(values.abs().max()),
             "kernel_mean_diff": float(values.mean()),  # signed: noise bias (device noise pulls k towards 2**-n)
-            "kernel_values": sum(int(d.numel()) for d in self.diffs),
+            "kernel_values": sum(int(d.numel()) for d in diffs),
         }
+
+
+def _tag_concurrently(model, batches, sampler: JournaledSampler, comparison: _KernelComparison, *, workers: int,
+                      bar) -> TaggedTokens:
+    """:func:`tag_batches` per batch, ``workers`` at a time in threads; batch ``i`` is journal stream ``batch-i``.
+
+    On an interrupt or failure the journaled sampler is stopped (no thread submits another job),
+    running batches finish their current wait, and the exception is re-raised.
+    """
+
+    def one(i: int) -> TaggedTokens:
+        with sampler.stream(f"batch-{i}"), comparison.batch(i):
+            tagged = tag_batches(model, [batches[i]])
+        bar.update(1)
+        return tagged
+
+    model.eval()  # tag_batches restores the mode it finds: keep it eval in every thread
+    if workers == 1:
+        parts = [one(i) for i in range(len(batches))]
+    else:
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="qk-batch")
+        futures = [pool.submit(one, i) for i in range(len(batches))]
+        try:
+            parts = [f.result() for f in futures]
+        except BaseException:
+            sampler.stop()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+    bar.close()
+    return TaggedTokens.concatenate(parts)
 
 
 def _prepare_out_dir(out_dir: Path, *, resume: bool, local_jobs: bool) -> Path:
@@ -170,6 +267,12 @@ def evaluate_checkpoint(
     timeout_seconds: float | None = None,
     job_overhead_seconds: float | None = None,
     progress: bool = False,
+    mitigation: str = "none",
+    calibration_shots: int | None = None,
+    calibration_dir: str | Path | None = None,
+    target_error: float | None = None,
+    parallel_batches: int = 1,
+    max_circuits_per_job: int | None = None,
     resolved=None,
     **backend_options: Any,
 ) -> dict[str, Any]:
@@ -195,6 +298,16 @@ def evaluate_checkpoint(
         max_retries, backoff_seconds, timeout_seconds: job retry policy (:class:`JournaledSampler`).
         job_overhead_seconds: ``t_job`` of the estimate (default 3 s).
         progress: show a progress bar over batches.
+        mitigation: ``"none"`` (default), ``"m3"`` or ``"marginal"`` (product kernels only):
+            readout calibration of the measured physical qubits first, then corrected kernels.
+        calibration_shots: preparations of each state per qubit (default 10,000).
+        calibration_dir: where calibrations are cached (default ``out_dir``); a calibration of
+            the same backend and qubits from today (any day, with ``resume``) is reused.
+        target_error: kernel standard error to reach; overrides ``shots`` with
+            ``⌈γ/(4E²)⌉`` (``γ``: the estimator's variance factor).
+        parallel_batches: sentence batches in flight at once (default 1; use ``mode="batch"``
+            on IBM devices so the jobs share a Runtime batch).
+        max_circuits_per_job: split larger jobs (default: the device's ``max_circuits``).
         resolved: a ready :class:`ResolvedBackend` (tests, notebooks); overrides ``backend``.
 
     Returns:
@@ -208,12 +321,22 @@ def evaluate_checkpoint(
         QKLSTMError: over budget, backend or job failures, an output folder with an old journal.
     """
     check_int("evaluate", "batch_size", batch_size, 1)
+    check_int("evaluate", "parallel_batches", parallel_batches, 1)
+    calibration_shots = DEFAULT_CALIBRATION_SHOTS if calibration_shots is None else calibration_shots
+    check_int("evaluate", "calibration_shots", calibration_shots, 1)
     start = time.perf_counter()
     rb = resolved or resolve_backend(
         backend, shots=shots, seed=seed, optimization_level=optimization_level, mode=mode, **backend_options
     )
     if rb.sampler is None:
         raise ValueError(f"evaluate: expected a sampler backend (aer, aer-noisy:, fake:, ibm:), got {rb.name!r}")
+    check_choice("evaluate", "mitigation", mitigation, MITIGATIONS)
+    if mitigation != "none" and rb.device is None:
+        raise ValueError(f"evaluate: expected a device backend (aer-noisy:, fake:, ibm:) for mitigation "
+                         f"{mitigation!r}, got {rb.name!r}")
+    if parallel_batches > 1 and rb.kind == "ibm" and rb.mode == "job":
+        logger.warning("evaluate: %d parallel batches in job mode; --mode batch groups their jobs in a Runtime batch",
+                       parallel_batches)
     with rb:
         exact_model, words, tags, config = _load_qk_tagger(checkpoint)
         eval_data = evaluation_data(data, config.data, words, tags, max_sentences=max_sentences)
@@ -221,30 +344,49 @@ def evaluate_checkpoint(
 
         out = Path(out_dir) if out_dir is not None else default_eval_dir(checkpoint, rb.name)
         local_jobs = rb.service is None
+        cache_dir = Path(calibration_dir) if calibration_dir is not None else out
         if dry_run:
             journal_path = None
-            sampler = rb.sampler  # never called: the model is only built to transpile
+            sampler = kernel_sampler = rb.sampler  # never called: the model is only built to transpile
         else:
             journal_path = _prepare_out_dir(out, resume=resume, local_jobs=local_jobs)
-            sampler = JournaledSampler(
+            sampler = kernel_sampler = JournaledSampler(
                 rb.sampler, journal_path, service=rb.service, resume=resume and not local_jobs,
                 backend_name=rb.device_name or rb.name, max_retries=max_retries, backoff_seconds=backoff_seconds,
-                timeout_seconds=timeout_seconds,
+                timeout_seconds=timeout_seconds, max_circuits_per_job=_circuit_limit(rb, max_circuits_per_job),
             )
-        model, _, _, _ = _load_qk_tagger(checkpoint, sampler, rb.pass_manager)
+            if mitigation != "none":
+                kernel_sampler = MitigatedSampler(
+                    sampler, mitigation, device=rb.device, calibration_shots=calibration_shots, cache_dir=cache_dir,
+                    backend_name=rb.device_name, any_date=resume,
+                )
+        model, _, _, _ = _load_qk_tagger(checkpoint, kernel_sampler, rb.pass_manager)
+        plan, shots = _plan(model, rb, mitigation, shots=rb.shots, target_error=target_error,
+                            calibration_shots=calibration_shots, cache_dir=cache_dir, any_date=resume)
+        if not dry_run:
+            sampler.shots = shots
         estimate = _estimate(model, config, rb, eval_data.lengths, batch_size, training=False, epochs=1,
-                             job_overhead_seconds=job_overhead_seconds)
+                             job_overhead_seconds=job_overhead_seconds, shots=shots, plan=plan,
+                             parallel_batches=parallel_batches, max_circuits_per_job=max_circuits_per_job,
+                             target_error=target_error)
         logger.info("evaluate: estimate\n%s", estimate.summary())
         if dry_run:
-            return {"backend": rb.name, "device": rb.device_name, "shots": rb.shots, "dry_run": True,
-                    "estimate": estimate.to_dict(), "estimate_summary": estimate.summary()}
+            return {"backend": rb.name, "device": rb.device_name, "shots": shots, "dry_run": True,
+                    "mitigation": mitigation, "estimate": estimate.to_dict(), "estimate_summary": estimate.summary()}
         check_budget(estimate, max_qpu_seconds)
 
+        calibration = None
+        if plan.method != "none":
+            with sampler.stream("calibration"):
+                calibration = kernel_sampler.calibrate(plan.qubits)
         exact = tag_batches(exact_model, batches)
         comparison = _KernelComparison(sampler_kernels(model))
         try:
-            bar = tqdm(batches, desc=f"evaluate on {rb.name}", unit="batch", disable=not progress, dynamic_ncols=True)
-            result, tagged = evaluate_tagger(model, eval_data, words, tags, batches=bar)
+            bar = tqdm(total=len(batches), desc=f"evaluate on {rb.name}", unit="batch", disable=not progress,
+                       dynamic_ncols=True)
+            tag = lambda model, batches: _tag_concurrently(  # noqa: E731
+                model, batches, sampler, comparison, workers=parallel_batches, bar=bar)
+            result, tagged = evaluate_tagger(model, eval_data, words, tags, batches=batches, tag=tag)
         finally:
             comparison.remove()
         metrics = {
@@ -253,6 +395,14 @@ def evaluate_checkpoint(
             "agreement": float((tagged.predictions == exact.predictions).double().mean()),
             **comparison.summary(),
             **rb.info(),
+            "shots": shots,
+            "target_error": target_error,
+            "kernel_standard_error": estimate.kernel_standard_error,
+            "mitigation": mitigation,
+            "calibration": None if calibration is None else {
+                **calibration.to_dict(), "paid": kernel_sampler.calibrations_run > 0,
+            },
+            "parallel_batches": parallel_batches,
             "seed": seed,
             "checkpoint": str(checkpoint),
             "data": eval_data.source,
@@ -264,7 +414,7 @@ def evaluate_checkpoint(
             "estimate": estimate.to_dict(),
             "seconds": time.perf_counter() - start,
         }
-        write_confusion_png(result, out, f"{config.model.kind} on {rb.name} ({rb.shots} shots)")
+        write_confusion_png(result, out, f"{config.model.kind} on {rb.name} ({shots} shots)")
         write_json_atomic(metrics, out / "metrics.json")
         logger.info("evaluate: accuracy %.4f on %s, exact %.4f; mean |k - k_exact| %.4f over %d kernel values",
                     metrics["accuracy"], rb.name, metrics["exact_accuracy"], metrics["kernel_mean_abs_diff"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -39,6 +39,14 @@ class TaggedTokens:
     @property
     def loss(self) -> float | None:
         return self.loss_sum / self.loss_tokens if self.loss_tokens else None
+
+    @classmethod
+    def concatenate(cls, parts: Sequence["TaggedTokens"]) -> "TaggedTokens":
+        """The tokens of ``parts`` in order (batches tagged separately, e.g. concurrently)."""
+        empty = torch.zeros(0, dtype=torch.long)
+        cat = lambda name: torch.cat([getattr(p, name) for p in parts]) if parts else empty  # noqa: E731
+        return cls(cat("predictions"), cat("targets"), cat("words"), sum(p.loss_sum for p in parts),
+                   sum(p.loss_tokens for p in parts))
 
 
 @torch.no_grad()
@@ -77,9 +85,10 @@ def sorted_batches(data: EvaluationData, batch_size: int, pad_index: int) -> lis
 def evaluate_tagger(
     model: nn.Module, data: EvaluationData, words: Vocabulary, tags: Vocabulary, *, batch_size: int = 32,
     batches: Iterable[Batch] | None = None,
+    tag: Callable[[nn.Module, Sequence[Batch]], TaggedTokens] | None = None,
 ) -> tuple[EvaluationResult, TaggedTokens]:
     """Tagging metrics of ``model`` on ``data`` (batches from :func:`sorted_batches` unless given,
-    e.g. wrapped in a progress bar).
+    e.g. wrapped in a progress bar; ``tag`` runs them, default :func:`tag_batches`).
 
     Returns the :class:`EvaluationResult` — accuracy, loss, macro-F1, per-tag metrics, confusion,
     known/unknown-word accuracies, ``unseen_tags``, ``sentences``, ``seconds`` — and the tagged tokens.
@@ -87,7 +96,7 @@ def evaluate_tagger(
     start = time.perf_counter()
     if batches is None:
         batches = sorted_batches(data, batch_size, words.pad_index or 0)
-    tagged = tag_batches(model, batches)
+    tagged = (tag or tag_batches)(model, batches)
     unknown = None if words.unk is None else tagged.words == words.stoi[words.unk]
     result = tagging_metrics(tagged.predictions, tagged.targets, tags.itos, unknown=unknown)
     result.metrics.update(

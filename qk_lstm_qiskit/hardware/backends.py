@@ -35,6 +35,7 @@ import difflib
 import functools
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -194,6 +195,8 @@ def _seeded_aer_sampler(simulator, shots: int, seed: int | None):
 
     from .aer_sampler import job_digest
 
+    lock = threading.Lock()  # concurrent batches: one seed per job
+
     class _ContentSeededSampler(AerSampler):
         def __init__(self) -> None:
             super().__init__(default_shots=shots, seed=None)
@@ -203,9 +206,10 @@ def _seeded_aer_sampler(simulator, shots: int, seed: int | None):
             if seed is None:
                 return super().run(pubs, shots=shots)
             coerced = [SamplerPub.coerce(pub, shots if shots is not None else self._default_shots) for pub in pubs]
-            self._seed = (seed + job_digest(coerced)) % 2**31
-            job = super().run(coerced)
-            job.result()  # run now, so the next call cannot change the seed under this job
+            with lock:
+                self._seed = (seed + job_digest(coerced)) % 2**31
+                job = super().run(coerced)
+                job.result()  # run now, so the next call cannot change the seed under this job
             return job
 
     return _ContentSeededSampler()

@@ -18,6 +18,13 @@ too), ``E`` epochs (1 for inference) and ``S`` shots per circuit:
 
     T_{QPU} \\approx J\\, t_{job} + S (C_{fwd} + C_{bwd}) (t_{circ} + t_{rep})
 
+With a job limit ``M`` (``max_circuits_per_job``) a step of ``B`` bindings takes ``⌈B/M⌉`` jobs
+(submitted together). With readout mitigation the calibration adds ``C_cal`` circuits of
+``S_cal`` shots in ``J_cal`` jobs (0 when a cached calibration is reused):
+``T_QPU += J_cal t_job + S_cal C_cal (t_cal + t_rep)``. With ``W`` parallel batches the job
+*rounds* (sequential waits) are the makespan of the batches' steps on ``W`` workers in batch
+order; QPU time is the same.
+
 ``t_circ`` is the critical path of the ISA fidelity circuit from the device target's gate
 and readout durations (``target[op][qargs].duration``), ``t_rep`` the device's default
 repetition delay (``backend.default_rep_delay``, 250 µs if unknown) and ``t_job`` a per-job
@@ -72,6 +79,7 @@ FORMULA = (
     "J = E·Σ_b K·L_b·(2 if training else 1); shots = S·(C_fwd + C_bwd); "
     "T_QPU ≈ J·t_job + S·(C_fwd + C_bwd)·(t_circ + t_rep)"
 )
+CALIBRATION_FORMULA = " + J_cal·t_job + S_cal·C_cal·(t_cal + t_rep)"
 
 
 def circuit_duration(circuit, target) -> float | None:
@@ -128,9 +136,15 @@ class CostEstimate:
         num_layers, num_gates, num_references: ``K``, ``G``, ``R``.
         shift_parameters: ``P_s``; ``epochs``: ``E``; ``batches``: ``((N_b, L_b), …)``.
         circuit_seconds, rep_delay_seconds, job_overhead_seconds: ``t_circ``, ``t_rep``, ``t_job``.
+        max_circuits_per_job: ``M`` (``None``: no limit); parallel_batches: ``W``.
+        mitigation: ``none``, ``m3`` or ``marginal``; calibration_circuits, calibration_shots,
+        calibration_circuit_seconds: ``C_cal``, ``S_cal`` per circuit, ``t_cal`` (0 circuits: cached).
+        target_error, variance_factor: ``E`` (``None``: shots given) and ``γ`` of the estimator.
     Attributes (outputs):
         forward_circuits, backward_circuits, circuits (= bindings), total_shots, jobs,
-        rounds (sequential job rounds), qpu_seconds (``None`` without durations; 0 off-QPU).
+        rounds (sequential job rounds), qpu_seconds (``None`` without durations; 0 off-QPU),
+        calibration_jobs, calibration_qpu_seconds (included in qpu_seconds),
+        kernel_standard_error (``√(γ/4S)``, a bound for every kernel value).
     """
 
     backend: str
@@ -147,6 +161,14 @@ class CostEstimate:
     rep_delay_seconds: float
     job_overhead_seconds: float
     on_qpu: bool
+    max_circuits_per_job: int | None = None
+    parallel_batches: int = 1
+    mitigation: str = "none"
+    calibration_circuits: int = 0
+    calibration_shots: int = 0
+    calibration_circuit_seconds: float | None = None
+    target_error: float | None = None
+    variance_factor: float = 1.0
     forward_circuits: int = field(init=False)
     backward_circuits: int = field(init=False)
     circuits: int = field(init=False)
@@ -154,36 +176,59 @@ class CostEstimate:
     jobs: int = field(init=False)
     rounds: int = field(init=False)
     qpu_seconds: float | None = field(init=False)
+    calibration_jobs: int = field(init=False)
+    calibration_qpu_seconds: float | None = field(init=False)
+    kernel_standard_error: float = field(init=False)
+
+    def _jobs(self, bindings: int) -> int:
+        limit = self.max_circuits_per_job
+        return 1 if limit is None else -(-bindings // limit)
 
     def __post_init__(self) -> None:
-        steps = self.epochs * sum(self.num_layers * length for _, length in self.batches)
-        forward = self.epochs * sum(
-            self.num_layers * length * size * self.num_gates * self.num_references for size, length in self.batches
-        )
+        per_step = self.num_gates * self.num_references
+        forward = self.epochs * sum(self.num_layers * length * size * per_step for size, length in self.batches)
         backward = 2 * self.shift_parameters * forward if self.training else 0
-        jobs = steps * (2 if self.training else 1)
+        jobs = self.epochs * sum(
+            self.num_layers * length * (self._jobs(size * per_step)
+                                        + (self._jobs(2 * self.shift_parameters * size * per_step) if self.training else 0))
+            for size, length in self.batches
+        )
+        workers = [0] * self.parallel_batches  # list scheduling of each batch's sequential rounds
+        for _, length in self.batches:
+            workers[workers.index(min(workers))] += self.num_layers * length * (2 if self.training else 1)
+        rounds = self.epochs * max(workers, default=0)
         circuits = forward + backward
+        cal_jobs = self._jobs(self.calibration_circuits) if self.calibration_circuits else 0
+        cal_qpu: float | None = 0.0
         if not self.on_qpu:
             qpu = 0.0
         elif self.circuit_seconds is None:
             qpu = None
         else:
             qpu = jobs * self.job_overhead_seconds + self.shots * circuits * (self.circuit_seconds + self.rep_delay_seconds)
+        if self.on_qpu and cal_jobs:
+            t_cal = self.calibration_circuit_seconds
+            cal_qpu = None if t_cal is None else (
+                cal_jobs * self.job_overhead_seconds
+                + self.calibration_shots * self.calibration_circuits * (t_cal + self.rep_delay_seconds))
+            qpu = None if qpu is None or cal_qpu is None else qpu + cal_qpu
         values = {
             "forward_circuits": forward, "backward_circuits": backward, "circuits": circuits,
-            "total_shots": self.shots * circuits, "jobs": jobs, "rounds": jobs, "qpu_seconds": qpu,
+            "total_shots": self.shots * circuits, "jobs": jobs, "rounds": rounds, "qpu_seconds": qpu,
+            "calibration_jobs": cal_jobs, "calibration_qpu_seconds": cal_qpu,
+            "kernel_standard_error": math.sqrt(self.variance_factor / (4.0 * self.shots)),
         }
         for key, value in values.items():
             object.__setattr__(self, key, value)
 
     @property
     def formula(self) -> str:
-        return FORMULA
+        return FORMULA + (CALIBRATION_FORMULA if self.calibration_circuits else "")
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["batches"] = [list(b) for b in self.batches]
-        out["formula"] = FORMULA
+        out["formula"] = self.formula
         out["open_plan_months"] = None if self.qpu_seconds is None else self.qpu_seconds / OPEN_PLAN_SECONDS
         return out
 
@@ -199,10 +244,23 @@ class CostEstimate:
             f"  data: {len(self.batches)} batch(es) × E={self.epochs} epoch(s); N_b in [{min(sizes, default=0)}, "
             f"{max(sizes, default=0)}], L_b in [{min(lengths, default=0)}, {max(lengths, default=0)}]",
             f"  circuits (bindings): {self.circuits:,} = {self.forward_circuits:,} forward + {self.backward_circuits:,} backward",
-            f"  shots: {self.total_shots:,} (S={self.shots:,} per circuit)",
+            f"  shots: {self.total_shots:,} (S={self.shots:,} per circuit"
+            + (f", chosen for a kernel standard error ≤ {self.target_error:g}" if self.target_error is not None else "")
+            + f"; standard error ≤ {self.kernel_standard_error:.4f} with γ = {self.variance_factor:.3f})",
             f"  jobs: {self.jobs:,} in {self.rounds:,} sequential rounds (one per time step and layer"
-            + (", forward and backward)" if self.training else ")"),
+            + (", forward and backward" if self.training else "")
+            + (f"; ≤ {self.max_circuits_per_job:,} circuits per job" if self.max_circuits_per_job else "")
+            + (f"; {self.parallel_batches} batches in parallel" if self.parallel_batches > 1 else "") + ")",
         ]
+        if self.mitigation != "none":
+            if self.calibration_circuits:
+                cal = (f"{self.calibration_circuits} calibration circuits × {self.calibration_shots:,} shots in "
+                       f"{self.calibration_jobs} job(s)")
+                if self.on_qpu and self.calibration_qpu_seconds is not None:
+                    cal += f", ≈ {self.calibration_qpu_seconds:,.1f} QPU s (included below)"
+            else:
+                cal = "cached calibration reused: nothing to run"
+            lines.append(f"  readout mitigation: {self.mitigation}; {cal}")
         if not self.on_qpu:
             lines.append("  QPU seconds: 0 (simulator)")
         elif self.qpu_seconds is None:
@@ -214,7 +272,7 @@ class CostEstimate:
                 f"plan's 600 s/month) with t_circ = {t_circ:.2f} µs, t_rep = {self.rep_delay_seconds * 1e6:.0f} µs, "
                 f"t_job = {self.job_overhead_seconds:g} s"
             )
-        lines.append(f"  formula: {FORMULA}")
+        lines.append(f"  formula: {self.formula}")
         return "\n".join(lines)
 
 
@@ -233,6 +291,14 @@ def estimate_cost(
     backend: str = "",
     on_qpu: bool | None = None,
     job_overhead_seconds: float = DEFAULT_JOB_OVERHEAD_S,
+    max_circuits_per_job: int | None = None,
+    parallel_batches: int = 1,
+    mitigation: str = "none",
+    calibration_circuits: int = 0,
+    calibration_shots: int = 0,
+    calibration_circuit: Any = None,
+    target_error: float | None = None,
+    variance_factor: float = 1.0,
 ) -> CostEstimate:
     """Count circuits, shots, jobs and QPU seconds of a run (formula in the module docstring).
 
@@ -250,6 +316,12 @@ def estimate_cost(
         backend: backend name for the report.
         on_qpu: whether QPU time is spent (default: ``device`` is given).
         job_overhead_seconds: ``t_job`` (default 3 s).
+        max_circuits_per_job: ``M``, jobs are split above it (default ``None``: no limit).
+        parallel_batches: ``W`` batches in flight at once (default 1).
+        mitigation, calibration_circuits, calibration_shots: the readout calibration to run
+            (``C_cal`` circuits of ``S_cal`` shots; 0 circuits when cached).
+        calibration_circuit: one ISA calibration circuit, for ``t_cal`` (with ``device``).
+        target_error, variance_factor: recorded ``E`` and the estimator's ``γ`` (default 1).
 
     Raises:
         ValueError: a count or batch shape that is not a positive int.
@@ -266,6 +338,8 @@ def estimate_cost(
     for name, value, minimum in (
         ("num_references", num_references, 1), ("shots", shots, 1), ("num_layers", num_layers, 1),
         ("num_gates", num_gates, 1), ("shift_parameters", shift_parameters, 0), ("epochs", epochs, 1),
+        ("parallel_batches", parallel_batches, 1), ("calibration_circuits", calibration_circuits, 0),
+        ("calibration_shots", calibration_shots, 0),
     ):
         check_int("estimate_cost", name, value, minimum)
     if training and shift_parameters < 1:
@@ -273,15 +347,22 @@ def estimate_cost(
     if not (math.isfinite(job_overhead_seconds) and job_overhead_seconds >= 0):
         raise ValueError(f"estimate_cost: expected job_overhead_seconds >= 0, got {job_overhead_seconds!r}")
     on_qpu = device is not None if on_qpu is None else on_qpu
-    t_circ = None
+    if max_circuits_per_job is not None:
+        check_int("estimate_cost", "max_circuits_per_job", max_circuits_per_job, 1)
+    t_circ = t_cal = None
     if device is not None and isa_circuit is not None:
         t_circ = circuit_duration(isa_circuit, device.target)
+    if device is not None and calibration_circuit is not None:
+        t_cal = circuit_duration(calibration_circuit, device.target)
     return CostEstimate(
         backend=backend, device=None if device is None else str(device.name), shots=shots, training=training,
         num_layers=num_layers, num_gates=num_gates, num_references=num_references,
         shift_parameters=shift_parameters if training else 0, epochs=epochs, batches=batches,
         circuit_seconds=t_circ, rep_delay_seconds=rep_delay(device) if device is not None else DEFAULT_REP_DELAY_S,
-        job_overhead_seconds=job_overhead_seconds, on_qpu=on_qpu,
+        job_overhead_seconds=job_overhead_seconds, on_qpu=on_qpu, max_circuits_per_job=max_circuits_per_job,
+        parallel_batches=parallel_batches, mitigation=mitigation, calibration_circuits=calibration_circuits,
+        calibration_shots=calibration_shots, calibration_circuit_seconds=t_cal, target_error=target_error,
+        variance_factor=variance_factor,
     )
 
 
@@ -372,18 +453,22 @@ def shift_parameters(kernel: QuantumKernel, pass_manager, differentiate_y: bool)
 def estimate_model_cost(
     model: torch.nn.Module, batches: Iterable[tuple[int, int]], resolved, *, num_references: int, num_layers: int,
     training: bool, epochs: int = 1, differentiate_y: bool = False, job_overhead_seconds: float | None = None,
+    shots: int | None = None, **options: Any,
 ) -> CostEstimate:
     """:func:`estimate_cost` of running ``model`` (built on ``resolved``'s pass manager) over ``batches``.
 
     The ISA circuit comes from the model's first sampler kernel, the shifted-parameter count from
     a dry run of its backward (``differentiate_y``: references or bandwidth are trained too).
+    ``shots`` overrides ``resolved.shots``; ``options`` (job limit, parallel batches, mitigation)
+    go to :func:`estimate_cost`.
     """
     kernels = sampler_kernels(model)
     shift = shift_parameters(kernels[0], resolved.pass_manager, differentiate_y) if training and kernels else 0
     return estimate_cost(
-        batches, num_references=num_references, shots=resolved.shots or 1, num_layers=num_layers,
+        batches, num_references=num_references, shots=shots or resolved.shots or 1, num_layers=num_layers,
         training=training, shift_parameters=shift, epochs=epochs,
         isa_circuit=kernels[0].sampler_fidelity.circuit if kernels else None, device=resolved.device,
         backend=resolved.name, on_qpu=resolved.kind in ("fake", "ibm"),
         job_overhead_seconds=DEFAULT_JOB_OVERHEAD_S if job_overhead_seconds is None else job_overhead_seconds,
+        **options,
     )

@@ -8,6 +8,12 @@ call ``k`` by fetching the recorded job with ``service.job(job_id)`` instead of 
 again; calls are identified by their order, and a fingerprint of the PUBs (circuit and
 parameter values) guards against replaying a job for different circuits.
 
+Calls made concurrently (independent sentence batches in threads) are told apart by a
+*stream*: ``with sampler.stream("batch-3"): …`` numbers that thread's calls ``0, 1, …`` on
+their own, so a resumed run matches calls to jobs whatever order the threads ran in. A call
+with more bindings than ``max_circuits_per_job`` is split into several jobs (consecutive
+calls of its stream, submitted together) whose results are joined again.
+
 A job whose result fails or times out is resubmitted up to ``max_retries`` times, waiting
 ``backoff_seconds · 2**attempt`` in between; then :class:`~qk_lstm_qiskit.errors.QKLSTMError`
 names the job id.
@@ -16,6 +22,7 @@ Journal lines (one JSON object each, appended and fsynced)::
 
     {"event": "submitted", "index": 0, "attempt": 0, "job_id": "…", "backend": "fake_manila",
      "num_pubs": 1, "shots": 4096, "fingerprint": "…", "time": "2026-11-21T05:40:00Z"}
+    (plus "stream": "batch-3" for calls made inside a stream)
     {"event": "done", "index": 0, "job_id": "…", "time": "…"}
     {"event": "failed", "index": 0, "job_id": "…", "error": "…", "time": "…"}
 """
@@ -26,13 +33,15 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
-from qiskit.primitives import BaseSamplerV2
+from qiskit.primitives import BaseSamplerV2, BitArray, DataBin, PrimitiveResult, SamplerPubResult
 from qiskit.primitives.base.base_primitive_job import BasePrimitiveJob
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
@@ -60,6 +69,10 @@ def _usage(job) -> dict[str, float]:
     except Exception:  # simulator jobs have no usage; a failed lookup must not fail the run
         return {}
     return {"usage_seconds": float(usage)} if isinstance(usage, (int, float)) else {}
+
+
+def _stream(name: str | None) -> dict[str, str]:
+    return {} if name is None else {"stream": name}
 
 
 def _default_shots(sampler) -> int | None:
@@ -101,6 +114,7 @@ class RunJournal:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.records: list[dict[str, Any]] = []
+        self._lock = threading.Lock()  # appends from concurrent batches
         lines = self.path.read_text(encoding="utf-8").splitlines() if self.path.exists() else []
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -125,18 +139,19 @@ class RunJournal:
     def append(self, record: dict[str, Any]) -> None:
         """Write one record and flush it to disk before returning."""
         record = {**record, "time": record.get("time", _now())}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, sort_keys=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        self.records.append(record)
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record, sort_keys=False) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            self.records.append(record)
 
-    def latest_submission(self, index: int) -> dict[str, Any] | None:
-        """The last ``submitted`` record of call ``index``, or ``None``."""
+    def latest_submission(self, index: int, stream: str | None = None) -> dict[str, Any] | None:
+        """The last ``submitted`` record of call ``index`` of ``stream`` (default: no stream), or ``None``."""
         found = None
-        for record in self.records:
-            if record.get("event") == "submitted" and record.get("index") == index:
+        for record in list(self.records):
+            if record.get("event") == "submitted" and record.get("index") == index and record.get("stream") == stream:
                 found = record
         return found
 
@@ -152,9 +167,9 @@ class _JournaledJob(BasePrimitiveJob):
     """The job of one :meth:`JournaledSampler.run` call: waits, retries, journals the outcome."""
 
     def __init__(self, owner: "JournaledSampler", index: int, pubs: list[SamplerPub], shots: int | None,
-                 fingerprint: str, job, attempt: int) -> None:
+                 fingerprint: str, job, attempt: int, stream: str | None = None) -> None:
         super().__init__(job_id=str(job.job_id()))
-        self._owner, self._index, self._pubs, self._shots = owner, index, pubs, shots
+        self._owner, self._index, self._pubs, self._shots, self._stream = owner, index, pubs, shots, stream
         self._fingerprint, self._job, self._attempt = fingerprint, job, attempt
         self._result = None
 
@@ -173,7 +188,8 @@ class _JournaledJob(BasePrimitiveJob):
                 raise
             except Exception as exc:
                 error = describe_error(exc)
-                owner.journal.append({"event": "failed", "index": self._index, "job_id": job_id, "error": error})
+                owner.journal.append({"event": "failed", "index": self._index, **_stream(self._stream),
+                                      "job_id": job_id, "error": error})
                 if retries >= owner.max_retries:
                     raise QKLSTMError(
                         f"JournaledSampler: job {job_id} (call {self._index}) failed after {retries + 1} attempt(s): {error}"
@@ -183,10 +199,12 @@ class _JournaledJob(BasePrimitiveJob):
                 owner._sleep(delay)
                 retries += 1
                 self._attempt += 1
-                self._job = owner._submit(self._index, self._attempt, self._pubs, self._shots, self._fingerprint)
+                self._job = owner._submit(self._index, self._attempt, self._pubs, self._shots, self._fingerprint,
+                                          self._stream)
                 self._job_id = str(self._job.job_id())
                 continue
-            owner.journal.append({"event": "done", "index": self._index, "job_id": job_id, **_usage(self._job)})
+            owner.journal.append({"event": "done", "index": self._index, **_stream(self._stream), "job_id": job_id,
+                                  **_usage(self._job)})
             self._result = result
             return result
 
@@ -223,6 +241,9 @@ class JournaledSampler(BaseSamplerV2):
         timeout_seconds: give up on a job after this long (default ``None``: wait for ever,
             as queues can hold jobs for hours); a timed-out job is cancelled and retried.
         poll_seconds: status polling interval while a timeout is set (default 5).
+        shots: shots of PUBs that carry none (default ``None``: the wrapped sampler's default).
+        max_circuits_per_job: split a call with more bindings into several jobs (default
+            ``None``: never split; IBM devices report theirs as ``backend.max_circuits``).
         sleep, clock: injectable for tests (default ``time.sleep``, ``time.monotonic``).
 
     Raises:
@@ -243,6 +264,8 @@ class JournaledSampler(BaseSamplerV2):
         poll_seconds: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        max_circuits_per_job: int | None = None,
+        shots: int | None = None,
     ) -> None:
         if not isinstance(sampler, BaseSamplerV2):
             raise TypeError(f"JournaledSampler: expected sampler to be a BaseSamplerV2, got {type(sampler).__name__}")
@@ -255,6 +278,7 @@ class JournaledSampler(BaseSamplerV2):
         for name, value in (("backoff_seconds", backoff_seconds), ("poll_seconds", poll_seconds)):
             if not value >= 0:
                 raise ValueError(f"JournaledSampler: expected {name} >= 0, got {value!r}")
+        check_int("JournaledSampler", "max_circuits_per_job", max_circuits_per_job, 1, optional=True)
         if timeout_seconds is not None and not timeout_seconds > 0:
             raise ValueError(f"JournaledSampler: expected timeout_seconds > 0 or None, got {timeout_seconds!r}")
         self.sampler = sampler
@@ -269,15 +293,54 @@ class JournaledSampler(BaseSamplerV2):
         self.max_retries, self.backoff_seconds = max_retries, backoff_seconds
         self.timeout_seconds, self.poll_seconds = timeout_seconds, poll_seconds
         self._sleep, self._clock = sleep, clock
-        self.calls = 0  # index of the next run() call
+        self.max_circuits_per_job, self.shots = max_circuits_per_job, shots
+        self.calls = 0  # index of the next run() call outside any stream
         self.submitted = 0  # jobs submitted by this process
         self.fetched = 0  # jobs fetched again from the journal
+        self._stream_calls: dict[str, int] = {}
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
 
-    def run(self, pubs, *, shots: int | None = None) -> _JournaledJob:
-        coerced = [SamplerPub.coerce(pub, shots) for pub in pubs]
+    @contextmanager
+    def stream(self, name: str):
+        """Number this thread's calls inside the block as stream ``name`` (``0, 1, …``)."""
+        previous = getattr(self._local, "stream", None)
+        self._local.stream = str(name)
+        try:
+            yield self
+        finally:
+            self._local.stream = previous
+
+    def stop(self) -> None:
+        """Refuse every later ``run`` (an interrupted run: threads must not submit more jobs)."""
+        self._stopped.set()
+
+    def _next_index(self, stream: str | None) -> int:
+        with self._lock:
+            if stream is None:
+                index, self.calls = self.calls, self.calls + 1
+            else:
+                index = self._stream_calls.get(stream, 0)
+                self._stream_calls[stream] = index + 1
+            return index
+
+    def run(self, pubs, *, shots: int | None = None):
+        coerced = [SamplerPub.coerce(pub, shots if shots is not None else self.shots) for pub in pubs]
+        limit = self.max_circuits_per_job
+        if limit is None or sum(p.parameter_values.size for p in coerced) <= limit:
+            return self._run_call(coerced, shots)
+        chunks = _split_pubs(coerced, limit)
+        jobs = [self._run_call([pub for _, pub in chunk], shots) for chunk in chunks]
+        return _SplitJob(jobs, chunks, coerced)
+
+    def _run_call(self, coerced: list[SamplerPub], shots: int | None) -> _JournaledJob:
+        if self._stopped.is_set():
+            raise QKLSTMError("JournaledSampler: stopped (the run was interrupted); no further jobs are submitted")
         fingerprint = pubs_fingerprint(coerced)
-        index, self.calls = self.calls, self.calls + 1
-        record = self.journal.latest_submission(index) if self.resume else None
+        stream = getattr(self._local, "stream", None)
+        index = self._next_index(stream)
+        record = self.journal.latest_submission(index, stream) if self.resume else None
         if record is not None:
             if record.get("fingerprint") != fingerprint:
                 raise QKLSTMError(
@@ -286,8 +349,8 @@ class JournaledSampler(BaseSamplerV2):
                 )
             attempt = int(record.get("attempt", 0))
             if self.journal.failed(record["job_id"]):
-                job = self._submit(index, attempt + 1, coerced, shots, fingerprint)
-                return _JournaledJob(self, index, coerced, shots, fingerprint, job, attempt + 1)
+                job = self._submit(index, attempt + 1, coerced, shots, fingerprint, stream)
+                return _JournaledJob(self, index, coerced, shots, fingerprint, job, attempt + 1, stream)
             try:
                 job = self.service.job(record["job_id"])
             except Exception as exc:
@@ -295,13 +358,15 @@ class JournaledSampler(BaseSamplerV2):
                     f"JournaledSampler: could not fetch job {record['job_id']} (call {index}) recorded in "
                     f"{self.journal.path}: {describe_error(exc)}"
                 ) from exc
-            self.fetched += 1
+            with self._lock:
+                self.fetched += 1
             logger.info("call %d: resumed job %s from the journal", index, record["job_id"])
-            return _JournaledJob(self, index, coerced, shots, fingerprint, job, attempt)
-        job = self._submit(index, 0, coerced, shots, fingerprint)
-        return _JournaledJob(self, index, coerced, shots, fingerprint, job, 0)
+            return _JournaledJob(self, index, coerced, shots, fingerprint, job, attempt, stream)
+        job = self._submit(index, 0, coerced, shots, fingerprint, stream)
+        return _JournaledJob(self, index, coerced, shots, fingerprint, job, 0, stream)
 
-    def _submit(self, index: int, attempt: int, pubs: list[SamplerPub], shots: int | None, fingerprint: str):
+    def _submit(self, index: int, attempt: int, pubs: list[SamplerPub], shots: int | None, fingerprint: str,
+                stream: str | None = None):
         try:
             job = self.sampler.run(pubs, shots=shots)
         except Exception as exc:
@@ -309,13 +374,14 @@ class JournaledSampler(BaseSamplerV2):
         default = _default_shots(self.sampler)
         shots_used = [p.shots if p.shots is not None else default for p in pubs]
         self.journal.append({
-            "event": "submitted", "index": index, "attempt": attempt, "job_id": str(job.job_id()),
+            "event": "submitted", "index": index, **_stream(stream), "attempt": attempt, "job_id": str(job.job_id()),
             "backend": self.backend_name, "num_pubs": len(pubs),
             "shots": shots_used[0] if len(set(shots_used)) == 1 else shots_used,
             "num_bindings": int(sum(p.parameter_values.size for p in pubs)),
             "fingerprint": fingerprint,
         })
-        self.submitted += 1
+        with self._lock:
+            self.submitted += 1
         logger.info("call %d: submitted job %s to %s", index, job.job_id(), self.backend_name)
         return job
 
@@ -332,3 +398,68 @@ class JournaledSampler(BaseSamplerV2):
                     raise TimeoutError(f"no result after {self.timeout_seconds:g} s")
                 self._sleep(self.poll_seconds)
         return job.result()
+
+
+def _split_pubs(pubs: list[SamplerPub], limit: int) -> list[list[tuple[int, SamplerPub]]]:
+    """Consecutive chunks of at most ``limit`` bindings: ``[(pub index, PUB of some of its rows), …]`` per job."""
+    chunks: list[list[tuple[int, SamplerPub]]] = [[]]
+    room = limit
+    for i, pub in enumerate(pubs):
+        params = list(pub.circuit.parameters)
+        rows = int(pub.parameter_values.size)
+        values = np.asarray(pub.parameter_values.as_array(params), dtype=float).reshape(rows, len(params))
+        start = 0
+        while start < rows:
+            if room == 0:
+                chunks.append([])
+                room = limit
+            take = min(room, rows - start)
+            part = values[start : start + take] if params else None
+            chunks[-1].append((i, SamplerPub.coerce((pub.circuit, part, pub.shots))))
+            start, room = start + take, room - take
+    return chunks
+
+
+class _SplitJob(BasePrimitiveJob):
+    """The jobs of one call split by ``max_circuits_per_job``; :meth:`result` joins their PUB results."""
+
+    def __init__(self, jobs: list[_JournaledJob], chunks: list[list[tuple[int, SamplerPub]]],
+                 pubs: list[SamplerPub]) -> None:
+        super().__init__(job_id=",".join(str(j.job_id()) for j in jobs))
+        self._jobs, self._chunks, self._pubs, self._result = jobs, chunks, pubs, None
+
+    def result(self) -> PrimitiveResult:
+        if self._result is None:
+            parts: dict[int, list] = {}
+            for job, chunk in zip(self._jobs, self._chunks):
+                for (i, _), pub_result in zip(chunk, job.result()):
+                    parts.setdefault(i, []).append(pub_result)
+            joined = []
+            for i, pub in enumerate(self._pubs):
+                shape = pub.parameter_values.shape
+                fields = {
+                    name: BitArray.concatenate([p.data[name].reshape(p.data[name].size) for p in parts[i]],
+                                               axis=0).reshape(shape)
+                    for name in parts[i][0].data.keys()
+                }
+                joined.append(SamplerPubResult(DataBin(shape=shape, **fields), metadata=parts[i][0].metadata))
+            self._result = PrimitiveResult(joined, metadata={"jobs": [str(j.job_id()) for j in self._jobs]})
+        return self._result
+
+    def status(self):
+        return [job.status() for job in self._jobs]
+
+    def done(self) -> bool:
+        return all(job.done() for job in self._jobs)
+
+    def running(self) -> bool:
+        return any(job.running() for job in self._jobs)
+
+    def cancelled(self) -> bool:
+        return any(job.cancelled() for job in self._jobs)
+
+    def in_final_state(self) -> bool:
+        return all(job.in_final_state() for job in self._jobs)
+
+    def cancel(self):
+        return [job.cancel() for job in self._jobs]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 
 import pytest
 import torch
@@ -254,3 +255,95 @@ def test_resume_on_a_local_simulator_reruns_and_keeps_the_old_journal(checkpoint
     assert "cannot be fetched again; rerunning them" in caplog.text
     assert again["jobs_submitted"] == 5 and again["accuracy"] == first["accuracy"]
     assert len(list(out.glob("jobs.*.jsonl"))) == 1  # the first journal, kept aside
+
+
+CAL_SHOTS = 400
+
+
+@pytest.mark.fake_backend
+def test_interrupted_mitigated_parallel_evaluate_resumes_without_paying_twice(checkpoint, tmp_path):
+    """Calibration, then two sentence batches in parallel; an interrupt mid-run; resume fetches
+    every journaled job, reuses the cached calibration and ends with the uninterrupted numbers."""
+    options = {"mitigation": "m3", "calibration_shots": CAL_SHOTS, "batch_size": 1, "parallel_batches": 2}
+    registry = _Registry()
+    rb, sampler = _ibm_standin(registry, interrupt_at=3)
+    out = tmp_path / "ibm"
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_checkpoint(checkpoint, resolved=rb, out_dir=out, **options)
+    first = [r for r in _journal(out / "jobs.jsonl") if r["event"] == "submitted"]
+    assert first[0]["stream"] == "calibration" and len(list((out / "calibrations").glob("*.json"))) == 1
+    assert len(first) == type(sampler).runs  # every submitted job is in the journal
+
+    rb, sampler = _ibm_standin(registry)
+    metrics = evaluate_checkpoint(checkpoint, resolved=rb, out_dir=out, resume=True, **options)
+    kernel_jobs = 5 + 4  # one job per time step: sentences of 5 and 4 words in their own batches
+    assert metrics["jobs_resumed"] == len(first) - 1  # all but the calibration job, which the cache replaces
+    assert metrics["jobs_resumed"] + metrics["jobs_submitted"] == kernel_jobs
+    assert type(sampler).runs == metrics["jobs_submitted"]  # nothing paid twice
+    assert metrics["calibration"]["paid"] is False
+
+    clean = evaluate_checkpoint(checkpoint, resolved=_ibm_standin(_Registry())[0], out_dir=tmp_path / "clean",
+                                **{**options, "parallel_batches": 1})
+    assert clean["calibration"]["paid"] is True and clean["jobs_submitted"] == 1 + kernel_jobs
+    for key in ("accuracy", "kernel_mean_abs_diff", "kernel_max_abs_diff", "kernel_mean_diff"):
+        assert metrics[key] == clean[key]  # same seeded jobs and calibration: same numbers, in any order
+
+
+@pytest.mark.fake_backend
+def test_mitigation_corrects_the_readout_bias_and_reuses_a_shared_calibration(checkpoint, tmp_path):
+    cal_dir = tmp_path / "cals"
+    runs = {}
+    for method in ("none", "marginal", "m3"):
+        rb, _ = _ibm_standin(_Registry())
+        runs[method] = evaluate_checkpoint(checkpoint, resolved=rb, out_dir=tmp_path / method, mitigation=method,
+                                           calibration_shots=2000, calibration_dir=cal_dir, target_error=0.015)
+    assert runs["marginal"]["calibration"]["paid"] and not runs["m3"]["calibration"]["paid"]  # one calibration
+    assert runs["m3"]["jobs_submitted"] == runs["none"]["jobs_submitted"] == 5
+    assert runs["m3"]["estimate"]["calibration_circuits"] == 0  # cached: not counted again
+    assert runs["none"]["shots"] == 1112 and runs["m3"]["shots"] > runs["none"]["shots"]  # γ/(4E²)
+    # 160 kernels, standard error ≤ 0.015 each: the plain estimate is pulled down by manila's ≈ 2-4 %
+    # readout error; the mitigated signed means are within 5 standard errors (of a mean of 160) of zero
+    bound = 5 * 0.015 / math.sqrt(160)
+    assert runs["none"]["kernel_mean_diff"] < -bound
+    for method in ("m3", "marginal"):
+        assert abs(runs[method]["kernel_mean_diff"]) < bound
+        assert runs[method]["kernel_mean_abs_diff"] < runs["none"]["kernel_mean_abs_diff"]
+
+
+@pytest.mark.fake_backend
+def test_estimate_counts_the_calibration_and_picks_shots_for_a_target_error(checkpoint, tmp_path):
+    plain = estimate_checkpoint(checkpoint, "fake:manila", shots=1000)
+    m3 = estimate_checkpoint(checkpoint, "fake:manila", shots=1000, mitigation="m3", calibration_shots=1000)
+    assert (m3.calibration_circuits, m3.calibration_shots, m3.calibration_jobs) == (8, 250, 1)
+    assert m3.qpu_seconds == pytest.approx(plain.qpu_seconds + m3.calibration_qpu_seconds)
+    assert m3.calibration_qpu_seconds > m3.job_overhead_seconds
+    target = estimate_checkpoint(checkpoint, "fake:manila", mitigation="marginal", target_error=0.01)
+    assert target.shots == math.ceil(target.variance_factor / (4 * 0.01**2)) and target.variance_factor > 1
+    assert target.kernel_standard_error <= 0.01
+    assert "chosen for a kernel standard error ≤ 0.01" in target.summary()
+    with pytest.raises(QKLSTMError, match="needs ≈ .* over max_qpu_seconds=60"):  # 56.9 s of kernels + 8 s calibration
+        evaluate_checkpoint(checkpoint, "fake:manila", shots=1024, mitigation="m3", out_dir=tmp_path / "b",
+                            max_qpu_seconds=60)
+    assert not (tmp_path / "b" / "jobs.jsonl").exists()
+
+
+def test_mitigation_needs_a_device_backend(checkpoint, tmp_path):
+    with pytest.raises(ValueError, match="expected a device backend .* for mitigation 'm3', got 'aer'"):
+        evaluate_checkpoint(checkpoint, "aer", shots=SHOTS, out_dir=tmp_path / "x", mitigation="m3")
+    with pytest.raises(ValueError, match=r"expected mitigation in \('none', 'm3', 'marginal'\), got 'trex'"):
+        evaluate_checkpoint(checkpoint, "aer", shots=SHOTS, out_dir=tmp_path / "x", mitigation="trex")
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.fake_backend
+def test_cli_evaluate_with_mitigation_and_target_error(checkpoint, tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = main(["evaluate", "--checkpoint", str(checkpoint), "--backend", "aer-noisy:manila", "--mitigation",
+                 "marginal", "--target-error", "0.05", "--calibration-shots", "300", "--out", str(out), "--no-progress"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "readout mitigation: marginal; 8 calibration circuits" in text
+    assert "mitigation marginal" in text and "readout calibration of qubits" in text and "measured now" in text
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["shots"] == math.ceil(saved["estimate"]["variance_factor"] / (4 * 0.05**2))
+    assert saved["calibration"]["shots"] == 300 and len(saved["calibration"]["matrices"]) == 4

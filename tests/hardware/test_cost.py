@@ -154,3 +154,32 @@ def test_formula_matches_what_the_model_submits(training):
     assert dry.bindings == est.circuits
     forward_sizes = {n * 4 * 3 for n, _ in shapes}  # N_b·G·R bindings per forward call
     assert sum(call[0] for call in dry.calls if call[0] in forward_sizes) == est.forward_circuits
+
+
+def test_job_limit_splits_steps_and_parallel_batches_shorten_the_rounds():
+    # Batches (N_b, L_b): (2, 3), (1, 2), (3, 4); R = 2, G = 4: steps carry 16, 8, 24 bindings.
+    batches = [(2, 3), (1, 2), (3, 4)]
+    est = estimate_cost(batches, num_references=2, shots=10, max_circuits_per_job=10)
+    assert est.jobs == 3 * 2 + 2 * 1 + 4 * 3  # ⌈16/10⌉ = 2, ⌈8/10⌉ = 1, ⌈24/10⌉ = 3 jobs per step
+    assert est.rounds == 3 + 2 + 4  # one worker: every step waits for the previous one
+    parallel = estimate_cost(batches, num_references=2, shots=10, parallel_batches=2)
+    # list scheduling in batch order: worker A takes 3 steps, B takes 2, then (free first) 4 more
+    assert parallel.rounds == 6 and parallel.jobs == 9 and parallel.circuits == est.circuits
+    assert estimate_cost(batches, num_references=2, shots=10, parallel_batches=3).rounds == 4
+
+
+def test_calibration_is_priced_with_its_own_circuit():
+    device = fake_backend("manila")
+    calibration = QuantumCircuit(5, 2)
+    calibration.x(1)
+    calibration.measure([1, 2], [0, 1])
+    base = dict(num_references=2, shots=100, device=device, job_overhead_seconds=2.0, isa_circuit=calibration)
+    plain = estimate_cost([(1, 2)], **base)
+    est = estimate_cost([(1, 2)], **base, mitigation="m3", calibration_circuits=4, calibration_shots=500,
+                        calibration_circuit=calibration)
+    t_cal = device.target["x"][(1,)].duration + max(device.target["measure"][(q,)].duration for q in (1, 2))
+    expected = 2.0 + 4 * 500 * (t_cal + rep_delay(device))
+    assert est.calibration_jobs == 1 and est.calibration_qpu_seconds == pytest.approx(expected, rel=1e-9)
+    assert est.qpu_seconds == pytest.approx(plain.qpu_seconds + expected, rel=1e-12)
+    assert "readout mitigation: m3; 4 calibration circuits × 500 shots in 1 job(s)" in est.summary()
+    assert est.kernel_standard_error == pytest.approx(0.05)  # √(1 / (4·100))

@@ -262,3 +262,57 @@ def test_job_errors_in_the_journal_mask_the_token(tmp_path, monkeypatch):
         sampler.run(PUBS).result()
     assert token not in str(info.value)
     assert token not in (tmp_path / "jobs.jsonl").read_text()
+
+
+def test_streams_number_calls_on_their_own_and_resume_in_any_order(tmp_path):
+    path = tmp_path / "jobs.jsonl"
+    cloud = _Cloud()
+    first = JournaledSampler(cloud, path)
+    pubs_a, pubs_b = [(_circuit(), [[0.1]], 64)], [(_circuit(), [[0.2]], 64)]
+    with first.stream("batch-0"):
+        first.run(pubs_a).result()
+    with first.stream("batch-1"):
+        first.run(pubs_b).result()
+    with first.stream("batch-0"):
+        first.run(pubs_b).result()
+    records = [r for r in _lines(path) if r["event"] == "submitted"]
+    assert [(r["stream"], r["index"]) for r in records] == [("batch-0", 0), ("batch-1", 0), ("batch-0", 1)]
+
+    resumed = JournaledSampler(_NoSubmit(), path, service=cloud, resume=True)
+    with resumed.stream("batch-1"):  # the other order than the first run
+        resumed.run(pubs_b).result()
+    with resumed.stream("batch-0"):
+        resumed.run(pubs_a).result()
+        resumed.run(pubs_b).result()
+    assert resumed.fetched == 3 and resumed.submitted == 0 and cloud.runs == 3
+
+
+def test_calls_above_the_job_limit_are_split_and_joined(tmp_path):
+    path = tmp_path / "jobs.jsonl"
+    cloud = _Cloud()
+    sampler = JournaledSampler(cloud, path, max_circuits_per_job=3)
+    values = np.linspace(0, np.pi, 5)[:, None]  # 5 bindings, then 2 more in a second PUB
+    pubs = [(_circuit(), values, 200), (_circuit(), np.array([[0.0], [np.pi]]), 200)]
+    result = sampler.run(pubs).result()
+    submitted = [r for r in _lines(path) if r["event"] == "submitted"]
+    assert [r["num_bindings"] for r in submitted] == [3, 3, 1] and cloud.runs == 3
+    assert result[0].data.meas.shape == (5,) and result[1].data.meas.shape == (2,)
+    ones = [result[0].data.meas.get_counts(i).get("1", 0) / 200 for i in range(5)]
+    expected = np.sin(values[:, 0] / 2) ** 2
+    assert np.all(np.abs(np.array(ones) - expected) <= 5 * np.sqrt(expected * (1 - expected) / 200) + 1e-9)
+    assert result[1].data.meas.get_counts(0) == {"0": 200} and result[1].data.meas.get_counts(1) == {"1": 200}
+    resumed = JournaledSampler(_NoSubmit(), path, service=cloud, resume=True, max_circuits_per_job=3)
+    again = resumed.run(pubs).result()
+    assert resumed.fetched == 3
+    assert np.array_equal(again[0].data.meas.array, result[0].data.meas.array)
+    with pytest.raises(ValueError, match="expected max_circuits_per_job >= 1, got 0"):
+        JournaledSampler(cloud, path, max_circuits_per_job=0)
+
+
+def test_a_stopped_sampler_submits_nothing(tmp_path):
+    cloud = _Cloud()
+    sampler = JournaledSampler(cloud, tmp_path / "jobs.jsonl")
+    sampler.stop()
+    with pytest.raises(QKLSTMError, match="stopped .* no further jobs are submitted"):
+        sampler.run(PUBS)
+    assert cloud.runs == 0
