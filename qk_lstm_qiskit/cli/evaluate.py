@@ -82,7 +82,11 @@ def _cmd_evaluate_forecast(args: argparse.Namespace, checkpoint: Path) -> int:
     unsupported = (("--data", args.data), ("--max-sentences", args.max_sentences), ("--dry-run", args.dry_run),
                    ("--resume", args.resume), ("--max-qpu-seconds", args.max_qpu_seconds), ("--dd", args.dd),
                    ("--twirl-gates", args.twirl_gates), ("--twirl-measure", args.twirl_measure),
-                   ("--max-execution-time", args.max_execution_time), ("--mode", args.mode != "job" and args.mode))
+                   ("--max-execution-time", args.max_execution_time), ("--mode", args.mode != "job" and args.mode),
+                   ("--mitigation", args.mitigation != "none" and args.mitigation),
+                   ("--calibration-shots", args.calibration_shots), ("--calibration-dir", args.calibration_dir),
+                   ("--target-error", args.target_error), ("--parallel-batches", args.parallel_batches != 1 and args.parallel_batches),
+                   ("--max-circuits-per-job", args.max_circuits_per_job))
     for flag, given in unsupported:  # the series comes from the checkpoint's config; no journal or cost estimate yet
         if given:
             raise ValueError(f"evaluate: expected no {flag} with a forecast checkpoint (supported: --backend, --shots, "

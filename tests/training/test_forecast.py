@@ -148,6 +148,8 @@ def test_cli_trains_on_a_csv_column_and_evaluates_the_checkpoint(tmp_path, capsy
     assert "expected no --data with a forecast checkpoint" in capsys.readouterr().err
     assert main(["evaluate", "--checkpoint", str(out), "--backend", "aer", "--dd", "XY4", "--out", str(tmp_path / "x")]) == 2
     assert "expected no --dd with a forecast checkpoint" in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", str(out), "--backend", "aer", "--mitigation", "m3", "--out", str(tmp_path / "x")]) == 2
+    assert "expected no --mitigation with a forecast checkpoint" in capsys.readouterr().err
 
 
 def test_cli_bad_csv_is_one_line_and_writes_nothing(tmp_path, capsys):
