@@ -6,7 +6,7 @@ in as keyword arguments; :func:`resolve_backend` builds them from a backend name
 
 from .hardware.backends import resolve_backend
 from .nn.cell import QKLSTMCell
-from .checkpoint import load_tagger
+from .checkpoint import load_forecaster, load_tagger
 from .config import RunConfig, load_config
 from .errors import ProductKernelWarning, QKLSTMError
 from .hardware.cost import estimate_cost
@@ -22,6 +22,8 @@ from .nn.lstm import QKLSTM
 from .nn.qlstm import QLSTM, QLSTMCell
 from .kernels.statevector import StatevectorExecutor
 from .nn.tagger import Tagger, build_tagger, count_parameters
+from .nn.forecaster import Forecaster, build_forecaster
+from .data.series import load_series, make_windows
 
 __all__ = [
     "FeatureMap",
@@ -43,6 +45,11 @@ __all__ = [
     "load_config",
     "run_training",
     "load_tagger",
+    "Forecaster",
+    "build_forecaster",
+    "load_forecaster",
+    "load_series",
+    "make_windows",
     "resolve_backend",
     "estimate_cost",
     "JournaledSampler",

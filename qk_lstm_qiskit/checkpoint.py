@@ -1,5 +1,8 @@
 """The checkpoint format: ``model.pt`` (a trained model) and ``last.pt`` (everything ``--resume`` needs).
 
+Taggers and forecasters (``task: forecast``) share it; :func:`load_tagger` / :func:`load_forecaster`
+rebuild either on any executor.
+
 Both are ``torch.save`` dictionaries of tensors and plain Python data (no pickled objects), written
 atomically and stamped ``format`` = :data:`FORMAT_VERSION`; both are read with
 ``torch.load(weights_only=True)``, so a foreign file cannot run code when loaded.
@@ -11,11 +14,14 @@ key             content
 ``model_state`` the model's ``state_dict``
 ``config``      ``RunConfig.to_dict()`` of the run
 ``words``       word vocabulary (``Vocabulary.to_dict()``)
-``tags``        tag vocabulary
+``tags``        tag vocabulary (taggers)
+``task``        ``"forecast"`` for forecasters (absent for taggers), which store ``scaler``
+                (``{mean, std}`` of the training span) and ``num_features`` instead of vocabularies
 ``model``, ``trainable_parameters``, ``epoch``    provenance
 ``last.pt``     adds ``optimizer_state``, ``generator_state``, ``torch_rng_state``,
                 ``numpy_rng_state`` (as plain lists), ``python_rng_state``, ``history``,
-                ``best_accuracy``
+                ``best_score`` (the monitored metric, negated when lower is better;
+                ``best_accuracy`` in taggers' files before forecasting existed)
 ==============  ===========================================================================
 """
 
@@ -30,6 +36,8 @@ import torch
 
 from .config import RunConfig, load_config
 from .data.corpus import Vocabulary
+from .data.series import Scaler
+from .nn.forecaster import Forecaster, build_forecaster
 from .nn.tagger import Tagger, build_tagger
 from .rundir import save_atomic
 
@@ -37,7 +45,9 @@ __all__ = [
     "FORMAT_VERSION",
     "LAST_FILE",
     "MODEL_FILE",
+    "is_forecast_checkpoint",
     "load_checkpoint",
+    "load_forecaster",
     "load_tagger",
     "restoring",
     "save_checkpoint",
@@ -46,10 +56,11 @@ __all__ = [
 FORMAT_VERSION = 2  # 2: numpy RNG state stored as plain lists (weights_only loading of last.pt)
 MODEL_FILE, LAST_FILE = "model.pt", "last.pt"
 _MODEL_KEYS = frozenset({"model_state", "config", "words", "tags"})
-_RESUME_KEYS = _MODEL_KEYS | {
+_FORECAST_KEYS = frozenset({"model_state", "config", "scaler"})
+_RESUME_KEYS = frozenset({
     "optimizer_state", "generator_state", "torch_rng_state", "numpy_rng_state", "python_rng_state",
-    "epoch", "history", "best_accuracy",
-}
+    "epoch", "history",
+})
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
@@ -87,7 +98,10 @@ def load_checkpoint(path: str | os.PathLike, *, resume: bool = False) -> dict[st
         raise ValueError(
             f"checkpoint: expected format <= {FORMAT_VERSION} in {str(path)!r}, got {version!r} (written by a newer version)"
         )
-    missing = (_RESUME_KEYS if resume else _MODEL_KEYS) - set(state)
+    required = (_FORECAST_KEYS if state.get("task") == "forecast" else _MODEL_KEYS) | (_RESUME_KEYS if resume else set())
+    missing = required - set(state)
+    if resume and not {"best_score", "best_accuracy"} & set(state):
+        missing |= {"best_score"}
     if missing:
         expected = "a last.pt" if resume else "a model.pt or last.pt"
         raise ValueError(f"checkpoint: {str(path)!r} lacks {sorted(missing)}; expected {expected} written by qk-lstm train")
@@ -112,6 +126,8 @@ def load_tagger(
     if path.is_dir():
         path = path / MODEL_FILE
     state = load_checkpoint(path)
+    if state.get("task") == "forecast":
+        raise ValueError(f"load_tagger: expected a tagger checkpoint, got the forecaster {str(path)!r} (use load_forecaster)")
     with restoring(path):  # a hand-edited config, vocabulary or state dict
         config = load_config(overrides=state["config"])
         words, tags = Vocabulary.from_dict(state["words"]), Vocabulary.from_dict(state["tags"])
@@ -135,3 +151,33 @@ def restoring(path: str | os.PathLike) -> Iterator[None]:
         lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
         detail = " ".join(lines[:2])[:200] or type(exc).__name__
         raise ValueError(f"checkpoint: {str(path)!r} holds a state that does not fit its config ({detail})") from exc
+
+
+def _model_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path / MODEL_FILE if path.is_dir() else path
+
+
+def is_forecast_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether ``path`` (a checkpoint or its run folder) holds a forecaster."""
+    return load_checkpoint(_model_path(path)).get("task") == "forecast"
+
+
+def load_forecaster(path: str | os.PathLike, *, sampler=None, pass_manager=None) -> tuple[Forecaster, Scaler, RunConfig]:
+    """Rebuild the forecaster saved at ``path`` (``model.pt``, ``last.pt`` or their run folder) on ``sampler``.
+
+    Returns:
+        ``(forecaster in eval mode, the training span's scaler, run config)``.
+
+    Raises:
+        ValueError: see :func:`load_checkpoint`; a tagger checkpoint; a state that does not fit the config.
+    """
+    path = _model_path(path)
+    state = load_checkpoint(path)
+    if state.get("task") != "forecast":
+        raise ValueError(f"load_forecaster: expected a forecaster checkpoint, got the tagger {str(path)!r} (use load_tagger)")
+    with restoring(path):
+        config = load_config(overrides=state["config"])
+        model = build_forecaster(config.model, state.get("num_features", 1), sampler=sampler, pass_manager=pass_manager)
+        model.load_state_dict(state["model_state"])
+    return model.eval(), Scaler(**state["scaler"]), config

@@ -18,7 +18,8 @@ from .data.conllu import LONG_SENTENCE_POLICIES, TAGSETS
 from .nn.cell import REFERENCE_MODES, WEIGHTINGS
 from .nn.tagger import MODEL_KINDS
 
-__all__ = ["ModelConfig", "DataConfig", "TrainConfig", "ExecutorConfig", "RunConfig", "load_config", "MODEL_KINDS", "OPTIMIZERS"]
+__all__ = ["ModelConfig", "DataConfig", "ForecastConfig", "TrainConfig", "ExecutorConfig", "RunConfig", "load_config",
+           "MODEL_KINDS", "OPTIMIZERS"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """``source``: ``paper`` (the two sentences) or a path to a CoNLL-U file."""
+    """``source``: ``paper`` (the two sentences), a path to a CoNLL-U file, or a series to forecast
+    (``shm`` | ``bessel`` | ``co2`` | a ``.csv`` path; see :class:`ForecastConfig`)."""
 
     source: str = "paper"
     tag_column: str = "upos"  # upos | xpos
@@ -59,6 +61,22 @@ class DataConfig:
 
 
 OPTIMIZERS = {"adam": "Adam", "sgd": "SGD"}  # train.optimizer -> torch.optim class name
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    """Forecasting (``data.source`` a series): windows of ``window`` values → the value ``horizon``
+    steps after the last; time-ordered split (``data.validation_fraction``, ``test_fraction``)."""
+
+    column: typing.Optional[str] = None  # CSV: column to forecast
+    time_column: typing.Optional[str] = None  # CSV: must increase strictly (numbers or ISO dates)
+    window: int = 4
+    horizon: int = 1
+    test_fraction: float = 0.2
+    relative: bool = False  # windows and target minus the window's last value (trending series, e.g. co2)
+    length: int = 240  # shm, bessel: samples
+    noise: float = 0.0  # std of Gaussian noise added to the series
+    noise_seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -91,6 +109,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    forecast: ForecastConfig = field(default_factory=ForecastConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -109,7 +128,8 @@ _CHOICES = {  # each list defined once, beside the code that uses it
 _POSITIVE = {
     ("model", n) for n in ("embedding_dim", "hidden_dim", "num_layers", "num_qubits", "num_references", "reps", "vqc_depth")
 } | {("train", "epochs"), ("train", "batch_size"), ("train", "lr"), ("model", "input_scaling"), ("data", "min_freq"),
-     ("data", "max_length"), ("executor", "shots"), ("train", "clip_grad_norm"), ("executor", "memory_limit_gb")}
+     ("data", "max_length"), ("executor", "shots"), ("train", "clip_grad_norm"), ("executor", "memory_limit_gb"),
+     ("forecast", "window"), ("forecast", "horizon"), ("forecast", "length")}
 
 
 _SEEDS = {("train", "seed"), ("data", "split_seed"), ("executor", "seed")}  # numpy and torch take [0, 2**32)
@@ -140,8 +160,10 @@ def _coerce(where: str, section: str, name: str, value: Any, annotation: Any, la
         raise ValueError(f"config{where}: expected {key} to be cpu, cuda or cuda:<index>, got {value!r}")
     if (section, name) in {("train", "bucket_batches"), ("model", "trainable_layers")} and value < 0:
         raise ValueError(f"config{where}: expected {key} >= 0, got {value!r}")
-    if (section, name) == ("data", "validation_fraction") and not 0.0 <= value < 1.0:
-        raise ValueError(f"config{where}: expected data.validation_fraction in [0, 1), got {value!r}")
+    if (section, name) in (("data", "validation_fraction"), ("forecast", "test_fraction")) and not 0.0 <= value < 1.0:
+        raise ValueError(f"config{where}: expected {key} in [0, 1), got {value!r}")
+    if (section, name) == ("forecast", "noise") and not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"config{where}: expected {key} >= 0, got {value!r}")
     if (section, name) in _SEEDS and not 0 <= value < 2**32:
         raise ValueError(f"config{where}: expected 0 <= {key} < 2**32, got {value!r}")
     return value

@@ -21,7 +21,7 @@ import math
 
 import torch
 from qiskit.circuit import Parameter, ParameterVector, QuantumCircuit
-from qiskit.circuit.library import pauli_feature_map, z_feature_map, zz_feature_map
+from qiskit.circuit.library import pauli_feature_map, z_feature_map
 
 from ..validation import check_choice, check_int, check_number
 from .feature_map import ENTANGLEMENTS, FeatureMap, entangling_pairs

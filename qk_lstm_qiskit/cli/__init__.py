@@ -29,6 +29,7 @@ FLAG_KEYS = {  # train flag (argparse dest) -> config key it overrides
     "shots": ("executor", "shots"),
     "sampler_seed": ("executor", "seed"),
     "device": ("executor", "device"),
+    "column": ("forecast", "column"),
 }
 
 
@@ -60,6 +61,7 @@ def _config_path(args: argparse.Namespace) -> Path | None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from ..data.series import is_series_source
     from ..training.experiment import default_run_dir, run_training
 
     config = _load_config(args)
@@ -70,6 +72,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise ValueError("train: expected the run folder to resume, as --resume DIR or --out DIR, got neither")
     target = args.resume or args.out
     out_dir = Path(target) if target else default_run_dir(config)
+    if (args.dry_run or args.max_qpu_seconds is not None) and is_series_source(config.data.source):
+        raise ValueError(f"train: expected --dry-run / --max-qpu-seconds with a tagging run (no cost estimate for "
+                         f"forecasting yet), got data.source {config.data.source!r}")
     if args.dry_run or args.max_qpu_seconds is not None:
         from ..hardware.cost import check_budget
         from ..training.experiment import estimate_training
@@ -81,6 +86,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         check_budget(estimate, args.max_qpu_seconds)
     result = run_training(config, out_dir, resume=resume, progress=not args.no_progress)
     print(f"model: {result['model']}  trainable parameters: {result['trainable_parameters']}")
+    if result.get("task") == "forecast":
+        print(f"test RMSE: {result['test_rmse']:.4g}  MAE: {result['test_mae']:.4g}  (persistence RMSE "
+              f"{result['persistence_rmse']:.4g}, MAE {result['persistence_mae']:.4g}) on {result['data']}")
+        print(f"outputs: {out_dir}/metrics.json, {out_dir}/model.pt, {out_dir}/forecast.png")
+        return 0
     print(f"final training accuracy: {result['final_accuracy']:.4f}  loss: {result['final_loss']:.4f}")
     if "best_val_accuracy" in result:
         print(f"best validation accuracy: {result['best_val_accuracy']:.4f}")
@@ -128,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, help="train.lr: learning rate, > 0 (default 0.1)")
     train.add_argument("--optimizer", choices=tuple(OPTIMIZERS), help="train.optimizer (default adam)")
     train.add_argument("--batch-size", type=int, help="train.batch_size: sentences per step, >= 1 (default 1)")
-    train.add_argument("--data", help="data.source: 'paper' (default) or a path to a CoNLL-U file")
+    train.add_argument("--data", help="data.source: 'paper' (default), a CoNLL-U file, or a series to forecast: shm, bessel, co2, FILE.csv")
+    train.add_argument("--column", help="forecast.column: the CSV column to forecast (with --data FILE.csv)")
     train.add_argument("--backend", help="executor.backend: exact (default), aer, aer-noisy:<device>, fake:<device> or ibm:<device>")
     train.add_argument("--shots", type=int, help="executor.shots per circuit on a sampler backend, >= 1 (default: the sampler's)")
     train.add_argument("--sampler-seed", type=int, help="seed of the simulator's shot noise (aer, aer-noisy)")

@@ -13,7 +13,7 @@ from .qlstm import QLSTM
 if TYPE_CHECKING:
     from ..config import ModelConfig
 
-__all__ = ["MODEL_KINDS", "Tagger", "build_tagger", "count_parameters"]
+__all__ = ["MODEL_KINDS", "Tagger", "build_recurrent", "build_tagger", "count_parameters"]
 
 MODEL_KINDS = ("qk-lstm", "lstm", "qlstm")
 
@@ -48,25 +48,32 @@ class Tagger(nn.Module):
         return torch.log_softmax(self.classifier(hidden), dim=-1)
 
 
-def build_tagger(
-    config: ModelConfig, vocab_size: int, num_tags: int, *, sampler=None, pass_manager=None
-) -> Tagger:
-    """The tagger of ``config.kind``; ``sampler``/``pass_manager`` reach the QK-LSTM kernels."""
-    e, h = config.embedding_dim, config.hidden_dim
+def build_recurrent(config: ModelConfig, input_size: int, *, sampler=None, pass_manager=None) -> nn.Module:
+    """The batch-first recurrent layer of ``config.kind`` over inputs of size ``input_size``."""
+    h = config.hidden_dim
     if config.kind == "lstm":
-        recurrent = nn.LSTM(e, h, num_layers=config.num_layers, batch_first=True)
-    elif config.kind == "qlstm":
-        recurrent = QLSTM(
-            e, h, num_layers=config.num_layers, batch_first=True, num_qubits=config.num_qubits, depth=config.vqc_depth
+        return nn.LSTM(input_size, h, num_layers=config.num_layers, batch_first=True)
+    if config.kind == "qlstm":
+        return QLSTM(
+            input_size, h, num_layers=config.num_layers, batch_first=True, num_qubits=config.num_qubits,
+            depth=config.vqc_depth,
         )
-    elif config.kind == "qk-lstm":
-        recurrent = QKLSTM(
-            e, h, num_layers=config.num_layers, batch_first=True, num_qubits=config.num_qubits,
+    if config.kind == "qk-lstm":
+        return QKLSTM(
+            input_size, h, num_layers=config.num_layers, batch_first=True, num_qubits=config.num_qubits,
             num_references=config.num_references, reps=config.reps, entanglement=config.entanglement,
             input_scaling=config.input_scaling, trainable_scaling=config.trainable_scaling,
             feature_map=config.feature_map, paulis=tuple(config.paulis.split(",")), trainable_layers=config.trainable_layers,
             weighting=config.weighting, references=config.references, sampler=sampler, pass_manager=pass_manager,
         )
-    else:
+    raise ValueError(f"build_recurrent: expected kind in {MODEL_KINDS}, got {config.kind!r}")
+
+
+def build_tagger(
+    config: ModelConfig, vocab_size: int, num_tags: int, *, sampler=None, pass_manager=None
+) -> Tagger:
+    """The tagger of ``config.kind``; ``sampler``/``pass_manager`` reach the QK-LSTM kernels."""
+    if config.kind not in MODEL_KINDS:
         raise ValueError(f"build_tagger: expected kind in {MODEL_KINDS}, got {config.kind!r}")
-    return Tagger(vocab_size, num_tags, e, recurrent)
+    recurrent = build_recurrent(config, config.embedding_dim, sampler=sampler, pass_manager=pass_manager)
+    return Tagger(vocab_size, num_tags, config.embedding_dim, recurrent)

@@ -77,16 +77,16 @@ class DistributedTrainer(Trainer):
         self.clip_and_step()
         return float(loss) * tokens / self.world_size, correct, count
 
-    def reduce_epoch(self, loss: float, correct: int, total: int) -> tuple[float, int, int]:
+    def reduce_epoch(self, loss: float, correct: float, total: int) -> tuple[float, float, int]:
         totals = torch.tensor([loss, correct, total], dtype=torch.float64)
         dist.all_reduce(totals)
-        return float(totals[0]), int(totals[1]), int(totals[2])
+        return float(totals[0]), float(totals[1]), int(totals[2])
 
     def _save_epoch(self, record: dict[str, float]) -> None:
         if self.rank == 0:
             super()._save_epoch(record)
         else:
-            self.best_accuracy = max(self.best_accuracy, record.get("val_accuracy", record["accuracy"]))
+            self.update_best(record)
 
     def write_metrics(self, **extra: Any) -> None:
         if self.rank == 0:

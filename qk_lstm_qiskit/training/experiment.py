@@ -11,14 +11,16 @@ import torch
 
 from ..hardware.backends import resolve_backend
 from ..hardware.cost import DryRunSampler, batch_shapes, estimate_model_cost
-from ..config import RunConfig
+from ..config import RunConfig, load_config
 from ..data.corpus import make_batches
+from ..data.series import is_series_source
 from ..data.tasks import TaskData, prepare_data
 from ..checkpoint import LAST_FILE, MODEL_FILE, load_checkpoint, restoring
 from ..kernels.statevector import set_memory_limit
 from ..nn.tagger import build_tagger, count_parameters
 from ..rundir import check_out_dir
 from . import distributed
+from .forecast import train_forecaster
 from .trainer import Trainer, evaluate, seed_everything
 
 __all__ = ["run_training", "default_run_dir", "estimate_training"]
@@ -36,8 +38,8 @@ RUN_OUTPUTS = (MODEL_FILE, LAST_FILE, "metrics.json")
 def _resume_state(out_dir: Path, config: RunConfig) -> dict:
     """``out_dir/last.pt``, refusing a config that differs from the saved one (except a larger ``train.epochs``)."""
     state = load_checkpoint(out_dir / LAST_FILE, resume=True)
-    saved, current = state["config"], config.to_dict()
-    for section in ("model", "data", "train", "executor"):
+    saved, current = load_config(overrides=state["config"]).to_dict(), config.to_dict()  # keys added since: defaults
+    for section in ("model", "data", "train", "executor") + (("forecast",) if is_series_source(config.data.source) else ()):
         for key, value in current[section].items():
             if section == "train" and key == "epochs":
                 continue
@@ -66,7 +68,8 @@ def _place_executor(config: RunConfig) -> None:
 def run_training(
     config: RunConfig, out_dir: Path | None = None, *, resume: bool = False, progress: bool = True, sampler=None,
 ) -> dict[str, Any]:
-    """Train the tagger of ``config`` and return its metrics (also written to ``out_dir``).
+    """Train the tagger (or, when ``data.source`` names a series, the forecaster) of ``config``
+    and return its metrics (also written to ``out_dir``).
 
     Args:
         config: the whole run configuration.
@@ -83,13 +86,17 @@ def run_training(
         if resume:
             resume_state = _resume_state(out_dir, config)
     distributed.barrier()  # every rank has checked the run folder before rank 0 writes to it
-    data = prepare_data(config.data)
+    forecasting = is_series_source(config.data.source)
+    data = None if forecasting else prepare_data(config.data)
     pass_manager = backend = None
     if sampler is None:
         ex = config.executor
         backend = resolve_backend(ex.backend, shots=ex.shots, seed=ex.seed, optimization_level=ex.optimization_level)
         sampler, pass_manager = backend.sampler, backend.pass_manager
     try:
+        if forecasting:
+            return train_forecaster(config, out_dir, resume_state, progress=progress, sampler=sampler,
+                                    pass_manager=pass_manager)
         return _train(config, data, out_dir, resume_state, progress, sampler, pass_manager)
     finally:
         if backend is not None:

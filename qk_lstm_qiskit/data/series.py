@@ -1,0 +1,280 @@
+"""Univariate time series for forecasting: generated, shipped with statsmodels, or read from a CSV.
+
+``data.source`` names the series: ``shm`` (damped pendulum), ``bessel`` (J₂), ``co2`` (Mauna Loa,
+from statsmodels, monthly means), or a path ending in ``.csv`` (``forecast.column`` holds the values).
+:func:`make_windows` turns a series into sliding windows with a time-ordered
+train / validation / test split and a standardisation fitted on the training span only.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from ..config import DataConfig, ForecastConfig
+
+__all__ = [
+    "SERIES_SOURCES", "is_series_source", "damped_shm", "bessel_j2", "co2_series", "read_csv_series",
+    "load_series", "Scaler", "SeriesWindows", "make_windows", "prepare_series", "describe_source",
+]
+
+SERIES_SOURCES = ("shm", "bessel", "co2")
+
+
+def is_series_source(source: str) -> bool:
+    """``True`` for the forecasting sources: a built-in series name or a ``.csv`` path."""
+    return source in SERIES_SOURCES or source.lower().endswith(".csv")
+
+
+def _add_noise(values: np.ndarray, noise: float, seed: int) -> np.ndarray:
+    if noise < 0 or not math.isfinite(noise):
+        raise ValueError(f"series: expected noise >= 0, got {noise!r}")
+    if noise == 0:
+        return values
+    return values + noise * np.random.default_rng(seed).standard_normal(values.shape)
+
+
+def damped_shm(length: int = 240, *, t_max: float = 20.0, noise: float = 0.0, seed: int = 0) -> np.ndarray:
+    """Angular velocity of a damped pendulum, as in Chen, Yoo, Fang's QLSTM benchmark.
+
+    .. math::
+        \\ddot\\theta = -\\tfrac{b}{m}\\dot\\theta - \\tfrac{g}{l}\\sin\\theta,\\quad b = 0.15,\\ g = 9.81,
+        \\ l = m = 1,\\ \\theta(0) = 0,\\ \\dot\\theta(0) = 3
+
+    sampled at ``length`` equally spaced times in ``[0, t_max]``, plus Gaussian noise of std
+    ``noise`` (seeded by ``seed``). Shape: ``(length,)``.
+    """
+    from scipy.integrate import solve_ivp
+
+    b, g, l, m = 0.15, 9.81, 1.0, 1.0
+    t = np.linspace(0.0, t_max, length)
+    sol = solve_ivp(
+        lambda _, y: [y[1], -(b / m) * y[1] - (g / l) * math.sin(y[0])], (0.0, t_max), [0.0, 3.0],
+        t_eval=t, rtol=1e-10, atol=1e-10,
+    )
+    return _add_noise(sol.y[1], noise, seed)
+
+
+def bessel_j2(length: int = 240, *, x_max: float = 20.0, noise: float = 0.0, seed: int = 0) -> np.ndarray:
+    """The Bessel function of the first kind J₂(x) at ``length`` points of ``[0, x_max]`` (plus noise)."""
+    from scipy.special import jv
+
+    return _add_noise(jv(2, np.linspace(0.0, x_max, length)), noise, seed)
+
+
+def co2_series() -> np.ndarray:
+    """Monthly mean CO₂ at Mauna Loa, ppm, 1958-03 … 2001-12 (526 values; statsmodels' ``co2``).
+
+    The weekly record is averaged per month; the few months without data are interpolated
+    linearly. Ships inside statsmodels (``pip install qk_lstm_qiskit[forecast]``): no download.
+    """
+    try:
+        from statsmodels.datasets import co2
+    except ImportError as exc:
+        raise ImportError("series: source 'co2' needs statsmodels; pip install 'qk_lstm_qiskit[forecast]'") from exc
+    weekly = co2.load_pandas().data["co2"]
+    return weekly.resample("MS").mean().interpolate("linear").to_numpy(dtype=float)
+
+
+def _parse_time(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return datetime.fromisoformat(text).timestamp()
+
+
+def read_csv_series(path: str | Path, column: str | None, *, time_column: str | None = None) -> np.ndarray:
+    """The numbers of ``column`` in the CSV file ``path`` (header line first), in file order.
+
+    Rows are counted from 1 after the header. With ``time_column`` (numbers or ISO dates) the
+    rows must be strictly increasing in time.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: no column given, a missing column, an empty, non-numeric or NaN value, or an
+            unsorted time column — naming the file, the column and the row.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"series: expected an existing CSV file, got {str(path)!r}")
+    if column is None:
+        raise ValueError(f"series {path}: expected forecast.column (--column NAME) naming the CSV column to forecast, got none")
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        for name in (column, time_column):
+            if name is not None and name not in header:
+                raise ValueError(f"series {path}: expected a column {name!r}, got columns {header}")
+        values: list[float] = []
+        previous, previous_text = None, ""
+        for row_number, row in enumerate(reader, start=1):
+            text = (row.get(column) or "").strip()
+            try:
+                value = float(text)
+            except ValueError:
+                what = "an empty value" if not text else f"{text!r}"
+                raise ValueError(f"series {path}: expected a number in column {column!r} at row {row_number}, got {what}") from None
+            if not math.isfinite(value):
+                raise ValueError(f"series {path}: expected a finite number in column {column!r} at row {row_number}, got {text!r}")
+            if time_column is not None:
+                stamp = (row.get(time_column) or "").strip()
+                try:
+                    current = _parse_time(stamp)
+                except ValueError:
+                    raise ValueError(
+                        f"series {path}: expected a number or ISO date in time column {time_column!r} at row {row_number}, got {stamp!r}"
+                    ) from None
+                if previous is not None and current <= previous:
+                    raise ValueError(
+                        f"series {path}: expected time column {time_column!r} strictly increasing, "
+                        f"got {stamp!r} at row {row_number} after {previous_text!r}"
+                    )
+                previous, previous_text = current, stamp
+            values.append(value)
+    return np.asarray(values, dtype=float)
+
+
+def load_series(source: str, *, column: str | None = None, time_column: str | None = None, length: int = 240,
+                noise: float = 0.0, seed: int = 0) -> np.ndarray:
+    """The series named by ``source`` (see the module docstring). Shape: ``(T,)``."""
+    if source == "shm":
+        return damped_shm(length, noise=noise, seed=seed)
+    if source == "bessel":
+        return bessel_j2(length, noise=noise, seed=seed)
+    if source == "co2":
+        return _add_noise(co2_series(), noise, seed)
+    if source.lower().endswith(".csv"):
+        return _add_noise(read_csv_series(source, column, time_column=time_column), noise, seed)
+    raise ValueError(f"series: expected source in {SERIES_SOURCES} or a .csv path, got {source!r}")
+
+
+@dataclass(frozen=True)
+class Scaler:
+    """Standardisation ``z = (x − mean) / std`` with statistics of the training span."""
+
+    mean: float
+    std: float
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        return (values - self.mean) / self.std
+
+    def inverse(self, values: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        return values * self.std + self.mean
+
+    def to_dict(self) -> dict[str, float]:
+        return {"mean": self.mean, "std": self.std}
+
+
+@dataclass
+class SeriesWindows:
+    """Windows of a standardised series and their targets, split in time order.
+
+    ``train``/``validation``/``test`` are ``(inputs (N, W, 1), targets (N,))`` in standardised units;
+    ``test_index`` holds the test targets' positions in the series. With ``relative`` the inputs
+    and target are taken minus the window's last value (``levels``) before standardising.
+    """
+
+    series: np.ndarray  # (T,) original units
+    scaler: Scaler
+    window: int
+    horizon: int
+    train: tuple[torch.Tensor, torch.Tensor]
+    validation: tuple[torch.Tensor, torch.Tensor]
+    test: tuple[torch.Tensor, torch.Tensor]
+    test_index: np.ndarray
+    relative: bool = False
+
+    def levels(self, index: np.ndarray) -> np.ndarray:
+        """What is added back to a de-standardised forecast of the targets at ``index``."""
+        return self.series[index - self.horizon] if self.relative else np.zeros(len(index))
+
+    def to_series_units(self, z: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """Standardised forecasts ``z`` of the targets at ``index`` in the series' own units."""
+        return self.scaler.inverse(z) + self.levels(index)
+
+
+def _windows(
+    series: np.ndarray, scaler: Scaler, window: int, horizon: int, targets: range, relative: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    index = np.asarray(targets, dtype=int)
+    levels = series[index - horizon] if relative else np.zeros(len(index))
+    inputs = np.stack([series[j - horizon - window + 1 : j - horizon + 1] for j in index]) if len(index) else np.zeros((0, window))
+    return (torch.tensor(scaler.transform(inputs - levels[:, None]), dtype=torch.float32).unsqueeze(-1),
+            torch.tensor(scaler.transform(series[index] - levels), dtype=torch.float32))
+
+
+def make_windows(
+    series: np.ndarray, window: int, horizon: int = 1, *, validation_fraction: float = 0.15,
+    test_fraction: float = 0.15, name: str = "series", scaler: Scaler | None = None, relative: bool = False,
+) -> SeriesWindows:
+    """Sliding windows ``x[j−h−W+1 … j−h] → x[j]`` with a time-ordered split of the targets ``j``.
+
+    The series is cut in time into train / validation / test spans (fractions of its length);
+    a window belongs to the span of its target, so no target of a later span is ever seen
+    during training. Mean and std come from the training span only (or ``scaler``, e.g. a
+    checkpoint's, when given).
+
+    ``relative=True`` (for trending series, whose test span lies outside the training range):
+    every window and its target are taken minus the window's last value, and scaled by the std
+    of the training targets' changes ``x[j] − x[j−h]`` (mean 0: a zero forecast is persistence).
+
+    Raises:
+        ValueError: a series too short for ``window + horizon`` and the split, or a constant
+            training span (naming ``name``, e.g. the CSV file and column).
+    """
+    t = len(series)
+    first = window + horizon - 1  # first position with a full window before it
+    n_test = int(round(t * test_fraction))
+    n_val = int(round(t * validation_fraction))
+    train_end = t - n_test - n_val
+    n_train = train_end - first
+    if n_train < 2 or (validation_fraction > 0 and n_val < 1) or (test_fraction > 0 and n_test < 1):
+        raise ValueError(
+            f"{name}: series too short for window {window} + horizon {horizon}: got {t} rows, giving {max(n_train, 0)} "
+            f"training, {n_val} validation and {n_test} test windows (expected >= 2, and >= 1 for each nonzero fraction)"
+        )
+    series = np.asarray(series, dtype=float)
+    if scaler is None:
+        train_span = series[:train_end]
+        std = float(train_span.std())
+        if not std > 0:
+            raise ValueError(f"{name}: expected a training span (rows 1-{train_end}) that varies, got the constant {float(train_span[0])!r}")
+        changes = series[first:train_end] - series[first - horizon : train_end - horizon]
+        scaler = Scaler(0.0, float(changes.std()) or 1.0) if relative else Scaler(float(train_span.mean()), std)
+    val_end = train_end + n_val
+    return SeriesWindows(
+        series=series, scaler=scaler, window=window, horizon=horizon,
+        train=_windows(series, scaler, window, horizon, range(first, train_end), relative),
+        validation=_windows(series, scaler, window, horizon, range(train_end, val_end), relative),
+        test=_windows(series, scaler, window, horizon, range(val_end, t), relative),
+        test_index=np.arange(val_end, t), relative=relative,
+    )
+
+
+def describe_source(data: DataConfig, forecast: ForecastConfig) -> str:
+    """How errors and metrics name the series: ``"series shm"`` or ``"series FILE.csv column 'x'"``."""
+    if data.source.lower().endswith(".csv"):
+        return f"series {data.source} column {forecast.column!r}"
+    return f"series {data.source}"
+
+
+def prepare_series(data: DataConfig, forecast: ForecastConfig, *, scaler: Scaler | None = None) -> SeriesWindows:
+    """The windows of the series that ``data.source`` names, split and standardised as configured
+    (with ``scaler`` instead of the training span's statistics when given)."""
+    series = load_series(
+        data.source, column=forecast.column, time_column=forecast.time_column, length=forecast.length,
+        noise=forecast.noise, seed=forecast.noise_seed,
+    )
+    return make_windows(
+        series, forecast.window, forecast.horizon, validation_fraction=data.validation_fraction,
+        test_fraction=forecast.test_fraction, name=describe_source(data, forecast), scaler=scaler,
+        relative=forecast.relative,
+    )

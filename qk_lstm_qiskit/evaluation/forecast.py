@@ -1,0 +1,148 @@
+"""Forecast metrics on the test span: RMSE, MAE, the persistence baseline, a prediction-vs-truth PNG.
+
+:func:`forecast_report` scores a forecaster on the test windows in the series' own units;
+:func:`evaluate_forecast` does it for a saved ``model.pt`` on the exact executor and, given a
+sampler backend, on that backend too (``qk-lstm evaluate --checkpoint`` of a forecasting run).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.series import SeriesWindows
+from ..rundir import atomic_write, check_out_dir, make_out_dir, write_json_atomic
+
+__all__ = ["regression_metrics", "predict", "forecast_report", "plot_forecast", "evaluate_forecast"]
+
+log = logging.getLogger(__name__)
+OUTPUT_FILES = ("metrics.json", "forecast.png")
+
+
+def regression_metrics(prediction: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """``rmse`` = sqrt(mean (ŷ − y)²) and ``mae`` = mean |ŷ − y|."""
+    prediction, truth = np.asarray(prediction, dtype=float), np.asarray(truth, dtype=float)
+    if prediction.shape != truth.shape or prediction.size == 0:
+        raise ValueError(f"regression_metrics: expected two equal non-empty shapes, got {prediction.shape} and {truth.shape}")
+    error = prediction - truth
+    return {"rmse": float(np.sqrt(np.mean(error**2))), "mae": float(np.mean(np.abs(error)))}
+
+
+@torch.no_grad()
+def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    """``model(inputs)`` in eval mode, ``batch_size`` windows at a time (default all). Shape: ``(N,)``."""
+    was_training = model.training
+    model.eval()
+    step = batch_size or max(len(inputs), 1)
+    out = torch.cat([model(inputs[i:i + step]) for i in range(0, len(inputs), step)]) if len(inputs) else inputs.new_zeros(0)
+    model.train(was_training)
+    return out
+
+
+def forecast_report(model: nn.Module, windows: SeriesWindows, *, batch_size: int | None = None) -> dict[str, Any]:
+    """Test-span metrics in the series' units: ``test_rmse``, ``test_mae``, ``persistence_rmse``/``_mae``
+    (the last value of each window as its forecast), with ``test_prediction``/``test_truth`` lists."""
+    inputs, _ = windows.test
+    prediction = windows.to_series_units(predict(model, inputs, batch_size).double().numpy(), windows.test_index)
+    truth = windows.series[windows.test_index]
+    persistence = windows.series[windows.test_index - windows.horizon]
+    ours, naive = regression_metrics(prediction, truth), regression_metrics(persistence, truth)
+    return {
+        "test_rmse": ours["rmse"], "test_mae": ours["mae"],
+        "persistence_rmse": naive["rmse"], "persistence_mae": naive["mae"],
+        "test_windows": len(truth), "test_prediction": prediction.tolist(), "test_truth": truth.tolist(),
+    }
+
+
+def plot_forecast(windows: SeriesWindows, predictions: dict[str, list[float]], path: str | os.PathLike, *,
+                  title: str = "") -> Path:
+    """The series up to the test span's end, and each named prediction over the test span, as a PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 3.5))
+    FigureCanvasAgg(figure)
+    ax = figure.add_subplot()
+    ax.plot(np.arange(len(windows.series)), windows.series, color="0.6", lw=1, label="series")
+    ax.plot(windows.test_index, windows.series[windows.test_index], color="black", lw=1.5, label="truth (test)")
+    for label, values in predictions.items():
+        ax.plot(windows.test_index, values, lw=1.2, ls="--", label=label)
+    ax.axvline(windows.test_index[0], color="0.3", lw=0.8, ls=":")
+    ax.set_xlabel("time step")
+    ax.set_ylabel("value")
+    ax.legend(fontsize=8, loc="best")
+    if title:
+        ax.set_title(title, fontsize=10)
+    figure.tight_layout()
+    with atomic_write(path) as tmp:
+        figure.savefig(tmp, dpi=120)
+    return Path(path)
+
+
+def evaluate_forecast(
+    checkpoint: str | os.PathLike, out_dir: str | os.PathLike, *, backend: str = "exact", shots: int = 4096,
+    seed: int | None = 0, optimization_level: int = 2, batch_size: int | None = None,
+) -> dict[str, Any]:
+    """Test-span metrics of the forecaster at ``checkpoint``, exact and (unless ``backend="exact"``) on ``backend``.
+
+    The series is rebuilt from the checkpoint's config (generated series with their seed, the same
+    CSV file, statsmodels' data) and standardised with the saved training statistics. On a
+    sampler backend (qk-lstm only) every time step of a batch of ``batch_size`` windows
+    (default: all test windows) is one job; ``backend_rmse_vs_exact`` compares the two forecasts.
+
+    Writes ``out_dir/metrics.json`` and ``out_dir/forecast.png``; refuses an ``out_dir`` that
+    already holds them.
+
+    Raises:
+        ValueError: a tagger checkpoint, a non-qk-lstm model on a sampler backend, results already in ``out_dir``.
+    """
+    from ..checkpoint import load_forecaster
+    from ..data.series import describe_source, prepare_series
+    from ..errors import ProductKernelWarning
+
+    start = time.perf_counter()
+    checkpoint = Path(checkpoint)
+    if checkpoint.is_dir():
+        checkpoint = checkpoint / "model.pt"
+    out_dir = check_out_dir(out_dir, command="evaluate", outputs=OUTPUT_FILES)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ProductKernelWarning)
+        model, scaler, config = load_forecaster(checkpoint)
+    windows = prepare_series(config.data, config.forecast, scaler=scaler)  # the saved training statistics
+    exact = forecast_report(model, windows, batch_size=batch_size)
+    metrics: dict[str, Any] = {"checkpoint": str(checkpoint), "data": describe_source(config.data, config.forecast),
+                               "model": config.model.kind, "backend": "exact", **exact}
+    predictions = {f"{config.model.kind} (exact)": exact["test_prediction"]}
+    if backend != "exact":
+        from ..hardware.backends import resolve_backend
+
+        if config.model.kind != "qk-lstm":
+            raise ValueError(f"evaluate: expected a qk-lstm checkpoint on sampler backend {backend!r}, got {config.model.kind!r}")
+        with resolve_backend(backend, shots=shots, seed=seed, optimization_level=optimization_level) as rb:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ProductKernelWarning)
+                sampled, _, _ = load_forecaster(checkpoint, sampler=rb.sampler, pass_manager=rb.pass_manager)
+            on_backend = forecast_report(sampled, windows, batch_size=batch_size)
+            metrics.update({
+                **{k: v for k, v in on_backend.items() if k not in ("test_truth", "persistence_rmse", "persistence_mae")},
+                **{f"exact_{k}": exact[k] for k in ("test_rmse", "test_mae", "test_prediction")},
+                "backend_rmse_vs_exact": regression_metrics(on_backend["test_prediction"], exact["test_prediction"])["rmse"],
+                **rb.info(), "seed": seed,
+            })
+            predictions[f"{config.model.kind} on {backend} ({shots} shots)"] = on_backend["test_prediction"]
+    metrics["seconds"] = time.perf_counter() - start
+    make_out_dir(check_out_dir(out_dir, command="evaluate", outputs=OUTPUT_FILES))  # again: another process may have written
+    plot_forecast(windows, predictions, out_dir / "forecast.png",
+                  title=f"{metrics['data']}: test RMSE {metrics['test_rmse']:.4g} (persistence {metrics['persistence_rmse']:.4g})")
+    write_json_atomic(metrics, out_dir / "metrics.json")
+    log.info("evaluate: test RMSE %.4g on %s (exact %.4g)", metrics["test_rmse"], backend, exact["test_rmse"])
+    return metrics
+
