@@ -216,7 +216,7 @@ CLI_CASES = [
     ("resume-truncated-last", ["train", "--resume", "R", *NO_PROGRESS], _corrupt(LAST_FILE, b"PK\x03\x04\x14\x00"), {},
      r"checkpoint: 'R/last.pt' is not a qk_lstm_qiskit checkpoint \(unreadable"),
     ("resume-foreign-last", ["train", "--resume", "R", *NO_PROGRESS], _torch_file({"weights": torch.zeros(2)}), {},
-     r"checkpoint: 'R/last.pt' lacks \['best_accuracy'"),
+     r"checkpoint: 'R/last.pt' lacks \['best_score', 'config'"),
     ("resume-pickled-object", ["train", "--resume", "R", *NO_PROGRESS], _torch_file(Path("x")), {},
      r"checkpoint: 'R/last.pt' is not a qk_lstm_qiskit checkpoint \(unreadable: UnpicklingError\)"),
     ("resume-missing-folder", ["train", "--resume", "gone", *NO_PROGRESS], None, {},

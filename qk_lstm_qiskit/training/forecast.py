@@ -56,7 +56,8 @@ class ForecastTask:
     def evaluate(self, model: nn.Module, batches: list[Windows]) -> dict[str, float]:
         was_training = model.training
         model.eval()
-        sums = [self.step(model, batch)[1:] for batch in batches]
+        device = next(model.parameters()).device
+        sums = [self.step(model, batch, device)[1:] for batch in batches]
         model.train(was_training)
         return self.summarise(sum(s for _, s in sums), 0.0, sum(n for n, _ in sums))
 
