@@ -31,7 +31,8 @@ def warn_if_product(owner: str, kernels: list[QuantumKernel]) -> None:
     if product:
         warnings.warn(
             f"{owner}: the fidelity kernel of {product[0].feature_map.extra_repr()} is a product of single-qubit "
-            "kernels (the CNOTs cancel in U†(y)U(x)); use reps >= 2 for an entangling kernel",
+            "kernels (U†(y)U(x) factorises over qubits: classically trivial); use a map whose entangling "
+            "gates survive, e.g. reps >= 2 with entanglement",
             ProductKernelWarning,
             stacklevel=3,
         )
