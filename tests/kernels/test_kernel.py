@@ -184,7 +184,7 @@ def test_feature_map_type_is_checked():
 
 
 def test_product_kernel_warning_for_reps_one():
-    with pytest.warns(ProductKernelWarning, match="is a product of single-qubit kernels.*use reps >= 2"):
+    with pytest.warns(ProductKernelWarning, match="is a product of single-qubit kernels.*e.g. reps >= 2 with entanglement"):
         kernel = QuantumKernel(FeatureMap(4, reps=1))
     assert kernel.is_product_kernel
 
