@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from .circuits.feature_map import ENTANGLEMENTS
+from .circuits.feature_map import ENTANGLEMENTS, MAX_QUBITS
 from .circuits.library import FEATURE_MAPS
 from .data.conllu import LONG_SENTENCE_POLICIES, TAGSETS
 from .nn.cell import REFERENCE_MODES, WEIGHTINGS
@@ -164,6 +164,8 @@ def _coerce(where: str, section: str, name: str, value: Any, annotation: Any, la
         raise ValueError(f"config{where}: expected {key} in [0, 1), got {value!r}")
     if (section, name) == ("forecast", "noise") and not (math.isfinite(value) and value >= 0):
         raise ValueError(f"config{where}: expected {key} >= 0, got {value!r}")
+    if (section, name) == ("model", "num_qubits") and value > MAX_QUBITS:
+        raise ValueError(f"config{where}: expected {key} <= {MAX_QUBITS}, got {value!r}")
     if (section, name) in _SEEDS and not 0 <= value < 2**32:
         raise ValueError(f"config{where}: expected 0 <= {key} < 2**32, got {value!r}")
     return value

@@ -24,6 +24,7 @@ __all__ = [
     "check_out_dir",
     "check_out_file",
     "make_out_dir",
+    "removed_if_left_empty",
     "save_atomic",
     "write_csv_atomic",
     "write_json_atomic",
@@ -101,6 +102,20 @@ def _check_writable_folder(folder: Path, *, command: str, flag: str, target: Pat
                 f"{command}: expected a writable {flag}, got {str(target)!r} ({ancestor} is not writable: {exc.strerror})"
             ) from exc
         return
+
+
+@contextlib.contextmanager
+def removed_if_left_empty(out_dir: str | os.PathLike | None) -> Iterator[None]:
+    """On an error inside the block, remove ``out_dir`` if the block created it and left it empty
+    (a run refused after its checks, e.g. out of memory at the first step, leaves no empty folder)."""
+    out = None if out_dir is None else Path(out_dir)
+    existed = out is None or out.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
 
 
 def make_out_dir(out_dir: str | os.PathLike) -> Path:

@@ -18,6 +18,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -197,6 +198,12 @@ def _file(name: str, data: bytes):
 NO_PROGRESS = ["--no-progress"]
 CLI_CASES = [
     # (id, argv, setup, environment, first words of the error line after "qk-lstm <command>: error: ")
+    ("config-30-qubits-entangling", ["train", "--config", "c.yaml", "--out", "run", *NO_PROGRESS],
+     _file("c.yaml", b"model:\n  num_qubits: 30\n  reps: 2\ntrain:\n  epochs: 1\n"), {},
+     r"out of memory \(StatevectorExecutor: states of 30 qubits for \d+ rows need at least"),
+    ("config-a-million-qubits", ["train", "--config", "c.yaml", "--out", "run", *NO_PROGRESS],
+     _file("c.yaml", b"model:\n  num_qubits: 1000000\n"), {},
+     r"config c.yaml: expected model.num_qubits <= 1024, got 1000000"),
     ("out-is-file", ["train", "--out", "f", "--epochs", "1", *NO_PROGRESS], _file("f", b"x"), {},
      r"train: expected --out to be a folder, got 'f', a file"),
     ("out-under-file", ["train", "--out", "f/run", *NO_PROGRESS], _file("f", b"x"), {},
@@ -437,6 +444,26 @@ def test_fuzz_conllu_reader(fuzz_dir, data):
     else:
         assert sentences and all(len(w) == len(t) >= 1 for w, t in sentences)
     _only(fuzz_dir, "data.conllu")
+
+
+CSV = b"date,level,flag\n2020-01-01,1.5,a\n2020-01-02,2.25,b\n2020-01-03,-0.5,c\n2020-01-04,3e2,d\n"
+
+
+@FUZZ
+@given(data=_mutations(CSV), time_column=st.sampled_from([None, "date"]))
+def test_fuzz_csv_reader(fuzz_dir, data, time_column):
+    """Random, truncated and byte-flipped CSV files: the series' numbers, or one ValueError naming the file."""
+    from qk_lstm_qiskit.data.series import read_csv_series
+
+    path = fuzz_dir / "series.csv"
+    path.write_bytes(data)
+    try:
+        values = read_csv_series(path, "level", time_column=time_column)
+    except ValueError as exc:
+        assert "\n" not in str(exc) and str(path) in str(exc)
+    else:
+        assert values.ndim == 1 and np.isfinite(values).all()
+    _only(fuzz_dir, "series.csv")
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from .compile import AngleExpressions, compile_circuit
 __all__ = ["FeatureMap", "CircuitFeatureMap", "ENTANGLEMENTS", "entangling_pairs"]
 
 ENTANGLEMENTS = ("linear", "circular", "full", "none")
+MAX_QUBITS = 1024  # circuits are built gate by gate in Python; far beyond any device, and still quick to build
 
 
 def entangling_pairs(num_qubits: int, entanglement: str) -> list[tuple[int, int]]:

@@ -9,6 +9,7 @@ train / validation / test split and a standardisation fitted on the training spa
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -107,38 +108,51 @@ def read_csv_series(path: str | Path, column: str | None, *, time_column: str | 
         raise FileNotFoundError(f"series: expected an existing CSV file, got {str(path)!r}")
     if column is None:
         raise ValueError(f"series {path}: expected forecast.column (--column NAME) naming the CSV column to forecast, got none")
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        for name in (column, time_column):
-            if name is not None and name not in header:
-                raise ValueError(f"series {path}: expected a column {name!r}, got columns {header}")
-        values: list[float] = []
-        previous, previous_text = None, ""
-        for row_number, row in enumerate(reader, start=1):
-            text = (row.get(column) or "").strip()
+    raw = path.read_bytes()
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ValueError(f"series {path}: expected UTF-8 text, got byte 0x{raw[exc.start]:02x} on line {line}") from None
+    try:
+        return _read_csv_text(path, content, column, time_column)
+    except csv.Error as exc:
+        raise ValueError(f"series {path}: expected CSV text, got {exc}") from None
+
+
+def _read_csv_text(path: Path, content: str, column: str, time_column: str | None) -> np.ndarray:
+    """The numbers of ``column`` in ``content``, the decoded CSV text of ``path`` (see :func:`read_csv_series`)."""
+    reader = csv.DictReader(io.StringIO(content, newline=""))
+    header = reader.fieldnames or []
+    for name in (column, time_column):
+        if name is not None and name not in header:
+            raise ValueError(f"series {path}: expected a column {name!r}, got columns {header}")
+    values: list[float] = []
+    previous, previous_text = None, ""
+    for row_number, row in enumerate(reader, start=1):
+        text = (row.get(column) or "").strip()
+        try:
+            value = float(text)
+        except ValueError:
+            what = "an empty value" if not text else f"{text!r}"
+            raise ValueError(f"series {path}: expected a number in column {column!r} at row {row_number}, got {what}") from None
+        if not math.isfinite(value):
+            raise ValueError(f"series {path}: expected a finite number in column {column!r} at row {row_number}, got {text!r}")
+        if time_column is not None:
+            stamp = (row.get(time_column) or "").strip()
             try:
-                value = float(text)
+                current = _parse_time(stamp)
             except ValueError:
-                what = "an empty value" if not text else f"{text!r}"
-                raise ValueError(f"series {path}: expected a number in column {column!r} at row {row_number}, got {what}") from None
-            if not math.isfinite(value):
-                raise ValueError(f"series {path}: expected a finite number in column {column!r} at row {row_number}, got {text!r}")
-            if time_column is not None:
-                stamp = (row.get(time_column) or "").strip()
-                try:
-                    current = _parse_time(stamp)
-                except ValueError:
-                    raise ValueError(
-                        f"series {path}: expected a number or ISO date in time column {time_column!r} at row {row_number}, got {stamp!r}"
-                    ) from None
-                if previous is not None and current <= previous:
-                    raise ValueError(
-                        f"series {path}: expected time column {time_column!r} strictly increasing, "
-                        f"got {stamp!r} at row {row_number} after {previous_text!r}"
-                    )
-                previous, previous_text = current, stamp
-            values.append(value)
+                raise ValueError(
+                    f"series {path}: expected a number or ISO date in time column {time_column!r} at row {row_number}, got {stamp!r}"
+                ) from None
+            if previous is not None and current <= previous:
+                raise ValueError(
+                    f"series {path}: expected time column {time_column!r} strictly increasing, "
+                    f"got {stamp!r} at row {row_number} after {previous_text!r}"
+                )
+            previous, previous_text = current, stamp
+        values.append(value)
     return np.asarray(values, dtype=float)
 
 

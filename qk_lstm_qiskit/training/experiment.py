@@ -18,7 +18,7 @@ from ..data.tasks import TaskData, prepare_data
 from ..checkpoint import LAST_FILE, MODEL_FILE, load_checkpoint, restoring
 from ..kernels.statevector import set_memory_limit
 from ..nn.tagger import build_tagger, count_parameters
-from ..rundir import check_out_dir
+from ..rundir import check_out_dir, removed_if_left_empty
 from . import distributed
 from .forecast import train_forecaster
 from .trainer import Trainer, evaluate, seed_everything
@@ -94,10 +94,11 @@ def run_training(
         backend = resolve_backend(ex.backend, shots=ex.shots, seed=ex.seed, optimization_level=ex.optimization_level)
         sampler, pass_manager = backend.sampler, backend.pass_manager
     try:
-        if forecasting:
-            return train_forecaster(config, out_dir, resume_state, progress=progress, sampler=sampler,
-                                    pass_manager=pass_manager)
-        return _train(config, data, out_dir, resume_state, progress, sampler, pass_manager)
+        with removed_if_left_empty(out_dir):
+            if forecasting:
+                return train_forecaster(config, out_dir, resume_state, progress=progress, sampler=sampler,
+                                        pass_manager=pass_manager)
+            return _train(config, data, out_dir, resume_state, progress, sampler, pass_manager)
     finally:
         if backend is not None:
             backend.close()

@@ -157,3 +157,12 @@ def test_relative_windows_subtract_each_windows_last_value():
         np.testing.assert_allclose(inputs[row, :, 0].numpy() * w.scaler.std, series[j - 4 : j - 1] - series[j - 2], rtol=1e-5)
     np.testing.assert_allclose(w.to_series_units(targets.double().numpy(), w.test_index), series[w.test_index], rtol=1e-6)
     np.testing.assert_allclose(w.to_series_units(np.zeros(len(w.test_index)), w.test_index), series[w.test_index - 2])
+
+
+def test_csv_that_is_not_utf8_names_file_and_line(tmp_path):
+    """Found by the CSV fuzzing: a stray byte used to surface as a bare UnicodeDecodeError."""
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"t,y\n1,2\n2,\x80\n")
+    with pytest.raises(ValueError, match=r"series .*data.csv: expected UTF-8 text, got byte 0x80 on line 3") as info:
+        read_csv_series(path, "y")
+    assert "\n" not in str(info.value)
