@@ -49,7 +49,7 @@ from .backends import describe_error  # one line, IBM token masked
 from ..errors import QKLSTMError
 from ..validation import check_int
 
-__all__ = ["JournaledSampler", "RunJournal", "pubs_fingerprint"]
+__all__ = ["JournaledSampler", "RunJournal", "WrappedJob", "pubs_fingerprint"]
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +163,29 @@ class RunJournal:
         return [r["job_id"] for r in self.records if r.get("event") == "submitted"]
 
 
-class _JournaledJob(BasePrimitiveJob):
+class WrappedJob(BasePrimitiveJob):
+    """A job around another one (``self._job``): status calls pass through; ``self._result`` caches the result."""
+
+    def status(self):
+        return self._job.status()
+
+    def done(self) -> bool:
+        return self._result is not None or bool(self._job.done())
+
+    def running(self) -> bool:
+        return bool(self._job.running())
+
+    def cancelled(self) -> bool:
+        return bool(self._job.cancelled())
+
+    def in_final_state(self) -> bool:
+        return self._result is not None or bool(self._job.in_final_state())
+
+    def cancel(self):
+        return self._job.cancel()
+
+
+class _JournaledJob(WrappedJob):
     """The job of one :meth:`JournaledSampler.run` call: waits, retries, journals the outcome."""
 
     def __init__(self, owner: "JournaledSampler", index: int, pubs: list[SamplerPub], shots: int | None,
@@ -208,23 +230,6 @@ class _JournaledJob(BasePrimitiveJob):
             self._result = result
             return result
 
-    def status(self):
-        return self._job.status()
-
-    def done(self) -> bool:
-        return self._result is not None or bool(self._job.done())
-
-    def running(self) -> bool:
-        return bool(self._job.running())
-
-    def cancelled(self) -> bool:
-        return bool(self._job.cancelled())
-
-    def in_final_state(self) -> bool:
-        return self._result is not None or bool(self._job.in_final_state())
-
-    def cancel(self):
-        return self._job.cancel()
 
 
 class JournaledSampler(BaseSamplerV2):

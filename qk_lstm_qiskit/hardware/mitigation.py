@@ -45,10 +45,10 @@ from typing import Any, Sequence
 import numpy as np
 from qiskit.circuit import QuantumCircuit
 from qiskit.primitives import BaseSamplerV2, DataBin, PrimitiveResult, SamplerPubResult
-from qiskit.primitives.base.base_primitive_job import BasePrimitiveJob
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
 from ..validation import check_choice
+from .journal import WrappedJob
 from .readout import (
     DEFAULT_CALIBRATION_SHOTS,
     ReadoutCalibration,
@@ -187,7 +187,7 @@ class QuasiProbabilities:
         return array if loc is None else array[loc]
 
 
-class _MitigatedJob(BasePrimitiveJob):
+class _MitigatedJob(WrappedJob):
     """Waits for the wrapped job, then mitigates every PUB result."""
 
     def __init__(self, job, post) -> None:
@@ -199,24 +199,6 @@ class _MitigatedJob(BasePrimitiveJob):
             raw = self._job.result()
             self._result = PrimitiveResult([self._post(i, r) for i, r in enumerate(raw)], metadata=raw.metadata)
         return self._result
-
-    def status(self):
-        return self._job.status()
-
-    def done(self) -> bool:
-        return self._result is not None or bool(self._job.done())
-
-    def running(self) -> bool:
-        return bool(self._job.running())
-
-    def cancelled(self) -> bool:
-        return bool(self._job.cancelled())
-
-    def in_final_state(self) -> bool:
-        return self._result is not None or bool(self._job.in_final_state())
-
-    def cancel(self):
-        return self._job.cancel()
 
 
 class MitigatedSampler(BaseSamplerV2):
