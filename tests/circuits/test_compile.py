@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import torch
 from qiskit.circuit import Parameter, ParameterVector, QuantumCircuit
 from qiskit.circuit.library import U2Gate, zz_feature_map
-from qiskit.quantum_info import Statevector
 
 from qk_lstm_qiskit.circuits.compile import compile_circuit
 from qk_lstm_qiskit.circuits.feature_map import CircuitFeatureMap, FeatureMap
-from qk_lstm_qiskit.errors import ProductKernelWarning
-from qk_lstm_qiskit.kernels.kernel import QuantumKernel
 
+from _references import kernel_of, qiskit_states
 
-def kernel_of(feature_map) -> QuantumKernel:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ProductKernelWarning)
-        return QuantumKernel(feature_map)
-
-
-def qiskit_states(circuit: QuantumCircuit, x: np.ndarray, params=None) -> np.ndarray:
-    params = list(circuit.parameters) if params is None else params
-    return np.stack([Statevector(circuit.assign_parameters(dict(zip(params, row)))).data for row in x])
 
 def test_decomposition_rules_and_definitions_equal_statevector(rng):
     x, w = ParameterVector("x", 2), Parameter("w")

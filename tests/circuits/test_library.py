@@ -22,22 +22,13 @@ from qk_lstm_qiskit.circuits.library import build_feature_map
 from qk_lstm_qiskit.errors import ProductKernelWarning
 from qk_lstm_qiskit.kernels.kernel import QuantumKernel
 
+from _references import kernel_of, qiskit_states
+
 LIBRARY = {
     "zz": lambda n, reps: zz_feature_map(n, reps=reps),
     "z": lambda n, reps: z_feature_map(n, reps=reps),
     "pauli": lambda n, reps: pauli_feature_map(n, reps=reps, paulis=["X", "YZ"]),
 }
-
-
-def kernel_of(feature_map) -> QuantumKernel:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ProductKernelWarning)
-        return QuantumKernel(feature_map)
-
-
-def qiskit_states(circuit: QuantumCircuit, x: np.ndarray, params=None) -> np.ndarray:
-    params = list(circuit.parameters) if params is None else params
-    return np.stack([Statevector(circuit.assign_parameters(dict(zip(params, row)))).data for row in x])
 
 
 @pytest.mark.parametrize("kind", sorted(LIBRARY))
