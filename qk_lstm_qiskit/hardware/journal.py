@@ -47,6 +47,7 @@ from qiskit.primitives.containers.sampler_pub import SamplerPub
 
 from .backends import describe_error  # one line, IBM token masked
 from ..errors import QKLSTMError
+from ..rundir import write_text_atomic
 from ..validation import check_int
 
 __all__ = ["JournaledSampler", "RunJournal", "WrappedJob", "pubs_fingerprint"]
@@ -128,9 +129,7 @@ class RunJournal:
                     ) from exc
                 # A crash while writing the last line: drop the fragment so appends stay valid.
                 logger.warning("journal %s: dropping a torn last line %d", self.path, number)
-                tmp = self.path.with_name(self.path.name + ".tmp")
-                tmp.write_text("".join(f"{kept}\n" for kept in lines[:-1]), encoding="utf-8")
-                os.replace(tmp, self.path)
+                write_text_atomic("".join(f"{kept}\n" for kept in lines[:-1]), self.path)
                 break
             if not isinstance(record, dict):
                 raise QKLSTMError(f"RunJournal: expected a JSON object on line {number} of {self.path}, got {line[:80]!r}")
