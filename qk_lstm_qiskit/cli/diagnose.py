@@ -62,7 +62,7 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
             "diagnose: expected --qubits as integers >= 1, --bandwidths as numbers > 0 and --max-points >= 2, "
             f"got {args.qubits!r}, {args.bandwidths!r}, {args.max_points}"
         )
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # diagnose reports the product property itself (no note line)
         warnings.simplefilter("ignore", ProductKernelWarning)
         if args.checkpoint:
             tagger, _, _, config = load_tagger(args.checkpoint)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -106,16 +105,13 @@ def evaluate_forecast(
     """
     from ..checkpoint import load_forecaster
     from ..data.series import describe_source, prepare_series
-    from ..errors import ProductKernelWarning
 
     start = time.perf_counter()
     checkpoint = Path(checkpoint)
     if checkpoint.is_dir():
         checkpoint = checkpoint / "model.pt"
     out_dir = check_out_dir(out_dir, command="evaluate", outputs=OUTPUT_FILES)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ProductKernelWarning)
-        model, scaler, config = load_forecaster(checkpoint)
+    model, scaler, config = load_forecaster(checkpoint)
     windows = prepare_series(config.data, config.forecast, scaler=scaler)  # the saved training statistics
     exact = forecast_report(model, windows, batch_size=batch_size)
     metrics: dict[str, Any] = {"checkpoint": str(checkpoint), "data": describe_source(config.data, config.forecast),
@@ -127,9 +123,7 @@ def evaluate_forecast(
         if config.model.kind != "qk-lstm":
             raise ValueError(f"evaluate: expected a qk-lstm checkpoint on sampler backend {backend!r}, got {config.model.kind!r}")
         with resolve_backend(backend, shots=shots, seed=seed, optimization_level=optimization_level) as rb:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ProductKernelWarning)
-                sampled, _, _ = load_forecaster(checkpoint, sampler=rb.sampler, pass_manager=rb.pass_manager)
+            sampled, _, _ = load_forecaster(checkpoint, sampler=rb.sampler, pass_manager=rb.pass_manager)
             on_backend = forecast_report(sampled, windows, batch_size=batch_size)
             metrics.update({
                 **{k: v for k, v in on_backend.items() if k not in ("test_truth", "persistence_rmse", "persistence_mae")},
