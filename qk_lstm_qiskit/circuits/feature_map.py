@@ -145,7 +145,8 @@ class FeatureMap(nn.Module):
         layer = torch.cat([torch.atan(scaled), torch.atan(scaled * scaled)], dim=-1)
         return layer if self.reps == 1 else layer.repeat(*([1] * (x.dim() - 1)), self.reps)
 
-    forward = angles
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.angles(x)  # a subclass's angles, also under torch.func.functional_call
 
     def fidelity_circuit(self) -> tuple[QuantumCircuit, ParameterVector, ParameterVector]:
         """Compute-uncompute circuit ``U(x) U†(y)`` with ``measure_all``; P(0…0) = k(x, y).
@@ -255,7 +256,6 @@ class CircuitFeatureMap(FeatureMap):
             raise ValueError(f"FeatureMap: expected x.size(-1) == {self.num_features}, got {x.size(-1)}")
         return self._angles(x, self.weights)
 
-    forward = angles
 
     def extra_repr(self) -> str:
         return (

@@ -40,10 +40,13 @@ import torch
 from torch.autograd import forward_ad
 from torch.autograd.function import once_differentiable
 
-from .kernel import QuantumKernel
+from .kernel import PreparedSide, QuantumKernel
 from .statevector import ProductForm
 
-__all__ = ["FourierBloch", "FusedQKLSTMLayer", "fused_layer", "supports_fused"]
+__all__ = [
+    "FourierBloch", "FusedQKLSTMLayer", "ProductRoute", "StatevectorRoute", "fused_layer", "fused_route",
+    "supports_fused",
+]
 
 
 def _slot_bloch(form: ProductForm, psi: torch.Tensor) -> torch.Tensor:
@@ -135,21 +138,53 @@ def _expansion(kernel: QuantumKernel, dtype: torch.dtype | None = None, device=N
 
 
 MAX_FOURIER_MODES = 243  # 3^S' modes per qubit; beyond 5 slot angles the per-step loop is cheaper
+# The statevector route's Jacobian costs ~q forward passes over all L·N rows at once, the loop ~3 per step
+# with ~100 small operations each: the route wins while the states are small (measured in
+# benchmarks/bench_kernels.py: 4-8 qubits much faster, 12 qubits slower than the loop).
+MAX_STATEVECTOR_QUBITS = 10
+
+_FORWARD_AD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # feature map → angles support forward AD
+
+
+def _forward_ad_works(kernel: QuantumKernel) -> bool:
+    """True when ``feature_map.angles`` propagates forward-mode tangents (checked once per map)."""
+    fm = kernel.feature_map
+    if fm not in _FORWARD_AD:
+        probe = torch.zeros(1, kernel.num_features, dtype=torch.float64)
+        try:
+            with torch.no_grad(), forward_ad.dual_level():
+                tangent = forward_ad.unpack_dual(fm.angles(forward_ad.make_dual(probe, torch.ones_like(probe)))).tangent
+            _FORWARD_AD[fm] = tangent is not None
+        except (RuntimeError, NotImplementedError, TypeError):
+            _FORWARD_AD[fm] = False
+    return _FORWARD_AD[fm]
+
+
+def fused_route(kernel: QuantumKernel) -> str | None:
+    """How :class:`FusedQKLSTMLayer` evaluates ``kernel``, or ``None`` when the per-step loop must.
+
+    ``"product"``: the exact product kernel from the Fourier expansion of its Bloch vectors (a
+    feature map without trainable weights, a qubit-local single-qubit stage of at most
+    ``log3(MAX_FOURIER_MODES)`` parameterised slots). ``"statevector"``: any other exact kernel with
+    the adjoint gradient on at most ``MAX_STATEVECTOR_QUBITS`` qubits whose encoding supports
+    forward-mode autograd (entangling maps, trainable circuits). Sampler kernels and the
+    parameter-shift reference run the loop.
+    """
+    if kernel.sampler_fidelity is not None:
+        return None
+    if kernel.is_product_kernel and not any(p.requires_grad for p in kernel.feature_map.parameters()):
+        form = kernel.executor.product_form()
+        if form is not None and 3 ** (form.angle_map.size(1) // kernel.executor.num_qubits) <= MAX_FOURIER_MODES:
+            if _expansion(kernel) is not None:
+                return "product"
+    if kernel.gradient == "adjoint" and kernel.executor.num_qubits <= MAX_STATEVECTOR_QUBITS and _forward_ad_works(kernel):
+        return "statevector"
+    return None
 
 
 def supports_fused(kernel: QuantumKernel) -> bool:
-    """True when :class:`FusedQKLSTMLayer` computes exactly what the per-step loop computes, and
-    faster: exact product kernel (no sampler), a feature map without trainable weights, a
-    qubit-local single-qubit stage of at most ``log3(MAX_FOURIER_MODES)`` parameterised slots."""
-    if kernel.sampler_fidelity is not None or not kernel.is_product_kernel:
-        return False
-    if any(p.requires_grad for p in kernel.feature_map.parameters()):
-        return False
-    form = kernel.executor.product_form()
-    if form is None:
-        return False
-    slots = form.angle_map.size(1) // kernel.executor.num_qubits
-    return 3**slots <= MAX_FOURIER_MODES and _expansion(kernel) is not None
+    """True when :class:`FusedQKLSTMLayer` computes exactly what the per-step loop computes, faster."""
+    return fused_route(kernel) is not None
 
 
 def _exclusive_prod(factors: torch.Tensor) -> torch.Tensor:
@@ -175,75 +210,166 @@ def _gate_map(alpha: torch.Tensor, beta: torch.Tensor) -> tuple[torch.Tensor, to
     return torch.block_diag(*alpha.transpose(1, 2).unbind(0)), beta.reshape(-1)
 
 
+class ProductRoute:
+    """The exact product kernel ``k_m(u) = Π_q (1 + r_q(u)·y_qm) / 2`` (inputs: ``by`` ``(n, 3, M)``).
+
+    Per step ``~5`` operations on the Fourier modes of the Bloch vectors (:class:`FourierBloch`);
+    the Jacobian ``∂k/∂u`` of all steps at once from the modes' derivative, whose angle slopes come
+    from forward-mode autograd through the feature map's own ``angles``.
+    """
+
+    def __init__(self, encode, bloch: FourierBloch) -> None:
+        self.encode, self.bloch = encode, bloch
+
+    def bind(self, by: torch.Tensor) -> None:
+        self.by = by
+        self.factor_map, self.half = self.bloch.to_bloch @ _kernel_map(by), by.new_tensor(0.5)  # (n·G, n·M)
+
+    def evaluate(self, u: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """``k`` ``(N, M)`` of ``u`` ``(N, q)``, and what :meth:`linearize` needs: modes, factors."""
+        modes = torch.cos(torch.addmm(self.bloch.arg_shift, self.encode(u), self.bloch.arg_map))  # (N, n·G)
+        factors = torch.addmm(self.half, modes, self.factor_map)  # (N, n·M)
+        n, m = self.by.size(0), self.by.size(2)
+        return factors.view(-1, n, m).prod(1), (modes, factors)
+
+    def linearize(self, u: torch.Tensor, saved: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, tuple]:
+        """``∂k/∂u`` ``(B, M, q)`` for the rows ``u`` ``(B, q)`` of all steps, and a context for :meth:`input_grads`."""
+        modes, factors = saved
+        n, m, rows = self.by.size(0), self.by.size(2), u.size(0)
+        # each angle column (and so each qubit's modes) depends on one feature only: the derivative
+        # along u + ε·1 is ∂/∂u_q, by forward-mode autograd through the feature map's encoding
+        with forward_ad.dual_level():  # (B, P); half the fixed cost of torch.func.jvp
+            slopes = forward_ad.unpack_dual(self.encode(forward_ad.make_dual(u, torch.ones_like(u)))).tangent
+        dmodes = (modes @ self.bloch.turn) * (slopes @ self.bloch.arg_map)
+        others = _exclusive_prod(factors.view(rows, n, m))  # the other qubits' factors
+        dk_du = others * (dmodes @ (self.bloch.to_bloch @ _kernel_map(self.by))).view(rows, n, m)  # ∂k_m / ∂u_q
+        return dk_du.transpose(1, 2), (modes, others)
+
+    def input_grads(self, context: tuple, dk: torch.Tensor) -> tuple[torch.Tensor]:
+        """``∂L/∂by`` from ``dk = ∂L/∂k`` ``(B, M)`` of all steps."""
+        modes, others = context
+        n = self.by.size(0)
+        r = (modes @ self.bloch.to_bloch).view(-1, n, 3)  # (B, n, 3)
+        return (torch.einsum("bni,bnm->nim", r, others * dk[:, None]) * 0.5,)
+
+
+class StatevectorRoute:
+    """Any exact fidelity kernel ``k_m(u) = |⟨φ_m|ψ(u)⟩|²`` (inputs: ``φ`` ``(M, D)``, the map's trainable weights).
+
+    Per step: the states ``ψ`` of the batch (the executor's stages, no autograd) and their overlaps
+    ``O = ψ φ^†``. The Jacobian ``∂k/∂u = 2 Re(Ō ⊙ ∂O/∂u)`` of all steps at once by forward-mode
+    autograd through the same stages, ``q`` tangent directions stacked into the rows (in row chunks
+    within the executor's memory limit). With ``W = 2 (∂L/∂k) ⊙ O``: ``∂L/∂φ = W^† ψ`` and, for
+    trainable weights, one adjoint sweep of ``λ = W φ`` over all rows gives ``∂L/∂angles``.
+    """
+
+    def __init__(self, kernel: QuantumKernel) -> None:
+        self.feature_map, self.executor = kernel.feature_map, kernel.executor
+        # the map's tensors as they are now (functional_call may swap them back before the backward runs)
+        self.tensors = {**dict(self.feature_map.named_parameters()), **dict(self.feature_map.named_buffers())}
+        self.params = tuple(p for p in self.tensors.values() if p.requires_grad)
+
+    def bind(self, states: torch.Tensor, *params: torch.Tensor) -> None:
+        self.states, self.states_h = states, states.mH  # (M, D), (D, M)
+
+    def _states(self, angles: torch.Tensor) -> torch.Tensor:
+        return self.executor.apply_stages(angles, drop_constant_tail=True)
+
+    def _angles(self, u: torch.Tensor, *, detach: bool = True) -> torch.Tensor:
+        """The map's angles of ``u`` with the tensors the forward used."""
+        tensors = {name: t.detach() for name, t in self.tensors.items()} if detach else self.tensors
+        return torch.func.functional_call(self.feature_map, tensors, (u,))
+
+    def evaluate(self, u: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """``k`` ``(N, M)`` of ``u`` ``(N, q)``, and the overlaps ``O`` ``(N, M)``."""
+        overlap = self._states(self.feature_map.angles(u)) @ self.states_h
+        return overlap.real.square() + overlap.imag.square(), (overlap,)
+
+    def linearize(self, u: torch.Tensor, saved: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, tuple]:
+        """``∂k/∂u`` ``(B, M, q)`` for the rows ``u`` ``(B, q)`` of all steps, and the context ``(u, ψ, O)``."""
+        (overlap,) = saved
+        rows, q = u.shape
+        jacobian, states = u.new_empty(rows, overlap.size(1), q), overlap.new_empty(rows, self.states.size(1))
+        chunk = max(1, self.executor.chunk_rows(rows * q, u.dtype, u.device, copies=8, what="kernel Jacobian") // q)
+        eye = torch.eye(q, dtype=u.dtype, device=u.device)
+        for start in range(0, rows, chunk):
+            part = u[start : start + chunk]
+            b = part.size(0)
+            with forward_ad.dual_level():  # rows j·b … (j+1)·b − 1 carry the tangent e_j
+                dual = forward_ad.make_dual(part.repeat(q, 1), eye.repeat_interleave(b, 0))
+                primal, tangent = forward_ad.unpack_dual(self._states(self._angles(dual)))
+            states[start : start + b] = primal[:b]
+            d_overlap = (tangent @ self.states_h).view(q, b, -1)  # (q, b, M)
+            jacobian[start : start + b] = 2 * (overlap[start : start + b].conj() * d_overlap).real.permute(1, 2, 0)
+        return jacobian, (u, states, overlap)
+
+    def input_grads(self, context: tuple, dk: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        """``∂L/∂φ`` ``(M, D)`` and the gradients of the map's trainable weights, from ``dk`` ``(B, M)``."""
+        u, states, overlap = context
+        weights = 2 * dk.to(overlap.dtype) * overlap  # (B, M): W
+        grads: tuple = (weights.mH @ states,)
+        if self.params:
+            grad_angles = self.executor.adjoint(self._angles(u), states, weights @ self.states, drop_constant_tail=True)
+            with torch.enable_grad():
+                angles = self._angles(u.detach(), detach=False)
+                grads += torch.autograd.grad(angles, self.params, grad_angles, allow_unused=True)
+        return grads
+
+
 class FusedQKLSTMLayer(torch.autograd.Function):
     """One QK-LSTM layer over a sequence: forward loop under no-grad, hand-written BPTT backward.
 
-    Inputs (``L`` steps, batch ``N``, hidden ``H``, ``q = n`` qubits, ``M = 4R`` references):
+    Inputs (``L`` steps, batch ``N``, hidden ``H``, ``q`` features, ``M = 4R`` references):
 
     * ``xp`` ``(L, N, q)``: the input half of the projection, ``x_t W_x^T + p``;
     * ``h0``, ``c0`` ``(N, H)``; ``w_h`` ``(q, H)``: the hidden half of the projection;
     * ``alpha``, ``beta``: ``(H, R)``, ``(H,)`` (weighting ``"paper"``) or ``(4, H, R)``, ``(4, H)``;
-    * ``by`` ``(n, 3, M)``: the references' Bloch vectors (gate-major columns);
-    * ``encode``: the feature map's ``angles`` ``(…, q) → (…, P)``, feature-local, no trainable
-      weights; ``bloch``: :class:`FourierBloch`.
+    * ``route``: :class:`ProductRoute` or :class:`StatevectorRoute`, the kernel ``u ↦ k`` ``(N, M)``;
+    * ``*inputs``: the route's tensors (``by``; or ``φ`` and the map's trainable weights).
 
     Returns ``h`` ``(L, N, H)`` (all steps; ``h_n = h[-1]``) and ``c_n`` ``(N, H)``. The forward
-    keeps, per step, ``h``, ``c``, ``tanh c``, ``u``, the Fourier modes, the kernel factors
-    ``(1 + r_q·y_qm)/2`` and the gate activations; ``backward`` derives every local Jacobian
-    from them for all steps at once, runs the reverse recurrence of ``(dh, dc)`` and returns
-    gradients for every tensor input.
+    keeps, per step, ``h``, ``c``, ``tanh c``, ``u``, the gate activations and what the route
+    needs; ``backward`` takes the Jacobian ``∂k/∂u`` of all ``L·N`` rows at once from the route,
+    derives the gates' local Jacobians from the activations, runs the reverse recurrence of
+    ``(dh, dc)`` (7 operations per step) and returns gradients for every tensor input.
     """
 
     @staticmethod
-    def forward(ctx, xp, h0, c0, w_h, alpha, beta, by, encode, bloch: FourierBloch):
-        n, batch, hidden = by.size(0), h0.size(0), h0.size(1)
+    def forward(ctx, xp, h0, c0, w_h, alpha, beta, route, *inputs):
+        batch, hidden = h0.shape
+        route.bind(*(t.detach() for t in inputs))
         w_h_t = w_h.t()  # (H, q)
-        factor_map, half = bloch.to_bloch @ _kernel_map(by), by.new_tensor(0.5)  # (n·G, n·M)
         gate_map, gate_bias = _gate_map(alpha, beta)
         doubled = torch.ones_like(gate_bias).index_fill_(0, torch.arange(2 * hidden, 3 * hidden, device=xp.device), 2.0)
         gate_map, gate_bias = gate_map * doubled, gate_bias * doubled  # tanh z = 2σ(2z) − 1 for the candidate
-        h, c, history = h0, c0, []
+        h, c, history, kernel_history = h0, c0, [], []
         for x_t in xp.unbind(0):
             u = torch.addmm(x_t, h, w_h_t)  # (N, q)
-            angles = encode(u)  # (N, P): the feature map's own encoding
-            modes = torch.cos(torch.addmm(bloch.arg_shift, angles, bloch.arg_map))  # (N, n·G)
-            factors = torch.addmm(half, modes, factor_map)  # (N, n·M)
-            k = factors.view(batch, n, by.size(2)).prod(1)  # (N, M)
+            k, saved = route.evaluate(u)  # (N, M)
             gates = torch.sigmoid(torch.addmm(gate_bias, k, gate_map))  # (N, 4H): σ(z_i), σ(z_f), σ(2 z_C), σ(z_o)
             i, f, g2, o = gates.view(batch, 4, hidden).unbind(1)
             c = torch.addcmul(f * c - i, i, g2, value=2.0)  # f c + i (2σ(2 z_C) − 1)
             tanh_c = torch.tanh(c)
             h = o * tanh_c
-            history.append((h, c, tanh_c, u, modes, factors, gates))
-        hs, cs, tanh_cs, us, modes, factors, gates = (torch.stack(values) for values in zip(*history))
-        ctx.bloch, ctx.encode = bloch, encode
-        ctx.save_for_backward(h0, c0, w_h, alpha, beta, by, hs, cs, tanh_cs, us, modes, factors, gates)
+            history.append((h, c, tanh_c, u, gates, k))
+            kernel_history.append(saved)
+        hs, cs, tanh_cs, us, gates, ks = (torch.stack(values) for values in zip(*history))
+        kernel_saved = [torch.stack(values).flatten(0, 1) for values in zip(*kernel_history)]  # (L·N, …)
+        ctx.route, ctx.num_kernel_saved = route, len(kernel_saved)
+        ctx.save_for_backward(h0, c0, w_h, alpha, beta, hs, cs, tanh_cs, us, gates, ks, *kernel_saved)
         return hs, c
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_hs, grad_c):
-        h0, c0, w_h, alpha, beta, by, hs, cs, tanh_c, us, modes, factors, gates = ctx.saved_tensors
-        bloch = ctx.bloch
+        h0, c0, w_h, alpha, beta, hs, cs, tanh_c, us, gates, ks, *kernel_saved = ctx.saved_tensors
         steps, batch, hidden = hs.shape
-        n, _, m = by.shape
-        rows = steps * batch
+        rows, m = steps * batch, ks.size(-1)
         gate_map = _gate_map(alpha, beta)[0]  # (M, 4H)
 
         # ---- everything local to a step, for all B = L·N steps at once
-        u = us.view(rows, n)  # (B, q)
-        # each angle column (and so each qubit's modes) depends on one feature only: the derivative
-        # along u + ε·1 is ∂/∂u_q, by forward-mode autograd through the feature map's encoding
-        with forward_ad.dual_level():  # (B, P); half the fixed cost of torch.func.jvp
-            slopes = forward_ad.unpack_dual(ctx.encode(forward_ad.make_dual(u, torch.ones_like(u)))).tangent
-        modes = modes.view(rows, modes.size(-1))  # (B, n·G)
-        dmodes = (modes @ bloch.turn) * (slopes @ bloch.arg_map)
-        kernel_map = _kernel_map(by)
-        r = modes @ bloch.to_bloch  # (B, 3n)
-        factors = factors.view(rows, n, m)  # (B, n, M)
-        others = _exclusive_prod(factors)  # the other qubits' factors
-        k = factors.prod(1)  # (B, M)
-        dk_du = others * (dmodes @ (bloch.to_bloch @ kernel_map)).view(rows, n, m)  # ∂k_m / ∂u_q
+        u = us.flatten(0, 1)  # (B, q)
+        dk_du, context = ctx.route.linearize(u, tuple(kernel_saved))  # (B, M, q)
         i, f, g2, o = gates.view(rows, 4, hidden).unbind(1)
         g, tanh_c = 2 * g2 - 1, tanh_c.view(rows, hidden)  # tanh z_C = 2σ(2 z_C) − 1
         c_prev = torch.cat([c0[None], cs[:-1]]).view(rows, hidden)
@@ -252,7 +378,7 @@ class FusedQKLSTMLayer(torch.autograd.Function):
         local = local.view(steps, batch, 1, 4 * hidden).unbind(0)
         through_c = (o * (1 - tanh_c * tanh_c)).view(steps, batch, 1, hidden).unbind(0)
         forget = f.view(steps, batch, 1, hidden).unbind(0)
-        to_u = dk_du.view(steps, batch, n, m).transpose(2, 3).unbind(0)  # L × (N, M, q)
+        to_u = dk_du.view(steps, batch, m, -1).unbind(0)  # L × (N, M, q)
 
         # ---- the recurrence, in reverse: 7 operations per step on (N, 1, ·) rows
         gate_map_t = gate_map.t().expand(batch, -1, -1)  # (N, 4H, M)
@@ -272,24 +398,36 @@ class FusedQKLSTMLayer(torch.autograd.Function):
             dus.append(du)
 
         # ---- parameter gradients, all steps at once
-        dz, dk = torch.cat(dzs[::-1]).view(rows, 4 * hidden), torch.cat(dks[::-1]).view(rows, 1, m)
-        du = torch.cat(dus[::-1]).view(rows, n)  # (B, q)
+        dz, dk = torch.cat(dzs[::-1]).view(rows, 4 * hidden), torch.cat(dks[::-1]).view(rows, m)
+        du = torch.cat(dus[::-1]).view(rows, -1)  # (B, q)
         h_prev = torch.cat([h0[None], hs[:-1]]).view(rows, hidden)
-        blocks = (k.t() @ dz).view(4, -1, 4, hidden).diagonal(dim1=0, dim2=2)  # (R, H, 4): gate g's α block
+        blocks = (ks.view(rows, m).t() @ dz).view(4, -1, 4, hidden).diagonal(dim1=0, dim2=2)  # (R, H, 4): gate g's α block
         grad_alpha, grad_beta = blocks.permute(2, 1, 0), dz.sum(0).view(4, hidden)  # (4, H, R), (4, H)
         if alpha.dim() == 2:  # "paper": one α, b shared by the four gates
             grad_alpha, grad_beta = grad_alpha.sum(0), grad_beta.sum(0)
-        grad_by = torch.einsum("bni,bnm->nim", r.view(rows, n, 3), others * dk) * 0.5
         return (
-            du.view(steps, batch, n), dh.squeeze(1), dc.squeeze(1), du.t() @ h_prev,
-            grad_alpha, grad_beta, grad_by, None, None,
+            du.view(steps, batch, -1), dh.squeeze(1), dc.squeeze(1), du.t() @ h_prev,
+            grad_alpha, grad_beta, None, *ctx.route.input_grads(context, dk),
         )
 
 
 def fused_layer(
     kernel: QuantumKernel, xp: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, w_h: torch.Tensor,
-    alpha: torch.Tensor, beta: torch.Tensor, by: torch.Tensor,
+    alpha: torch.Tensor, beta: torch.Tensor, prepared: PreparedSide,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:class:`FusedQKLSTMLayer` of ``kernel`` (see there for shapes): ``(h (L, N, H), c_n (N, H))``."""
-    bloch = _expansion(kernel, xp.dtype, xp.device)
-    return FusedQKLSTMLayer.apply(xp, h0, c0, w_h, alpha, beta, by, kernel.feature_map.angles, bloch)
+    """:class:`FusedQKLSTMLayer` of ``kernel`` against the :meth:`~QuantumKernel.prepare` d references
+    (see there for shapes): ``(h (L, N, H), c_n (N, H))``. Raises ``ValueError`` when no route fits."""
+    route = fused_route(kernel)
+    if route == "product":
+        bloch = prepared.bloch if prepared.bloch is not None else kernel.executor.product_bloch(prepared.angles)
+        encode = kernel.feature_map.angles
+        return FusedQKLSTMLayer.apply(xp, h0, c0, w_h, alpha, beta,
+                                      ProductRoute(encode, _expansion(kernel, xp.dtype, xp.device)), bloch)
+    if route == "statevector":
+        states = prepared.states
+        if states is None or states.dtype != (torch.complex64 if xp.dtype == torch.float32 else torch.complex128):
+            states = kernel.executor.statevectors(prepared.angles.to(xp.dtype), drop_constant_tail=True)  # (M, D)
+        statevector = StatevectorRoute(kernel)
+        return FusedQKLSTMLayer.apply(xp, h0, c0, w_h, alpha, beta, statevector, states, *statevector.params)
+    raise ValueError(f"fused_layer: expected a kernel with a fused route, got {kernel.extra_repr()} on "
+                     f"{kernel.executor.num_qubits} qubits")

@@ -444,6 +444,15 @@ class StatevectorExecutor:
             out *= complex(math.cos(self.global_phase), math.sin(self.global_phase))
         return out
 
+    def apply_stages(self, values: torch.Tensor, *, drop_constant_tail: bool = False) -> torch.Tensor:
+        """:meth:`simulate` as plain torch operations on ``values`` ``(B, P)``: no check, chunking or
+        detaching, so torch's forward-mode autograd (dual tensors) propagates through it; one
+        chunk's worth of rows at a time is the caller's business. The global phase is left out."""
+        stages = self._stages_for(values.dtype, values.device)
+        if drop_constant_tail and stages and isinstance(stages[-1], _MonomialStage):
+            stages = stages[:-1]
+        return self._run(stages, values)
+
     def _run(self, stages: list, values: torch.Tensor) -> torch.Tensor:
         n, batch = self.num_qubits, values.size(0)
         state = None  # None stands for |0...0>

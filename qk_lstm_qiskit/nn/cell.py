@@ -8,7 +8,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..circuits.feature_map import FeatureMap
 from ..circuits.library import build_feature_map
 from ..kernels.fused import fused_layer, supports_fused
 from ..kernels.kernel import PreparedSide, QuantumKernel, warn_if_product
@@ -134,9 +133,10 @@ class QKLSTMCell(GatedCell):
         sampler, pass_manager: evaluate kernels on a Qiskit ``BaseSamplerV2`` (default exact).
         warn: warn once when the kernel is a product kernel (default True).
 
-    Over a sequence (:meth:`run_sequence`) with the exact product kernel and a constant
-    bandwidth, the layer runs as one fused autograd node (:mod:`qk_lstm_qiskit.fused`), same
-    values and gradients; set ``fused = False`` to force the per-step loop.
+    Over a sequence (:meth:`run_sequence`) on the exact executor (the product kernel, or any
+    map on up to :data:`~qk_lstm_qiskit.kernels.fused.MAX_STATEVECTOR_QUBITS` qubits), the layer
+    runs as one fused autograd node (:mod:`qk_lstm_qiskit.kernels.fused`), same values and
+    gradients; set ``fused = False`` to force the per-step loop.
 
     Shape:
         ``input``: ``(N, input_size)`` or ``(input_size,)`` → ``h_1, c_1``: ``(N, H)`` or ``(H,)``.
@@ -182,8 +182,6 @@ class QKLSTMCell(GatedCell):
             feature_map, num_qubits, reps=reps, entanglement=entanglement, paulis=paulis,
             trainable_layers=trainable_layers, input_scaling=input_scaling, trainable_scaling=trainable_scaling, dtype=dtype,
         ).to(device)
-        if type(feature_map) is not FeatureMap:
-            self.fused = False  # the fused layer encodes the paper's arctan angles
         self.kernel = QuantumKernel(feature_map, sampler=sampler, pass_manager=pass_manager, warn=False)
         if warn:
             warn_if_product(type(self).__name__, [self.kernel])
@@ -244,8 +242,7 @@ class QKLSTMCell(GatedCell):
             return super().run_sequence(x, h, c)
         weight = self.projection.weight  # (q, H + input_size)
         xp = nn.functional.linear(x, weight[:, self.hidden_size :], self.projection.bias)  # (L, N, q)
-        by = self.prepare().bloch  # (n, 3, 4R)
-        hs, c = fused_layer(self.kernel, xp, h, c, weight[:, : self.hidden_size], self.weight, self.bias, by)
+        hs, c = fused_layer(self.kernel, xp, h, c, weight[:, : self.hidden_size], self.weight, self.bias, self.prepare())
         return hs, hs[-1], c
 
     def extra_repr(self) -> str:

@@ -20,6 +20,7 @@ from _assertions import raises_one_line
 from qk_lstm_qiskit.circuits.feature_map import FeatureMap
 from qk_lstm_qiskit.circuits.library import build_feature_map
 from qk_lstm_qiskit.errors import ProductKernelWarning
+from qk_lstm_qiskit.kernels.fused import supports_fused
 from qk_lstm_qiskit.kernels.kernel import QuantumKernel
 
 from _references import kernel_of, qiskit_states
@@ -202,7 +203,7 @@ def test_config_keys_build_the_map_and_checkpoints_carry_its_weights(tmp_path):
     state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["model_state"]
     weights = state["recurrent.cells.0.kernel.feature_map.weights"]
     assert torch.equal(fm.weights.detach(), weights) and weights[-1:].ne(math.log(0.1)).all()  # the log-bandwidth was trained
-    assert not tagger.recurrent.cells[0].fused  # the fused layer encodes only the paper's angles
+    assert supports_fused(tagger.recurrent.cells[0].kernel)  # the statevector route: trainable weights
     sentence = torch.tensor([words.encode(["The", "dog", "eat"])])
     with torch.no_grad():
         assert (tagger(sentence) - on_sampler(sentence)).abs().max() <= 1e-5

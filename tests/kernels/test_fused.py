@@ -1,4 +1,4 @@
-"""The fused QK-LSTM layer (exact product kernel) equals the per-step loop: values and all gradients."""
+"""The fused QK-LSTM layer (product and statevector routes) equals the per-step loop: values and all gradients."""
 
 from __future__ import annotations
 
@@ -10,10 +10,14 @@ import torch
 from qk_lstm_qiskit.nn.cell import REFERENCE_MODES, WEIGHTINGS, QKLSTMCell
 from qk_lstm_qiskit.circuits.feature_map import FeatureMap
 from qk_lstm_qiskit.kernels.fused import (
+    MAX_STATEVECTOR_QUBITS,
     FusedQKLSTMLayer,
+    ProductRoute,
+    StatevectorRoute,
     _exclusive_prod,
     _expansion,
     fused_layer,
+    fused_route,
     supports_fused,
 )
 from qk_lstm_qiskit.kernels.kernel import QuantumKernel
@@ -125,7 +129,7 @@ def test_fused_layer_gradcheck(weighting, gen):
     encode = cell.kernel.feature_map.angles
 
     def layer(xp, h0, c0, w_h, alpha, beta, by):
-        return FusedQKLSTMLayer.apply(xp, h0, c0, w_h, alpha, beta, by, encode, bloch)
+        return FusedQKLSTMLayer.apply(xp, h0, c0, w_h, alpha, beta, ProductRoute(encode, bloch), by)
 
     inputs = (
         torch.randn(4, 2, 2, dtype=F64, generator=gen), torch.randn(2, 3, dtype=F64, generator=gen),
@@ -134,6 +138,82 @@ def test_fused_layer_gradcheck(weighting, gen):
     )
     inputs = tuple(t.clone().requires_grad_() for t in inputs)
     assert torch.autograd.gradcheck(layer, inputs, atol=1e-8, rtol=1e-6)
+
+
+@pytest.mark.parametrize("reps, entanglement, layers", [
+    (2, "linear", 0), (3, "linear", 0), (2, "circular", 0), (2, "full", 0), (3, "full", 0), (1, "linear", 1),
+])
+def test_statevector_route_gradcheck(reps, entanglement, layers, gen):
+    """gradcheck of the fused layer on the statevector route: inputs, references' states, circuit weights."""
+    cell = QKLSTMCell(2, 3, num_qubits=3, num_references=2, reps=reps, entanglement=entanglement,
+                      trainable_layers=layers, weighting="per_gate", dtype=F64, warn=False)
+    kernel = cell.kernel
+    assert fused_route(kernel) == "statevector"
+    states = kernel.executor.statevectors(cell.prepare().angles.detach(), drop_constant_tail=True)
+    weights = tuple(p for p in kernel.feature_map.parameters() if p.requires_grad)
+    assert len(weights) == (1 if layers else 0)
+    if weights:
+        with torch.no_grad():
+            weights[0].normal_(generator=gen)
+
+    def layer(xp, h0, c0, w_h, alpha, beta, states, *weights):
+        return FusedQKLSTMLayer.apply(xp, h0, c0, w_h, alpha, beta, StatevectorRoute(kernel), states, *weights)
+
+    inputs = (
+        torch.randn(3, 2, 3, dtype=F64, generator=gen), torch.randn(2, 3, dtype=F64, generator=gen),
+        torch.randn(2, 3, dtype=F64, generator=gen), cell.projection.weight[:, :3].detach(),
+        cell.weight.detach(), cell.bias.detach(), states,
+    )
+    inputs = tuple(t.clone().requires_grad_() for t in inputs) + weights
+    assert torch.autograd.gradcheck(layer, inputs, atol=1e-8, rtol=1e-6)
+
+
+STATEVECTOR_MODELS = {
+    "paper reps 2": {"reps": 2},
+    "paper reps 3 circular": {"reps": 3, "entanglement": "circular"},
+    "zz reps 2 full": {"feature_map": "zz", "reps": 2, "entanglement": "full", "input_scaling": 0.3},
+    "trainable layer and bandwidths": {"trainable_layers": 1, "trainable_scaling": True, "reps": 2},
+    "paper, trainable bandwidth (a product kernel)": {"trainable_scaling": True},
+}
+
+
+@pytest.mark.parametrize("options", STATEVECTOR_MODELS.values(), ids=STATEVECTOR_MODELS.keys())
+@pytest.mark.parametrize("weighting, references", [("paper", "learned"), ("per_gate", "data"), ("per_gate", "fixed")])
+def test_statevector_route_equals_loop_float64(options, weighting, references, gen):
+    model = QKLSTM(3, 4, num_layers=2, batch_first=True, num_qubits=3, num_references=2, weighting=weighting,
+                   references=references, dtype=F64, **options)
+    with torch.no_grad():  # trainable circuit weights start at 0: move every parameter off its initial value
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn(p.shape, dtype=F64, generator=gen))
+    x = torch.randn(3, 5, 3, dtype=F64, generator=gen)
+    if references == "data":
+        model.init_references_from_data(x, generator=gen)
+    hx = tuple(torch.randn(2, 3, 4, dtype=F64, generator=gen) for _ in range(2))
+    assert all(fused_route(cell.kernel) == "statevector" for cell in model.cells)
+    assert uses_fused(model, x)
+    values, grads = outputs_and_grads(model, x, hx, fused=True)
+    loop_values, loop_grads = outputs_and_grads(model, x, hx, fused=False)
+    assert_same(values, loop_values, 1e-10)
+    assert_same(grads, loop_grads, 1e-10)
+    trainable = [name for name in grads if "feature_map" in name or "references" in name]
+    assert all(grads[name].abs().max() > 0 for name in trainable)
+
+
+def test_statevector_route_float32_and_chunked_jacobian(gen):
+    """float32 (complex64 states) against float64; a memory limit that forces one row per Jacobian chunk."""
+    model = QKLSTM(4, 6, batch_first=True, num_qubits=4, num_references=3, reps=2, references="learned")
+    x = torch.randn(5, 7, 4, generator=gen)
+    hx = tuple(torch.randn(1, 5, 6, generator=gen) for _ in range(2))
+    values, grads = outputs_and_grads(model, x, hx, fused=True)
+    wide = QKLSTM(4, 6, batch_first=True, num_qubits=4, num_references=3, reps=2, references="learned",
+                  dtype=F64)
+    wide.load_state_dict({k: v.double() for k, v in model.state_dict().items()})
+    for cell in wide.cells:
+        cell.kernel.executor.memory_limit = cell.kernel.executor.state_bytes(8 * 4, F64)  # one row × q directions
+    wide_values, wide_grads = outputs_and_grads(wide, x.double(), tuple(t.double() for t in hx), fused=True)
+    assert values["out"].dtype == torch.float32
+    assert_same({k: v.double() for k, v in values.items()}, wide_values, 1e-5)
+    assert_same({k: v.double() for k, v in grads.items()}, wide_grads, 1e-4)
 
 
 @pytest.mark.parametrize("reps, entanglement", [(1, "linear"), (1, "full"), (2, "none"), (3, "none")])
@@ -154,15 +234,24 @@ def test_exclusive_product_with_zero_factors():
     torch.testing.assert_close(_exclusive_prod(factors), expected, rtol=0, atol=1e-15)
 
 
-@pytest.mark.parametrize("options", [
-    {"trainable_scaling": True},  # a learned bandwidth: not a constant
-    {"reps": 2},  # linear entanglement, two layers: an entangling kernel
-    {"reps": 3, "entanglement": "none"},  # a product kernel, but 3^8 Fourier modes per qubit
-])
-def test_unsupported_kernels_run_the_loop(options, gen):
-    model = QKLSTM(3, 4, batch_first=True, num_qubits=2, num_references=2, dtype=F64, **options)
-    assert not supports_fused(model.cells[0].kernel)
-    assert not uses_fused(model, torch.randn(2, 3, 3, dtype=F64, generator=gen))
+def test_unsupported_kernels_run_the_loop(gen):
+    """The sampler path, the parameter-shift reference and large entangling kernels keep the per-step loop."""
+    from qiskit_machine_learning.primitives import QMLSampler
+
+    sampled = QKLSTM(3, 4, batch_first=True, num_qubits=2, num_references=2, sampler=QMLSampler(shots=None), dtype=F64)
+    large = QKLSTM(3, 4, batch_first=True, num_qubits=MAX_STATEVECTOR_QUBITS + 1, num_references=1, reps=2, dtype=F64)
+    shift = QKLSTM(3, 4, batch_first=True, num_qubits=2, num_references=2, reps=2, dtype=F64)
+    shift.cells[0].kernel.gradient = "parameter-shift"
+    for model in (sampled, large, shift):
+        assert fused_route(model.cells[0].kernel) is None and not supports_fused(model.cells[0].kernel)
+        assert not uses_fused(model, torch.randn(2, 3, 3, dtype=F64, generator=gen))
+
+
+def test_routes_of_product_kernels():
+    """A product kernel takes the Fourier route unless the map has trainable weights or too many slot angles."""
+    assert fused_route(QuantumKernel(FeatureMap(3, dtype=F64), warn=False)) == "product"
+    assert fused_route(QuantumKernel(FeatureMap(3, trainable_scaling=True, dtype=F64), warn=False)) == "statevector"
+    assert fused_route(QuantumKernel(FeatureMap(2, reps=3, entanglement="none", dtype=F64), warn=False)) == "statevector"
 
 
 def test_fused_layer_returns_all_hidden_states_and_last_cell_state(gen):
@@ -171,7 +260,7 @@ def test_fused_layer_returns_all_hidden_states_and_last_cell_state(gen):
     h0, c0 = torch.zeros(5, 3, dtype=F64), torch.zeros(5, 3, dtype=F64)
     weight = cell.projection.weight
     xp = torch.nn.functional.linear(x, weight[:, 3:], cell.projection.bias)
-    hs, c = fused_layer(cell.kernel, xp, h0, c0, weight[:, :3], cell.weight, cell.bias, cell.prepare().bloch)
+    hs, c = fused_layer(cell.kernel, xp, h0, c0, weight[:, :3], cell.weight, cell.bias, cell.prepare())
     h, c_loop = h0, c0
     for t in range(4):
         h, c_loop = cell.step(x[t], h, c_loop, cell.prepare())
@@ -204,10 +293,22 @@ def test_fused_layer_uses_the_feature_maps_encoding(gen):
     assert (paper(x, hx)[0] - values["out"]).abs().max() > 1e-3  # the encodings really differ
 
 
-def test_feature_map_mixing_features_is_not_fused():
-    class Mixing(FeatureMap):
-        def angles(self, x):
-            return super().angles(x + x.roll(1, -1))
+class _Mixing(FeatureMap):
+    """A product circuit whose angles mix features: not qubit-local, so no Fourier route."""
 
-    kernel = QuantumKernel(Mixing(3, dtype=F64))
-    assert kernel.is_product_kernel and not supports_fused(kernel)
+    def angles(self, x):
+        return super().angles(x + x.roll(1, -1))
+
+
+def test_feature_map_mixing_features_takes_the_statevector_route(gen):
+    kernel = QuantumKernel(_Mixing(3, dtype=F64))
+    assert kernel.is_product_kernel and fused_route(kernel) == "statevector"
+    model = QKLSTM(3, 4, batch_first=True, num_qubits=3, num_references=2, references="learned", dtype=F64)
+    model.cells[0].kernel.feature_map = _Mixing(3, dtype=F64)
+    x = torch.randn(2, 5, 3, dtype=F64, generator=gen)
+    hx = tuple(torch.randn(1, 2, 4, dtype=F64, generator=gen) for _ in range(2))
+    assert uses_fused(model, x)
+    values, grads = outputs_and_grads(model, x, hx, fused=True)
+    loop_values, loop_grads = outputs_and_grads(model, x, hx, fused=False)
+    assert_same(values, loop_values, 1e-10)
+    assert_same(grads, loop_grads, 1e-10)
