@@ -138,10 +138,10 @@ def _expansion(kernel: QuantumKernel, dtype: torch.dtype | None = None, device=N
 
 
 MAX_FOURIER_MODES = 243  # 3^S' modes per qubit; beyond 5 slot angles the per-step loop is cheaper
-# The statevector route's Jacobian costs ~q forward passes over all L·N rows at once, the loop ~3 per step
-# with ~100 small operations each: the route wins while the states are small (measured in
-# benchmarks/bench_kernels.py: 4-8 qubits much faster, 12 qubits slower than the loop).
-MAX_STATEVECTOR_QUBITS = 10
+# The statevector route's Jacobian costs ~q forward passes over all L·N rows at once, the loop's backward
+# ~3 per step plus ~100 small operations: the route wins while states are small (one thread, B=32, T=25,
+# reps 2: 4 qubits 34 vs 57 ms, 6 qubits 77 vs 90 ms, 8 qubits 205 vs 73 ms; benchmarks/bench_kernels.py).
+MAX_STATEVECTOR_QUBITS = 6
 
 _FORWARD_AD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # feature map → angles support forward AD
 
@@ -257,9 +257,10 @@ class StatevectorRoute:
     """Any exact fidelity kernel ``k_m(u) = |⟨φ_m|ψ(u)⟩|²`` (inputs: ``φ`` ``(M, D)``, the map's trainable weights).
 
     Per step: the states ``ψ`` of the batch (the executor's stages, no autograd) and their overlaps
-    ``O = ψ φ^†``. The Jacobian ``∂k/∂u = 2 Re(Ō ⊙ ∂O/∂u)`` of all steps at once by forward-mode
-    autograd through the same stages, ``q`` tangent directions stacked into the rows (in row chunks
-    within the executor's memory limit). With ``W = 2 (∂L/∂k) ⊙ O``: ``∂L/∂φ = W^† ψ`` and, for
+    ``O = ψ φ^†``. The Jacobian ``∂k/∂u = 2 Re(Ō ⊙ ∂O/∂u)`` of all steps at once in forward mode:
+    the angles' slopes by forward-mode autograd through the map's ``angles``, the states' by
+    :meth:`~.statevector.StatevectorExecutor.jvp` (``q`` directions; row chunks within the
+    executor's memory limit). With ``W = 2 (∂L/∂k) ⊙ O``: ``∂L/∂φ = W^† ψ`` and, for
     trainable weights, one adjoint sweep of ``λ = W φ`` over all rows gives ``∂L/∂angles``.
     """
 
@@ -289,18 +290,18 @@ class StatevectorRoute:
         """``∂k/∂u`` ``(B, M, q)`` for the rows ``u`` ``(B, q)`` of all steps, and the context ``(u, ψ, O)``."""
         (overlap,) = saved
         rows, q = u.shape
+        with forward_ad.dual_level():  # ∂angles/∂u_j for every feature j: rows j·B … (j+1)·B − 1 carry e_j
+            dual = forward_ad.make_dual(u.repeat(q, 1), torch.eye(q, dtype=u.dtype, device=u.device).repeat_interleave(rows, 0))
+            angles, slopes = forward_ad.unpack_dual(self._angles(dual))
+        angles, slopes = angles[:rows], slopes.view(q, rows, -1)  # (B, P), (q, B, P)
         jacobian, states = u.new_empty(rows, overlap.size(1), q), overlap.new_empty(rows, self.states.size(1))
-        chunk = max(1, self.executor.chunk_rows(rows * q, u.dtype, u.device, copies=8, what="kernel Jacobian") // q)
-        eye = torch.eye(q, dtype=u.dtype, device=u.device)
+        chunk = max(1, self.executor.chunk_rows(rows * (q + 1), u.dtype, u.device, copies=4, what="kernel Jacobian")
+                    * rows // (rows * (q + 1)))
         for start in range(0, rows, chunk):
-            part = u[start : start + chunk]
-            b = part.size(0)
-            with forward_ad.dual_level():  # rows j·b … (j+1)·b − 1 carry the tangent e_j
-                dual = forward_ad.make_dual(part.repeat(q, 1), eye.repeat_interleave(b, 0))
-                primal, tangent = forward_ad.unpack_dual(self._states(self._angles(dual)))
-            states[start : start + b] = primal[:b]
-            d_overlap = (tangent @ self.states_h).view(q, b, -1)  # (q, b, M)
-            jacobian[start : start + b] = 2 * (overlap[start : start + b].conj() * d_overlap).real.permute(1, 2, 0)
+            part = slice(start, start + chunk)
+            states[part], tangents = self.executor.jvp(angles[part], slopes[:, part], drop_constant_tail=True)
+            d_overlap = tangents @ self.states_h  # (q, b, M)
+            jacobian[part] = 2 * (overlap[part].conj() * d_overlap).real.permute(1, 2, 0)
         return jacobian, (u, states, overlap)
 
     def input_grads(self, context: tuple, dk: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
