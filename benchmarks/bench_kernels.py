@@ -200,6 +200,7 @@ def lstm_table(repeats: int) -> list[dict]:
     from torch import nn
 
     from qk_lstm_qiskit import QKLSTM
+    from qk_lstm_qiskit.kernels.fused import fused_route
 
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
@@ -215,16 +216,19 @@ def lstm_table(repeats: int) -> list[dict]:
             times.append(time.process_time() - start)
         return statistics.median(times[1:])  # the first call builds caches
 
-    base = median_time(nn.LSTM(32, 32, batch_first=True))
     rows = []
-    for qubits, refs, reps in ((4, 4, 1), (4, 4, 2), (8, 8, 2), (12, 8, 2)):
+    for qubits, refs, reps in ((4, 4, 1), (4, 4, 2), (6, 8, 2), (8, 8, 2), (12, 8, 2)):
         torch.manual_seed(0)
         model = QKLSTM(32, 32, batch_first=True, num_qubits=qubits, num_references=refs, reps=reps)
-        seconds = median_time(model)
-        rows.append({"qubits": qubits, "R": refs, "reps": reps, "seconds": seconds, "lstm_seconds": base,
-                     "ratio": seconds / base})
-        print(f"  QK-LSTM {qubits:2d} qubits R={refs} reps {reps}: {seconds * 1e3:9.1f} ms CPU = {seconds / base:8.1f}x "
-              f"nn.LSTM ({base * 1e3:.2f} ms)", flush=True)
+        route = fused_route(model.cells[0].kernel)
+        seconds, base = median_time(model), median_time(nn.LSTM(32, 32, batch_first=True))  # nn.LSTM next to each case
+        for cell in model.cells:  # the per-step loop, for the record
+            cell.fused = False
+        loop = median_time(model) if route is not None else seconds
+        rows.append({"qubits": qubits, "R": refs, "reps": reps, "route": route or "loop", "seconds": seconds,
+                     "loop_seconds": loop, "lstm_seconds": base, "ratio": seconds / base})
+        print(f"  QK-LSTM {qubits:2d} qubits R={refs} reps {reps} ({route or 'loop'}): {seconds * 1e3:9.1f} ms CPU = "
+              f"{seconds / base:8.1f}x nn.LSTM ({base * 1e3:.2f} ms); per-step loop {loop * 1e3:.1f} ms", flush=True)
     return rows
 
 
@@ -240,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-lightning-qubits", type=int, default=4,
                         help="lightning.qubit runs one tape per pair (N·M = 1024): 10-50 s per call already at 4-8 qubits")
     parser.add_argument("--skip-lstm", action="store_true")
+    parser.add_argument("--skip-gram", action="store_true", help="only the QK-LSTM vs nn.LSTM table")
     parser.add_argument("--lstm-repeats", type=int, default=5)
     parser.add_argument("--json", help="also write every number to this JSON file")
     parser.add_argument("--case", nargs=2, metavar=("IMPL", "N"), help=argparse.SUPPRESS)
@@ -252,10 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Gram N={N_ROWS} x M={M_ROWS}, FeatureMap(n, reps={REPS}, linear); one torch thread; "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     others = [i for i in args.implementations if i != "qk_lstm_qiskit"]
-    print("cross-check, max |K - K_qk_lstm_qiskit| (float64, 6 qubits):",
-          {k: f"{v:.1e}" for k, v in cross_check(6, torch.float64, others).items()})
+    if not args.skip_gram:
+        print("cross-check, max |K - K_qk_lstm_qiskit| (float64, 6 qubits):",
+              {k: f"{v:.1e}" for k, v in cross_check(6, torch.float64, others).items()})
     results: dict = {"cases": {}}
-    for n in args.qubits:
+    for n in [] if args.skip_gram else args.qubits:
         for impl in args.implementations:
             if (impl == "qk_lstm_qiskit-shift" and n > args.max_shift_qubits) or (
                 impl.startswith("pennylane") and n > args.max_pennylane_qubits
