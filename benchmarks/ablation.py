@@ -164,10 +164,13 @@ def finished(config: RunConfig, out_dir: Path) -> bool:
 def train_or_reuse(config: RunConfig, out_dir: Path) -> dict[str, Any]:
     """compare_ud's ``train_or_reuse`` for both tasks: reuse a finished run, resume a started one
     (``last.pt``), else train; returns ``{"status", "wall_seconds"}`` (wall seconds also kept in
-    ``out_dir/ablation_wall.json``, summed over the calls that trained the run)."""
+    ``out_dir/ablation_wall.json``, summed over the calls that trained the run; a finished run
+    without that file counts its epochs' seconds)."""
     wall_path = out_dir / WALL_FILE
     before = json.loads(wall_path.read_text(encoding="utf-8"))["wall_seconds"] if wall_path.is_file() else 0.0
     if finished(config, out_dir):
+        if not wall_path.is_file():  # trained by another script: its epochs' seconds
+            before = sum(e["seconds"] for e in json.loads((out_dir / "metrics.json").read_text(encoding="utf-8"))["epochs"])
         return {"status": "reused", "wall_seconds": before}
     resume = (out_dir / "last.pt").is_file()
     start = time.perf_counter()
@@ -294,8 +297,8 @@ class Sweep:
         target = BUDGETS[budget][0]
         hidden, count = choose_hidden(config.model, target,
                                       lambda m: parameters_outside_embedding(m, self.num_tags[task]))
-        print(f"{task}/{budget}/{cell}: H = {hidden}, {count} parameters outside the embedding (target {target})",
-              flush=True)
+        where = "in the whole model" if TASKS[task].series else "outside the embedding"
+        print(f"{task}/{budget}/{cell}: H = {hidden}, {count} parameters {where} (target {target})", flush=True)
         return {"model": {**model, "hidden_dim": hidden}, "hidden_dim": hidden, "parameters": count, "target": target}
 
     def runs_of(self, task: str, budget: str, cell: str, sized: dict[str, Any]) -> list[Run]:
@@ -411,7 +414,8 @@ def markdown(sweep: Sweep, tables: dict[tuple[str, str], dict[str, Any]], comman
         better = "higher" if spec.higher_is_better else "lower"
         where = "outside the embedding" if spec.series is None else "whole model"
         lines += [f"## {task} / {budget} budget: {spec.label}, ≈ {target:,} parameters ({where})", "",
-                  f"Score: {spec.score} ({better} is better), mean ± std over seeds.", "",
+                  f"Score: {spec.score} ({better} is better), mean ± std over seeds; Δ = cell − nn.LSTM "
+                  f"({'positive' if spec.higher_is_better else 'negative'} is better).", "",
                   f"| Cell | Factor changed | H | Parameters ({where}) | Score | Last epoch | Δ vs LSTM ± spread | "
                   f"{'Test MSE (series units) | ' if spec.series else ''}s / epoch | Wall s / run |",
                   "|---|---|---|---|---|---|---|" + ("---|" if spec.series else "") + "---|---|"]
@@ -420,7 +424,7 @@ def markdown(sweep: Sweep, tables: dict[tuple[str, str], dict[str, Any]], comman
             test = f"{r['test_mse_mean']:.4g} ± {r['test_mse_std']:.2g} | " if spec.series else ""
             lines.append(f"| {r['cell']} | {r['factor']}: {r['level']} | {r['hidden_dim']} | {r['parameters']:,} | "
                          f"{r['mean']:.4f} ± {r['std']:.4f} | {r['last_mean']:.4f} ± {r['last_std']:.4f} | {vs} | {test}"
-                         f"{r['seconds_per_epoch']:.2f} | {r['wall_seconds_per_run']:.0f} |")
+                         f"{r['seconds_per_epoch']:.2f} | {r['wall_seconds_per_run']:.1f} |")
         best = t.get("best")
         if best is not None and best["same_as"] is not None:
             lines.append(f"| best | best levels combined: = `{best['same_as']}`, not run again | | | | | | "
