@@ -208,18 +208,23 @@ def execute(runs: list[Run], jobs: int, done: Callable[[Run, dict[str, Any]], li
         return
     # spawn: fresh interpreters (no forked thread pools); they import this file by its folder
     here = str(Path(__file__).resolve().parent)
-    if here not in sys.path:
+    added = here not in sys.path
+    if added:
         sys.path.insert(0, here)
-    context = multiprocessing.get_context("spawn")
-    with futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker) as pool:
-        running: dict[futures.Future, Run] = {}
-        while queue or running:
-            while queue and len(running) < jobs:
-                run = heapq.heappop(queue)[2]
-                running[pool.submit(_work, run.config.to_dict(), str(run.out_dir))] = run
-            finished_now, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
-            for future in finished_now:
-                push(done(running.pop(future), future.result()))
+    try:
+        context = multiprocessing.get_context("spawn")
+        with futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker) as pool:
+            running: dict[futures.Future, Run] = {}
+            while queue or running:
+                while queue and len(running) < jobs:
+                    run = heapq.heappop(queue)[2]
+                    running[pool.submit(_work, run.config.to_dict(), str(run.out_dir))] = run
+                finished_now, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+                for future in finished_now:
+                    push(done(running.pop(future), future.result()))
+    finally:
+        if added:
+            sys.path.remove(here)
 
 
 # ---------------------------------------------------------------------------------------- scores
@@ -537,7 +542,9 @@ def main(argv: list[str] | None = None) -> int:
     for (task, budget), group in sweep.groups.items():
         rows = cell_rows(TASKS[task], group)
         tables[task, budget] = {"rows": rows, "best": group.get("best"), "conclusions": conclusions(TASKS[task], rows)}
-    command = f"cd {shlex.quote(os.getcwd())} && python {shlex.quote(str(Path(__file__).resolve()))} {shlex.join(argv)}"
+    env = f"PYTHONPATH={shlex.quote(os.environ['PYTHONPATH'])} " if os.environ.get("PYTHONPATH") else ""
+    command = (f"cd {shlex.quote(os.getcwd())} && {env}{shlex.quote(sys.executable)} "
+               f"{shlex.quote(str(Path(__file__).resolve()))} {shlex.join(argv)}")
     out = sweep.out
     out.mkdir(parents=True, exist_ok=True)
     table = markdown(sweep, tables, command, total)
