@@ -10,7 +10,8 @@ outside the embedding (the whole model for forecasting) come closest to the budg
 
 Every run is a normal ``qk-lstm train`` run folder ``OUT/TASK/BUDGET/CELL/seed-S``; a rerun reuses
 finished runs (same config) and resumes unfinished ones (``last.pt``): an interrupted sweep
-continues where it stopped. Cheap cells run first; ``--jobs N`` trains in N worker processes
+continues where it stopped (a ``best`` whose levels changed since, e.g. with more seeds, runs in
+``best-2``, ``best-3``, …). Cheap cells run first; ``--jobs N`` trains in N worker processes
 (one torch thread each). Writes ``OUT/ablation.md`` (tables and a summary), ``OUT/ablation.png``
 (score against parameters per model family) and ``OUT/summary.json`` (every number).
 
@@ -180,6 +181,14 @@ def train_or_reuse(config: RunConfig, out_dir: Path) -> dict[str, Any]:
     return {"status": "resumed" if resume else "trained", "wall_seconds": wall}
 
 
+def saved_model(out_dir: Path) -> ModelConfig | None:
+    """The model config of the run started in ``out_dir`` (``None``: no run there)."""
+    path = out_dir / "metrics.json"
+    if not path.is_file():
+        return None
+    return load_config(overrides={"model": json.loads(path.read_text(encoding="utf-8"))["config"]["model"]}).model
+
+
 def _init_worker() -> None:
     torch.set_num_threads(1)
     warnings.simplefilter("ignore", ProductKernelWarning)
@@ -309,8 +318,14 @@ class Sweep:
     def runs_of(self, task: str, budget: str, cell: str, sized: dict[str, Any]) -> list[Run]:
         epochs = self.base_config(task, budget, cell, 0, {}).train.epochs
         cost = CELL_COST[cell] * TASK_COST[task] * BUDGET_COST[budget] * epochs
-        return [Run(task, budget, cell, s, self.base_config(task, budget, cell, s, sized["model"]),
-                    self.out / task / budget / cell / f"seed-{s}", cost) for s in range(self.args.seeds)]
+        configs = [self.base_config(task, budget, cell, s, sized["model"]) for s in range(self.args.seeds)]
+        folder = self.out / task / budget / cell
+        if cell == "best":  # other scores (more seeds or epochs) can pick other levels: never resume a different model
+            k = 1
+            while any(saved_model(folder / f"seed-{s}") not in (None, c.model) for s, c in enumerate(configs)):
+                k += 1
+                folder = self.out / task / budget / f"best-{k}"
+        return [Run(task, budget, cell, s, c, folder / f"seed-{s}", cost) for s, c in enumerate(configs)]
 
     def plan(self) -> list[Run]:
         runs = []
@@ -365,7 +380,9 @@ def cell_rows(task: Task, group: dict[str, Any]) -> list[dict[str, Any]]:
         row = {
             "cell": cell,
             "factor": "best levels combined" if cell == "best" else ONE_FACTOR[cell][0] if cell in ONE_FACTOR else "baseline",
-            "level": (" + ".join(c for c in group["best"]["levels"].values() if c != "paper") if cell == "best"
+            "level": (" + ".join(c for c in group["best"]["levels"].values() if c != "paper")
+                      + (f" (in {folder}/)" if (folder := Path(runs[0]["out_dir"]).parent.name) != "best" else "")
+                      if cell == "best"
                       else ONE_FACTOR[cell][1] if cell in ONE_FACTOR else BASELINES[cell]),
             "family": family(cell),
             **{k: group["cells"][cell][k] for k in ("hidden_dim", "parameters", "target")},

@@ -7,6 +7,7 @@ means are the means of the runs' own metrics.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import random
@@ -246,3 +247,21 @@ def test_jobs_train_in_worker_processes_with_the_same_results(sweep, tmp_path, c
             ours, theirs = (run_metrics(o / "shm" / "paper" / cell / f"seed-{seed}") for o in (tmp_path / "abl", out))
             assert ours["config"] == theirs["config"]
             assert [e["val_loss"] for e in ours["epochs"]] == pytest.approx([e["val_loss"] for e in theirs["epochs"]], abs=1e-9)
+
+
+def test_best_with_other_levels_than_a_saved_best_runs_in_a_new_folder(tmp_path):
+    module = load_ablation()
+    args = argparse.Namespace(out=str(tmp_path), data="unused.conllu", epochs_ud=2, epochs_forecast=2, series_length=60,
+                              seeds=2)
+    sweep = module.Sweep(args)
+    sized = {"model": {"weighting": "per_gate", "hidden_dim": 20}}
+    runs = sweep.runs_of("shm", "paper", "best", sized)
+    assert [r.out_dir for r in runs] == [tmp_path / "shm" / "paper" / "best" / f"seed-{s}" for s in range(2)]
+    other = load_config(overrides={"model": {"num_qubits": 8, "hidden_dim": 34}})  # a best chosen earlier
+    (tmp_path / "shm" / "paper" / "best" / "seed-0").mkdir(parents=True)
+    (tmp_path / "shm" / "paper" / "best" / "seed-0" / "metrics.json").write_text(json.dumps({"config": other.to_dict()}))
+    runs = sweep.runs_of("shm", "paper", "best", sized)
+    assert runs[1].out_dir == tmp_path / "shm" / "paper" / "best-2" / "seed-1"
+    same = runs[0].config.to_dict()  # the same levels as saved: the folder is reused (resumed)
+    (tmp_path / "shm" / "paper" / "best" / "seed-0" / "metrics.json").write_text(json.dumps({"config": same}))
+    assert sweep.runs_of("shm", "paper", "best", sized)[0].out_dir.parent.name == "best"
