@@ -428,8 +428,8 @@ def conclusions(task: Task, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def markdown(sweep: Sweep, tables: dict[tuple[str, str], dict[str, Any]], command: str, total: float) -> str:
-    lines = [f"# Ablation: when is a quantum-kernel LSTM competitive?", "", f"Rerun: `{command}`", ""]
+def markdown(tables: dict[tuple[str, str], dict[str, Any]], command: str, total: float) -> str:
+    lines = ["# Ablation: when is a quantum-kernel LSTM competitive?", "", f"Rerun: `{command}`", ""]
     for (task, budget), t in tables.items():
         spec = TASKS[task]
         target = BUDGETS[budget][0]
@@ -564,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
                f"{shlex.quote(str(Path(__file__).resolve()))} {shlex.join(argv)}")
     out = sweep.out
     out.mkdir(parents=True, exist_ok=True)
-    table = markdown(sweep, tables, command, total)
+    table = markdown(tables, command, total)
     (out / "ablation.md").write_text(table, encoding="utf-8")
     plot(tables, out / "ablation.png")
     summary = {"command": command, "total_wall_seconds": total,
