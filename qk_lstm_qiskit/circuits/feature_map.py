@@ -142,7 +142,7 @@ class FeatureMap(nn.Module):
         if x.size(-1) != self.num_qubits:
             raise ValueError(f"FeatureMap: expected x.size(-1) == {self.num_qubits}, got {x.size(-1)}")
         scaled = x * self.scaling
-        layer = torch.cat([torch.atan(scaled), torch.atan(scaled * scaled)], dim=-1)
+        layer = torch.atan(torch.cat([scaled, scaled * scaled], dim=-1))  # φ1, φ2 of every qubit
         return layer if self.reps == 1 else layer.repeat(*([1] * (x.dim() - 1)), self.reps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

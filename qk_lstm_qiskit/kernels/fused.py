@@ -1,19 +1,24 @@
-"""A whole QK-LSTM layer over a sequence as one autograd node, for the exact product kernel.
+"""A whole QK-LSTM layer over a sequence as one autograd node, for exact kernels.
 
-The per-step autograd graph of :class:`~qk_lstm_qiskit.cell.QKLSTMCell` has ~150 tiny
-operations. When the kernel is the exact product kernel
-``k(u, y) = Π_q (1 + r_q(u)·r_q(y)) / 2`` (:attr:`QuantumKernel.is_product_kernel`, no sampler),
-the feature map has no trainable weight and each qubit's Bloch vector depends on its own
-feature only (true of :class:`FeatureMap`), :class:`FusedQKLSTMLayer` runs the layer in a plain
-no-grad loop of ~17 raw tensor operations per step (the slot recurrence of the Bloch vectors is
-expanded once into Fourier modes, :class:`FourierBloch`) and back-propagates through time by
-hand: everything in the backward pass that does not depend on the recurrent gradient
-(Bloch-vector derivatives, gate derivatives, parameter gradients) is computed for all ``L·N``
-steps at once, leaving 7 operations per step in the reverse loop. The encoding is the feature
-map's own :meth:`FeatureMap.angles` (forward), and its derivative is taken by forward-mode
+The per-step autograd graph of :class:`~qk_lstm_qiskit.nn.cell.QKLSTMCell` has ~150 tiny
+operations. :class:`FusedQKLSTMLayer` runs the layer in a plain no-grad loop and back-propagates
+through time by hand: everything in the backward pass that does not depend on the recurrent
+gradient (the kernel's Jacobian ``∂k/∂u``, gate derivatives, parameter gradients) is computed for
+all ``L·N`` steps at once, leaving 7 operations per step in the reverse loop. The kernel ``u ↦ k``
+is a *route* (:func:`fused_route`):
+
+* :class:`ProductRoute`, the exact product kernel ``k(u, y) = Π_q (1 + r_q(u)·r_q(y)) / 2`` of a map
+  without trainable weights whose qubits each read one feature (true of :class:`FeatureMap`): the slot
+  recurrence of the Bloch vectors is expanded once into Fourier modes (:class:`FourierBloch`), ~17
+  operations per step in all;
+* :class:`StatevectorRoute`, any other exact kernel on a few qubits (entangling maps, trainable
+  circuit weights, maps that mix features): the executor's stages per step, the Jacobian of all
+  steps by forward mode (:meth:`~.statevector.StatevectorExecutor.jvp`).
+
+The encoding is always the feature map's own ``angles`` (forward), its derivative forward-mode
 autograd through that same method (backward): there is no second copy of the encoding.
 
-Per step, with ``v_t = [h_{t-1}; x_t]`` and ``P = [W_h | W_x]``:
+The product route per step, with ``v_t = [h_{t-1}; x_t]`` and ``P = [W_h | W_x]``:
 
 .. math::
     u_t = x_t W_x^\\top + p + h_{t-1} W_h^\\top,\\quad
