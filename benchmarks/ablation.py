@@ -91,6 +91,7 @@ TASKS = {
                 series="co2", forecast={"relative": True}),
 }
 BUDGETS = {"paper": (500, 8), "medium": (3500, 32)}  # name -> (target parameters outside the embedding, UD embedding_dim)
+BUDGET_TOLERANCE = 0.1  # a combination fits its budget when some hidden size comes within 10 % of the target
 # relative seconds per epoch (measured on ud/paper, see the report) and per task: cheap work runs first
 CELL_COST = {"lstm": 0.2, "qlstm": 3.3, "paper": 0.4, "qubits8": 0.4, "refs16": 0.6, "paper_r2": 1.9, "zz_r2": 5.9,
              "layers1": 1.2, "refs_data": 0.35, "refs_learned": 0.35, "per_gate": 0.35, "best": 3}
@@ -254,20 +255,31 @@ def spread_of_difference(a: list[float], b: list[float]) -> float:
     return math.hypot(pstdev(a), pstdev(b))
 
 
-def best_overrides(task: Task, means: dict[str, float]) -> tuple[dict[str, Any], dict[str, str]]:
+def best_overrides(task: Task, means: dict[str, float], fits: Callable[[dict[str, Any]], bool] = lambda o: True,
+                   ) -> tuple[dict[str, Any], dict[str, str], list[str]]:
     """Model overrides combining, per factor, the level with the best mean score (``means`` by cell;
-    the base ``paper`` unless a variation beats it), and the level chosen per factor."""
+    the base ``paper`` unless a variation beats it), the level chosen per factor, and the winners left
+    out because they would break the budget: the winners are added largest gain first, and one after
+    which ``fits(overrides)`` fails (no hidden size within ``BUDGET_TOLERANCE`` of the target, e.g.
+    learned references of 16 per gate on 8 qubits at ≈ 500 parameters) keeps its base level."""
     sign = 1 if task.higher_is_better else -1
-    overrides: dict[str, Any] = {}
-    chosen: dict[str, str] = {}
+    winners: dict[str, str] = {}
     for factor in FACTORS:
         levels = [c for c, (f, _, _) in ONE_FACTOR.items() if f == factor and c in means]
-        if not levels:
+        if levels:
+            winners[factor] = max(["paper", *levels], key=lambda c: (sign * means[c], c == "paper"))  # ties keep the base
+    overrides: dict[str, Any] = {}
+    chosen = dict.fromkeys(winners, "paper")
+    dropped = []
+    for factor, winner in sorted(winners.items(), key=lambda fw: -sign * (means[fw[1]] - means["paper"])):
+        if winner == "paper":
             continue
-        winner = max(["paper", *levels], key=lambda c: (sign * means[c], c == "paper"))  # ties keep the base
-        chosen[factor] = winner
-        overrides |= ONE_FACTOR[winner][2]
-    return overrides, chosen
+        if fits(overrides | ONE_FACTOR[winner][2]):
+            overrides |= ONE_FACTOR[winner][2]
+            chosen[factor] = winner
+        else:
+            dropped.append(winner)
+    return overrides, chosen, dropped
 
 
 def same_as(overrides: dict[str, Any]) -> str | None:
@@ -302,7 +314,7 @@ class Sweep:
             overrides["forecast"] = forecast
         return load_config(CONFIGS / spec.configs[family(cell)], overrides)
 
-    def sized(self, task: str, budget: str, cell: str, model: dict[str, Any]) -> dict[str, Any]:
+    def sized(self, task: str, budget: str, cell: str, model: dict[str, Any], *, quiet: bool = False) -> dict[str, Any]:
         """The cell's config for seed 0 with the hidden_dim closest to the budget, and its counts."""
         if task not in self.num_tags:
             config = self.base_config(task, budget, "lstm", 0, {})
@@ -312,8 +324,14 @@ class Sweep:
         hidden, count = choose_hidden(config.model, target,
                                       lambda m: parameters_outside_embedding(m, self.num_tags[task]))
         where = "in the whole model" if TASKS[task].series else "outside the embedding"
-        print(f"{task}/{budget}/{cell}: H = {hidden}, {count} parameters {where} (target {target})", flush=True)
+        if not quiet:
+            print(f"{task}/{budget}/{cell}: H = {hidden}, {count} parameters {where} (target {target})", flush=True)
         return {"model": {**model, "hidden_dim": hidden}, "hidden_dim": hidden, "parameters": count, "target": target}
+
+    def fits(self, task: str, budget: str, model: dict[str, Any]) -> bool:
+        """Some hidden size gives the model ``model`` a count within ``BUDGET_TOLERANCE`` of the budget."""
+        sized = self.sized(task, budget, "best", model, quiet=True)
+        return abs(sized["parameters"] - sized["target"]) <= BUDGET_TOLERANCE * sized["target"]
 
     def runs_of(self, task: str, budget: str, cell: str, sized: dict[str, Any]) -> list[Run]:
         epochs = self.base_config(task, budget, cell, 0, {}).train.epochs
@@ -357,9 +375,12 @@ class Sweep:
             return []
         group["want_best"] = False
         means = {c: mean(r["score"] for r in rows) for c, rows in group["results"].items() if c in ONE_FACTOR}
-        overrides, chosen = best_overrides(TASKS[run.task], means)
+        overrides, chosen, dropped = best_overrides(TASKS[run.task], means,
+                                                    lambda o: self.fits(run.task, run.budget, o))
         equal = same_as(overrides)
-        group["best"] = {"levels": chosen, "overrides": overrides, "same_as": equal}
+        group["best"] = {"levels": chosen, "overrides": overrides, "same_as": equal, "over_budget": dropped}
+        if dropped:
+            print(f"{run.task}/{run.budget}/best: left out (over the budget): {', '.join(dropped)}", flush=True)
         if equal is not None:
             print(f"{run.task}/{run.budget}/best: the best levels are cell {equal}, not run again", flush=True)
             return []
@@ -382,6 +403,8 @@ def cell_rows(task: Task, group: dict[str, Any]) -> list[dict[str, Any]]:
             "factor": "best levels combined" if cell == "best" else ONE_FACTOR[cell][0] if cell in ONE_FACTOR else "baseline",
             "level": (" + ".join(c for c in group["best"]["levels"].values() if c != "paper")
                       + (f" (in {folder}/)" if (folder := Path(runs[0]["out_dir"]).parent.name) != "best" else "")
+                      + (f"; left out, over the budget: {', '.join(group['best']['over_budget'])}"
+                         if group["best"].get("over_budget") else "")
                       if cell == "best"
                       else ONE_FACTOR[cell][1] if cell in ONE_FACTOR else BASELINES[cell]),
             "family": family(cell),
@@ -449,7 +472,8 @@ def markdown(tables: dict[tuple[str, str], dict[str, Any]], command: str, total:
                          f"{r['seconds_per_epoch']:.2f} | {r['wall_seconds_per_run']:.1f} |")
         best = t.get("best")
         if best is not None and best["same_as"] is not None:
-            lines.append(f"| best | best levels combined: = `{best['same_as']}`, not run again | | | | | | "
+            left_out = f" (left out, over the budget: {', '.join(best['over_budget'])})" if best.get("over_budget") else ""
+            lines.append(f"| best | best levels combined: = `{best['same_as']}`{left_out}, not run again | | | | | | "
                          f"{'| ' if spec.series else ''}| |")
         lines.append("")
         c = t["conclusions"]

@@ -143,13 +143,20 @@ def test_best_combines_the_levels_that_scored_best(sweep):
         t = table(summary, task)
         means = {r["cell"]: mean(score(task, run_metrics(out / task / "paper" / r["cell"] / f"seed-{s}"))
                                  for s in range(SEEDS)) for r in t["rows"]}
-        expected: dict = {}
+        winners: dict = {}
         for factor in module.FACTORS:
             levels = [c for c, (f, _, _) in module.ONE_FACTOR.items() if f == factor and c in means]
             better = [c for c in levels if sign * means[c] > sign * means["paper"]]
             if better:
-                expected |= module.ONE_FACTOR[max(better, key=lambda c: sign * means[c])][2]
-        assert t["best"]["overrides"] == expected
+                winners |= module.ONE_FACTOR[max(better, key=lambda c: sign * means[c])][2]
+        dropped = t["best"]["over_budget"]
+        expected = {k: v for k, v in winners.items() if all(k not in module.ONE_FACTOR[c][2] for c in dropped)}
+        assert t["best"]["overrides"] == expected  # the winners, but those left out for the budget
+        assert {k for c in dropped for k in module.ONE_FACTOR[c][2]} == winners.keys() - expected.keys()
+        for cell in dropped:  # with H = 1 already more than 10 % over the budget's 500
+            model = load_config(overrides={"model": {**run_metrics(out / task / "paper" / "paper" / "seed-0")["config"]["model"],
+                                                     **expected, **module.ONE_FACTOR[cell][2], "hidden_dim": 1}}).model
+            assert count_parameters(build_forecaster(model, 1) if task == "shm" else build_tagger(model, 1, 5)) > 550
         same = [c for c, (_, _, o) in module.ONE_FACTOR.items() if o == expected]
         best_dir = out / task / "paper" / "best"
         if same:  # the combination is a cell already run: noted, not trained again
@@ -213,12 +220,16 @@ def test_best_overrides_keep_the_base_unless_a_level_beats_it():
     module = load_ablation()
     ud, shm = module.TASKS["ud"], module.TASKS["shm"]
     means = {"paper": 0.5, "qubits8": 0.6, "refs16": 0.5, "paper_r2": 0.55, "zz_r2": 0.7, "per_gate": 0.4}
-    overrides, chosen = module.best_overrides(ud, means)
-    assert overrides == {"num_qubits": 8, "feature_map": "zz", "reps": 2, "input_scaling": 0.1}
+    overrides, chosen, dropped = module.best_overrides(ud, means)
+    assert overrides == {"num_qubits": 8, "feature_map": "zz", "reps": 2, "input_scaling": 0.1} and not dropped
     assert chosen == {"qubits": "qubits8", "references per gate": "paper", "feature map": "zz_r2", "weighting": "paper"}
-    overrides, _ = module.best_overrides(shm, means)  # lower is better
+    overrides, _, _ = module.best_overrides(shm, means)  # lower is better
     assert overrides == {"weighting": "per_gate"}
     assert module.same_as(overrides) == "per_gate" and module.same_as({}) == "paper"
+    # a budget that 8 qubits break: the larger gain (zz_r2, +0.2) goes in first, qubits8 (+0.1) is left out
+    overrides, chosen, dropped = module.best_overrides(ud, means, fits=lambda o: o.get("num_qubits", 4) == 4)
+    assert overrides == {"feature_map": "zz", "reps": 2, "input_scaling": 0.1} and dropped == ["qubits8"]
+    assert chosen["qubits"] == "paper" and chosen["feature map"] == "zz_r2"
 
 
 @pytest.mark.parametrize("argv, message", [
