@@ -455,6 +455,10 @@ def markdown(tables: dict[tuple[str, str], dict[str, Any]], command: str, total:
     lines = ["# Ablation: when is a quantum-kernel LSTM competitive?", "", f"Rerun: `{command}`", ""]
     for (task, budget), t in tables.items():
         spec = TASKS[task]
+        digits = ".4f" if spec.series is None else ".3g"  # MSEs span 1e-5 … 0.4: significant digits
+
+        def v(x: float, sign: str = "") -> str:
+            return f"{x:{sign}{digits}}"
         target = BUDGETS[budget][0]
         better = "higher" if spec.higher_is_better else "lower"
         where = "outside the embedding" if spec.series is None else "whole model"
@@ -465,10 +469,10 @@ def markdown(tables: dict[tuple[str, str], dict[str, Any]], command: str, total:
                   f"{'Test MSE (series units) | ' if spec.series else ''}s / epoch | Wall s / run |",
                   "|---|---|---|---|---|---|---|" + ("---|" if spec.series else "") + "---|---|"]
         for r in t["rows"]:
-            vs = f"{r['vs_lstm']:+.4f} ± {r['vs_lstm_spread']:.4f}" if "vs_lstm" in r and r["cell"] != "lstm" else "–"
+            vs = f"{v(r['vs_lstm'], '+')} ± {v(r['vs_lstm_spread'])}" if "vs_lstm" in r and r["cell"] != "lstm" else "–"
             test = f"{r['test_mse_mean']:.4g} ± {r['test_mse_std']:.2g} | " if spec.series else ""
             lines.append(f"| {r['cell']} | {r['factor']}: {r['level']} | {r['hidden_dim']} | {r['parameters']:,} | "
-                         f"{r['mean']:.4f} ± {r['std']:.4f} | {r['last_mean']:.4f} ± {r['last_std']:.4f} | {vs} | {test}"
+                         f"{v(r['mean'])} ± {v(r['std'])} | {v(r['last_mean'])} ± {v(r['last_std'])} | {vs} | {test}"
                          f"{r['seconds_per_epoch']:.2f} | {r['wall_seconds_per_run']:.1f} |")
         best = t.get("best")
         if best is not None and best["same_as"] is not None:
@@ -481,18 +485,18 @@ def markdown(tables: dict[tuple[str, str], dict[str, Any]], command: str, total:
             for other in ("lstm", "qlstm"):
                 if f"best_qk_vs_{other}" in c:
                     d = c[f"best_qk_vs_{other}"]
-                    lines.append(f"- Best QK-LSTM (`{c['best_qk']}`) vs {BASELINES[other]}: {d['difference']:+.4f} ± "
-                                 f"{d['spread']:.4f}.")
+                    lines.append(f"- Best QK-LSTM (`{c['best_qk']}`) vs {BASELINES[other]}: {v(d['difference'], '+')} ± "
+                                 f"{v(d['spread'])}.")
         if c["moved"]:
             lines.append("- Moved the score by more than the seed spread (vs `paper`): " + ", ".join(
-                f"`{e['cell']}` {e['difference']:+.4f} ± {e['spread']:.4f} ({'better' if e['better'] else 'worse'})"
+                f"`{e['cell']}` {v(e['difference'], '+')} ± {v(e['spread'])} ({'better' if e['better'] else 'worse'})"
                 for e in c["moved"]) + ".")
         if c.get("one_seed"):
             lines.append("- One seed, no spread to judge by (vs `paper`): " + ", ".join(
-                f"`{e['cell']}` {e['difference']:+.4f}" for e in c["one_seed"]) + ".")
+                f"`{e['cell']}` {v(e['difference'], '+')}" for e in c["one_seed"]) + ".")
         if c["not_moved"]:
             lines.append("- Within the seed spread: " + ", ".join(
-                f"`{e['cell']}` {e['difference']:+.4f} ± {e['spread']:.4f}" for e in c["not_moved"]) + ".")
+                f"`{e['cell']}` {v(e['difference'], '+')} ± {v(e['spread'])}" for e in c["not_moved"]) + ".")
         lines.append("")
     lines += ["Spread of a difference: the two cells' seed stds (population) added in quadrature. Parameters are "
               "counted on the model built from each config (`trainable_parameters`, less the embedding for tagging); "

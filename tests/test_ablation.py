@@ -183,7 +183,7 @@ def test_table_means_are_the_runs_means_and_the_plot_exists(sweep):
             cell = row["cell"]
             scores = [score(task, run_metrics(out / task / "paper" / cell / f"seed-{s}")) for s in range(SEEDS)]
             shown = float(rows[cell][5].split("±")[0])
-            assert shown == pytest.approx(mean(scores), abs=5e-5), (task, cell)
+            assert shown == pytest.approx(mean(scores), abs=5e-5, rel=5e-3), (task, cell)  # 4 decimals / 3 digits
             assert row["scores"] == scores
         assert "Best QK-LSTM" in body and "vs nn.LSTM" in body and "vs VQC-QLSTM" in body
 
