@@ -463,6 +463,13 @@ class StatevectorExecutor:
         direction; a group applies ``ψ̇ ← K ψ̇ + K̇ ψ``. No chunking (the caller's business); the
         global phase is left out, as in :meth:`apply_stages`.
         """
+        self._check_values(values)
+        if not isinstance(tangents, torch.Tensor) or tangents.dim() != 3 or tangents.shape[1:] != values.shape \
+                or tangents.dtype != values.dtype:
+            shape = tuple(tangents.shape) if isinstance(tangents, torch.Tensor) else type(tangents).__name__
+            raise ValueError(f"StatevectorExecutor: expected tangents of shape (K, {values.size(0)}, {values.size(1)}) "
+                             f"and dtype {values.dtype}, got {shape}"
+                             + (f" {tangents.dtype}" if isinstance(tangents, torch.Tensor) else ""))
         n, batch, directions = self.num_qubits, values.size(0), tangents.size(0)
         stages = self._stages_for(values.dtype, values.device)
         if drop_constant_tail and stages and isinstance(stages[-1], _MonomialStage):

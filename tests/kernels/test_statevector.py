@@ -10,7 +10,9 @@ from qiskit.circuit import Parameter, ParameterVector
 from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
+from _assertions import raises_one_line
 from qk_lstm_qiskit.circuits.feature_map import ENTANGLEMENTS, FeatureMap
+from qk_lstm_qiskit.circuits.library import build_feature_map
 from qk_lstm_qiskit.circuits.vqc import vqc_circuit
 from qk_lstm_qiskit.kernels.statevector import (
     SUPPORTED_GATES,
@@ -398,8 +400,6 @@ def test_runs_on_cuda_where_the_values_are(dtype, rng):
 def test_jvp_equals_qiskit_states_and_their_central_differences(kind, options, drop_constant_tail):
     """``jvp``: the states (up to the global phase) and directional derivatives, against Statevector and
     central differences of ``apply_stages`` (float64, step 1e-6: error ~1e-10)."""
-    from qk_lstm_qiskit.circuits.library import build_feature_map
-
     fm = build_feature_map(kind, 4, dtype=torch.float64, **options)
     executor = StatevectorExecutor(fm.circuit, fm.parameters_order)
     gen = torch.Generator().manual_seed(3)
@@ -419,3 +419,12 @@ def test_jvp_equals_qiskit_states_and_their_central_differences(kind, options, d
         for t in tangents
     ])
     torch.testing.assert_close(derivatives, central, rtol=0, atol=1e-8)
+
+
+def test_jvp_refuses_tangents_of_the_wrong_shape_in_one_line():
+    executor = StatevectorExecutor(FeatureMap(2, reps=2).circuit)
+    values = torch.zeros(3, len(executor.parameters))
+    with raises_one_line(ValueError, r"expected tangents of shape \(K, 3, 8\) and dtype torch.float32, got \(3, 8\)"):
+        executor.jvp(values, torch.zeros(3, 8))
+    with raises_one_line(ValueError, r"expected values of shape \(B, 8\), got \(3, 7\)"):
+        executor.jvp(torch.zeros(3, 7), torch.zeros(1, 3, 7))
