@@ -275,7 +275,8 @@ class StatevectorRoute:
         self.tensors = {**dict(self.feature_map.named_parameters()), **dict(self.feature_map.named_buffers())}
         self.params = tuple(p for p in self.tensors.values() if p.requires_grad)
 
-    def bind(self, states: torch.Tensor, *params: torch.Tensor) -> None:
+    def bind(self, states: torch.Tensor, *weights: torch.Tensor) -> None:
+        """The references' states; the map's weights are read through :attr:`tensors` (their gradients' owners)."""
         self.states, self.states_h = states, states.mH  # (M, D), (D, M)
 
     def _states(self, angles: torch.Tensor) -> torch.Tensor:
@@ -300,8 +301,8 @@ class StatevectorRoute:
             angles, slopes = forward_ad.unpack_dual(self._angles(dual))
         angles, slopes = angles[:rows], slopes.view(q, rows, -1)  # (B, P), (q, B, P)
         jacobian, states = u.new_empty(rows, overlap.size(1), q), overlap.new_empty(rows, self.states.size(1))
-        chunk = max(1, self.executor.chunk_rows(rows * (q + 1), u.dtype, u.device, copies=4, what="kernel Jacobian")
-                    * rows // (rows * (q + 1)))
+        # a row's state and its q tangents, each with a working copy
+        chunk = max(1, self.executor.chunk_rows(rows * (q + 1), u.dtype, u.device, copies=4, what="kernel Jacobian") // (q + 1))
         for start in range(0, rows, chunk):
             part = slice(start, start + chunk)
             states[part], tangents = self.executor.jvp(angles[part], slopes[:, part], drop_constant_tail=True)
