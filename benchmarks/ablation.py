@@ -13,7 +13,8 @@ finished runs (same config) and resumes unfinished ones (``last.pt``): an interr
 continues where it stopped (a ``best`` whose levels changed since, e.g. with more seeds, runs in
 ``best-2``, ``best-3``, …). Cheap cells run first; ``--jobs N`` trains in N worker processes
 (one torch thread each). Writes ``OUT/ablation.md`` (tables and a summary), ``OUT/ablation.png``
-(score against parameters per model family) and ``OUT/summary.json`` (every number).
+(score against parameters per model family) and ``OUT/summary.json`` (every number), for the tasks,
+budgets and cells of the invocation (a filtered rerun rewrites them for its subset; the runs stay).
 
     python benchmarks/ablation.py --out runs/ablation [--seeds 3] [--jobs 2] [--tasks ud,shm,co2]
         [--budgets paper,medium] [--cells paper,zz_r2,best,lstm] [--epochs-ud 10] [--epochs-forecast 50]
@@ -552,7 +553,8 @@ def names(parser: argparse.ArgumentParser, flag: str, value: str, allowed) -> li
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="runs/ablation", help="folder for the runs, the tables and the plot")
+    parser.add_argument("--out", default="runs/ablation", help="folder for the runs, the tables and the plot (the tables and plot cover this invocation's "
+                             "tasks, budgets and cells: a filtered rerun rewrites them for its subset)")
     parser.add_argument("--data", default=str(UD_DEV), help="CoNLL-U file of the ud task (default: UD English EWT dev)")
     parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated subset of {','.join(TASKS)}")
     parser.add_argument("--budgets", default=",".join(BUDGETS), help=f"comma-separated subset of {','.join(BUDGETS)}")
