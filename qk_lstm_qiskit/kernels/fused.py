@@ -46,7 +46,7 @@ from torch.autograd import forward_ad
 from torch.autograd.function import once_differentiable
 
 from .kernel import PreparedSide, QuantumKernel
-from .statevector import ProductForm
+from .statevector import FourierModes, ProductForm
 
 __all__ = [
     "FourierBloch", "FusedQKLSTMLayer", "ProductRoute", "StatevectorRoute", "fused_layer", "fused_route",
@@ -90,27 +90,15 @@ class FourierBloch(NamedTuple):
         """The float64 expansion of ``kernel``'s (product circuit's) single-qubit stage."""
         form = kernel.executor.product_form(torch.float64)
         n = kernel.executor.num_qubits
-        slots = form.angle_map.size(1) // n
-        grid = torch.cartesian_prod(*[torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64)] * slots).view(-1, slots)
-        leading = grid.gather(1, (grid != 0).int().argmax(1, keepdim=True))[:, 0]  # first non-zero entry, or 0
-        freq = torch.cat([grid.new_zeros(1, slots), grid[leading > 0]])  # 0, then one of each pair ±w
-        modes = torch.cat([freq, freq[1:]])  # w = 0 has only the cosine mode
-        phases = torch.cat([freq.new_zeros(freq.size(0)), freq.new_full((freq.size(0) - 1,), -math.pi / 2)])
-        points = (grid + 1) * (2 * math.pi / 3)  # (G, S'): the 3-point grid per slot angle
-        basis = torch.cos(points @ modes.t() + phases)  # (G points, G modes)
-        bloch = _slot_bloch(form, points[:, :, None].expand(-1, -1, n))  # (G, n, 3)
-        coefficients = torch.linalg.solve(basis, bloch.reshape(grid.size(0), -1))  # (G modes, 3n)
-        spread = torch.block_diag(*[modes.t()] * n)  # (S'·n as (q, j), n·G): qubit q's modes read its slots
-        spread = spread.view(n, slots, -1).transpose(0, 1).reshape(slots * n, -1)  # rows in (j, q) order
-        pairs = freq.size(0) - 1  # cosine columns 1…pairs, their sines pairs + 1…2·pairs
-        turn = torch.zeros(grid.size(0), grid.size(0), dtype=torch.float64)
-        turn[pairs + 1 :, 1 : pairs + 1] = -torch.eye(pairs, dtype=torch.float64)  # (cos)' = −sin
-        turn[1 : pairs + 1, pairs + 1 :] = torch.eye(pairs, dtype=torch.float64)  # (sin)' = cos
+        fourier = FourierModes.of(form.angle_map.size(1) // n)
+        bloch = _slot_bloch(form, fourier.points[:, :, None].expand(-1, -1, n))  # (G, n, 3) on the grid
+        coefficients = torch.linalg.solve(fourier.basis, bloch.reshape(fourier.basis.size(0), -1))  # (G modes, 3n)
+        spread = fourier.spread(n)
         return cls(
             form.angle_map @ spread,
-            form.angle_shift @ spread + phases.repeat(n),
+            form.angle_shift @ spread + fourier.phase.repeat(n),
             torch.block_diag(*coefficients.view(-1, n, 3).unbind(1)),
-            torch.block_diag(*[turn] * n),
+            torch.block_diag(*[fourier.turn] * n),
         )
 
 

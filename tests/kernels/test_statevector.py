@@ -14,6 +14,7 @@ from _assertions import raises_one_line
 from qk_lstm_qiskit.circuits.feature_map import ENTANGLEMENTS, FeatureMap
 from qk_lstm_qiskit.circuits.library import build_feature_map
 from qk_lstm_qiskit.circuits.vqc import vqc_circuit
+from qk_lstm_qiskit.kernels import statevector
 from qk_lstm_qiskit.kernels.statevector import (
     SUPPORTED_GATES,
     StatevectorExecutor,
@@ -317,6 +318,32 @@ def test_adjoint_gradients_of_states_and_probabilities_gradcheck(num_qubits, see
     # a real loss of the complex states, and the probabilities: both through the adjoint backward
     assert torch.autograd.gradcheck(lambda v: (executor.statevectors(v) * weights).real.sum(-1), (values,))
     assert torch.autograd.gradcheck(lambda v: executor.probabilities(v)[:, :5], (values,))
+
+
+@pytest.mark.parametrize("max_modes", ["default", 1])
+@pytest.mark.parametrize("num_qubits, seed", [(3, 4), (4, 5)])
+def test_fourier_modes_and_slot_products_give_the_same_states_gradients_and_tangents(num_qubits, seed, max_modes, monkeypatch):
+    """A stage's unitaries come from their Fourier modes (``UnitaryModes``) or, past ``MAX_UNITARY_MODES``,
+    from the product of its slot matrices: states against Statevector, adjoint gradients by gradcheck,
+    ``jvp`` against central differences, for both."""
+    if max_modes != "default":
+        monkeypatch.setattr(statevector, "MAX_UNITARY_MODES", max_modes)
+    rng = np.random.default_rng(seed)
+    circuit, theta = random_circuit(num_qubits, 24, rng)
+    executor = StatevectorExecutor(circuit, list(theta))
+    modes = [s.modes for s in executor._stages if hasattr(s, "modes")]
+    assert modes and all((m is None) == (max_modes == 1) for m in modes)
+    values = rng.uniform(-3, 3, size=(3, len(theta)))
+    assert_matches_qiskit(circuit, theta, values, torch.float64)
+    values = torch.tensor(values, requires_grad=True)
+    weights = torch.randn(3, 2**num_qubits, dtype=torch.complex128, generator=torch.Generator().manual_seed(seed))
+    assert torch.autograd.gradcheck(lambda v: (executor.statevectors(v) * weights).real.sum(-1), (values,))
+    tangents = torch.randn(2, *values.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    _, derivatives = executor.jvp(values.detach(), tangents)
+    step = 1e-6
+    central = torch.stack([(executor.apply_stages(values.detach() + step * t) - executor.apply_stages(values.detach() - step * t))
+                           / (2 * step) for t in tangents])
+    torch.testing.assert_close(derivatives, central, rtol=0, atol=1e-8)
 
 
 def test_statevectors_grad_fn_is_the_adjoint_sweep():
