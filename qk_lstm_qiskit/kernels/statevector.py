@@ -551,9 +551,10 @@ class StatevectorExecutor:
         """States ``ψ`` ``(B, 2**n)`` and their directional derivatives ``(K, B, 2**n)`` along
         ``tangents`` ``(K, B, P)`` of the values ``(B, P)`` (forward mode, the product rule per stage).
 
-        Each one-qubit stage builds ``U`` and ``∂U/∂φ`` once per row, ``U̇ = Σ_s φ̇_s ∂U/∂φ_s`` per
-        direction; a group applies ``ψ̇ ← K ψ̇ + K̇ ψ``. No chunking (the caller's business); the
-        global phase is left out, as in :meth:`apply_stages`.
+        Each one-qubit stage builds ``U`` and ``U̇`` from its modes; with ``U̇_q = A_q U_q`` the stage
+        maps ``ψ̇ ← K ψ̇ + (Σ_q A_q) K ψ``: the groups apply ``K`` to ``ψ`` and all ``ψ̇`` in one product
+        each, and the one-local ``Σ_q A_q`` one product per qubit (for the directions that move it). No
+        chunking (the caller's business); the global phase is left out, as in :meth:`apply_stages`.
         """
         self._check_values(values)
         if not isinstance(tangents, torch.Tensor) or tangents.dim() != 3 or tangents.shape[1:] != values.shape \
@@ -566,43 +567,33 @@ class StatevectorExecutor:
         stages = self._stages_for(values.dtype, values.device)
         if drop_constant_tail and stages and isinstance(stages[-1], _MonomialStage):
             stages = stages[:-1]
-        state = dstate = None  # None stands for |0...0> (no derivative)
+        packed = None  # (B, 1 + K, D): ψ, then ψ̇ along each direction; None stands for |0…0⟩
         for stage in stages:
             if isinstance(stage, _MonomialStage):
-                if state is None:
-                    state = _zero_state(batch, n, values)
-                    dstate = state.new_zeros(directions, *state.shape)
+                if packed is None:
+                    packed = torch.cat([_zero_state(batch, n, values)[:, None],
+                                        values.new_zeros(batch, directions, 2**n, dtype=_complex(values.dtype))], 1)
                 stage = self._permutation(stage, values.dtype, values.device)
-                state, dstate = _permute(state, stage.perm), _permute(dstate, stage.perm)
+                packed = _permute(packed, stage.perm)
                 if stage.phase is not None:
-                    state, dstate = state * stage.phase, dstate * stage.phase
+                    packed = packed * stage.phase
                 continue
             unitary, dunitary = _stage_tangents(stage, values, tangents)  # (B, n, 2, 2), (K, B, n, 2, 2)
-            if state is None:  # on |0…0⟩: ψ = v_{n-1} ⊗ … ⊗ v_0 with v_q = U_q|0⟩
-                columns, dcolumns = unitary[..., 0], dunitary[..., 0]  # (B, n, 2), (K, B, n, 2)
-                state, dstate = columns[:, n - 1], dcolumns[:, :, n - 1]
-                for q in range(n - 2, -1, -1):
-                    dstate = (dstate[..., :, None] * columns[:, q, None, :]
-                              + state[:, :, None] * dcolumns[:, :, q, None, :]).reshape(directions, batch, -1)
-                    state = (state[:, :, None] * columns[:, q, None, :]).reshape(batch, -1)
+            generators = dunitary @ unitary.mH  # U̇ = A U: the stage's K̇ = (Σ_q A_q) K
+            if packed is None:  # on |0…0⟩: ψ = v_{n-1} ⊗ … ⊗ v_0, v_q = U_q|0⟩, ψ̇ = Σ_q A_q ψ
+                state = _product_state(unitary[..., 0])
+                packed = torch.cat([state[:, None], _apply_one_local(generators, state)], 1)
                 continue
-            for group in self._groups:
+            for group in self._groups:  # ψ and ψ̇ together; the 1 + K axis ends up last
                 d = 2 ** len(group)
-                kron, dkron = unitary[:, group[0]], dunitary[:, :, group[0]]
-                for q in group[1:]:  # (U_q ⊗ K)˙ = U̇_q ⊗ K + U_q ⊗ K̇, lowest qubit = lowest bit
-                    u_q, du_q = unitary[:, q, :, None, :, None], dunitary[:, :, q, :, None, :, None]
-                    size = 2 * kron.size(-1)
-                    dkron = (du_q * kron[:, None, :, None, :] + u_q * dkron[:, :, None, :, None, :]).reshape(
-                        directions, batch, size, size)
-                    kron = (u_q * kron[:, None, :, None, :]).reshape(batch, size, size)
-                view = state.view(batch, -1, d).transpose(1, 2)  # (B, d, rest)
-                dstate = kron @ dstate.view(directions, batch, -1, d).transpose(2, 3) + dkron @ view
-                state = torch.bmm(kron, view)
-            state, dstate = state.reshape(batch, -1), dstate.reshape(directions, batch, -1)
-        if state is None:
+                packed = torch.bmm(_kron(unitary, group), packed.view(batch, -1, d).transpose(1, 2))
+            packed = packed.view(batch, -1, directions + 1).transpose(1, 2)  # (B, 1 + K, D): K ψ, K ψ̇
+            state = packed[:, 0]
+            packed = torch.cat([state[:, None], packed[:, 1:] + _apply_one_local(generators, state)], 1)
+        if packed is None:
             state = _zero_state(batch, n, values)
-            dstate = state.new_zeros(directions, *state.shape)
-        return state, dstate
+            return state, state.new_zeros(directions, *state.shape)
+        return packed[:, 0], packed[:, 1:].transpose(0, 1)
 
     def _run(self, stages: list, values: torch.Tensor) -> torch.Tensor:
         n, batch = self.num_qubits, values.size(0)
@@ -852,6 +843,29 @@ def _kron(unitary: torch.Tensor, group: list[int]) -> torch.Tensor:
     batch, d = unitary.size(0), 2 ** len(group)
     factors = torch.index_select(unitary.reshape(batch, -1), 1, _kron_index(tuple(group), unitary.device))
     return factors.view(batch, len(group), d, d).prod(1)
+
+
+def _apply_one_local(operators: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    """``(Σ_q A_q) ψ`` ``(B, K, 2**n)`` for one-qubit operators ``A`` ``(K, B, n, 2, 2)`` (qubit ``q``'s on
+    bit ``q``) and states ``ψ`` ``(B, 2**n)``: per qubit one product for the directions whose ``A_q`` is not
+    zero (a map whose features each drive one qubit has one per qubit)."""
+    directions, batch, n = operators.shape[:3]
+    active = (operators != 0).flatten(3).any(-1).any(1).cpu()  # (K, n)
+    total = state.new_zeros(batch, directions, state.size(-1))
+    for q in range(n):
+        rows = active[:, q].nonzero()[:, 0].to(state.device)
+        if not len(rows):
+            continue
+        high, low = 2 ** (n - 1 - q), 2**q
+        moved = state.view(batch, high, 2, low).transpose(1, 2).reshape(batch, 2, -1)  # bit q first
+        acting = operators[rows, :, q].permute(1, 0, 2, 3).reshape(batch, 2 * len(rows), 2)  # rows (k, out bit)
+        acted = torch.bmm(acting, moved).view(batch, len(rows), 2, high, low).transpose(2, 3)
+        target = total.view(batch, directions, high, 2, low)
+        if len(rows) == directions:
+            target.add_(acted)
+        else:
+            target.index_add_(1, rows, acted)
+    return total
 
 
 def _group_environments(unitary: torch.Tensor, group: list[int], cross: torch.Tensor) -> torch.Tensor:
