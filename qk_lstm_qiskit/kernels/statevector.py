@@ -868,24 +868,38 @@ def _apply_one_local(operators: torch.Tensor, state: torch.Tensor) -> torch.Tens
     return total
 
 
+@functools.lru_cache(maxsize=None)
+def _environment_index(group: tuple[int, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat indices for :func:`_group_environments`: into ``cross`` ``(B, d·d)`` the ``(p, a, b, r, r')``
+    entry ``[(r with bit p = a), (r' with bit p = b)]``; into unitaries ``(B, n·4)`` the other qubits'
+    factors ``(p, p', r, r')`` of ``(⊗_{p'≠p} U)[r, r']``, ``r, r'`` the ``d/2`` settings of the other bits."""
+    k, d = len(group), 2 ** len(group)
+    cross_index, factor_index = [], []
+    for p in range(k):
+        full = torch.tensor([(r >> p << (p + 1)) | (r & ((1 << p) - 1)) for r in range(d // 2)])  # bit p = 0
+        rows, cols = full[:, None], full[None, :]
+        for a in (0, 1):
+            for b in (0, 1):
+                cross_index.append(((rows | a << p) * d + (cols | b << p)).reshape(-1))
+        for other in (o for o in range(k) if o != p):
+            factor_index.append((group[other] * 4 + 2 * ((rows >> other) & 1) + ((cols >> other) & 1)).reshape(-1))
+    return torch.cat(cross_index).to(device), torch.cat(factor_index).to(device)
+
+
 def _group_environments(unitary: torch.Tensor, group: list[int], cross: torch.Tensor) -> torch.Tensor:
     """``∂L/∂U_q`` ``(B, k, 2, 2)`` of the group's qubits from ``∂L/∂K = cross`` ``(B, d, d)``, ``K = ⊗ U``.
 
     ``cross`` is indexed by the group's bits (lowest qubit = lowest bit); qubit ``q``'s block is
-    ``Σ cross[(…a…), (…b…)] (⊗_{p≠q} U_p)[…]``: its two bits moved to the front, one product with
-    the Kronecker product of the others.
+    ``Σ_{r, r'} cross[(r, a), (r', b)] (⊗_{p≠q} U_p)[r, r']``: one gather of ``cross``, one of the other
+    qubits' factors and their product, one batched product for all qubits of the group.
     """
     batch, k = cross.size(0), len(group)
     if k == 1:
         return cross[:, None]
-    view = cross.reshape(batch, *([2] * (2 * k)))  # rows: bits k-1 … 0, then columns
-    blocks = []
-    for position, q in enumerate(group):
-        axis = k - 1 - position
-        moved = view.movedim((1 + axis, 1 + k + axis), (1, 2)).reshape(batch, 4, -1)  # (B, (a, b), rest × rest)
-        others = _kron(unitary, [p for p in group if p != q]).reshape(batch, -1, 1)
-        blocks.append(torch.bmm(moved, others).view(batch, 2, 2))
-    return torch.stack(blocks, 1)
+    cross_index, factor_index = _environment_index(tuple(group), cross.device)
+    blocks = torch.index_select(cross.reshape(batch, -1), 1, cross_index).view(batch * k, 4, -1)
+    others = torch.index_select(unitary.reshape(batch, -1), 1, factor_index).view(batch, k, k - 1, -1).prod(2)
+    return torch.bmm(blocks, others.view(batch * k, -1, 1)).view(batch, k, 2, 2)
 
 
 _PAULIS = (_X, _Y, _Z)
