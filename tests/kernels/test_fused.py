@@ -124,10 +124,8 @@ def test_fused_layer_gradcheck(weighting, gen):
     cell = QKLSTMCell(2, 3, num_qubits=2, num_references=2, weighting=weighting, input_scaling=0.8, dtype=F64)
     by = cell.prepare().bloch.detach()
     bloch = _expansion(cell.kernel, F64, by.device)
-    encode = cell.kernel.feature_map.angles
-
     def layer(xp, h0, c0, w_h, alpha, beta, by):
-        return FusedQKLSTMLayer.apply(xp, h0, c0, w_h, alpha, beta, ProductRoute(encode, bloch), by)
+        return FusedQKLSTMLayer.apply(xp, h0, c0, w_h, alpha, beta, ProductRoute(cell.kernel.feature_map, bloch), by)
 
     inputs = (
         torch.randn(4, 2, 2, dtype=F64, generator=gen), torch.randn(2, 3, dtype=F64, generator=gen),
