@@ -574,7 +574,7 @@ class StatevectorExecutor:
                     packed = torch.cat([_zero_state(batch, n, values)[:, None],
                                         values.new_zeros(batch, directions, 2**n, dtype=_complex(values.dtype))], 1)
                 stage = self._permutation(stage, values.dtype, values.device)
-                packed = _permute(packed, stage.perm)
+                packed = _take(packed, stage.perm)
                 if stage.phase is not None:
                     packed = packed * stage.phase
                 continue
@@ -603,7 +603,7 @@ class StatevectorExecutor:
                 if state is None:
                     state = _zero_state(batch, n, values)
                 stage = self._permutation(stage, values.dtype, values.device)
-                state = _permute(state, stage.perm)
+                state = _take(state, stage.perm)
                 if stage.phase is not None:
                     state = state * stage.phase
             elif state is None:  # on |0...0> the stage makes a product state
@@ -653,8 +653,8 @@ class StatevectorExecutor:
                 if stage.phase is not None:
                     lam = lam * stage.phase.conj()
                     psi = psi * stage.phase.conj() if need_psi else psi
-                lam = _permute(lam, stage.inverse)
-                psi = _permute(psi, stage.inverse) if need_psi else psi
+                lam = _take(lam, stage.inverse)
+                psi = _take(psi, stage.inverse) if need_psi else psi
                 continue
             unitary = _stage_unitaries(stage, values)
             if index == 0:  # on |0…0⟩: ψ = ⊗_q v_q, contract λ with the other qubits' columns
@@ -841,7 +841,7 @@ def _kron(unitary: torch.Tensor, group: list[int]) -> torch.Tensor:
     if len(group) == 1:
         return unitary[:, group[0]]
     batch, d = unitary.size(0), 2 ** len(group)
-    factors = torch.index_select(unitary.reshape(batch, -1), 1, _kron_index(tuple(group), unitary.device))
+    factors = _take(unitary.reshape(batch, -1), _kron_index(tuple(group), unitary.device))
     return factors.view(batch, len(group), d, d).prod(1)
 
 
@@ -897,8 +897,8 @@ def _group_environments(unitary: torch.Tensor, group: list[int], cross: torch.Te
     if k == 1:
         return cross[:, None]
     cross_index, factor_index = _environment_index(tuple(group), cross.device)
-    blocks = torch.index_select(cross.reshape(batch, -1), 1, cross_index).view(batch * k, 4, -1)
-    others = torch.index_select(unitary.reshape(batch, -1), 1, factor_index).view(batch, k, k - 1, -1).prod(2)
+    blocks = _take(cross.reshape(batch, -1), cross_index).view(batch * k, 4, -1)
+    others = _take(unitary.reshape(batch, -1), factor_index).view(batch, k, k - 1, -1).prod(2)
     return torch.bmm(blocks, others.view(batch * k, -1, 1)).view(batch, k, 2, 2)
 
 
@@ -924,9 +924,9 @@ def _bloch_form(gate: _Gate1Q) -> np.ndarray:
     return np.stack([a, b, c])
 
 
-def _permute(state: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
-    """``state[..., perm]`` as a ``gather``: 4x faster than indexing or ``index_select`` on the CPU."""
-    return torch.gather(state, -1, perm.expand(state.shape))
+def _take(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``values[..., index]`` as a ``gather``: 3-4x faster than indexing or ``index_select`` on the CPU."""
+    return torch.gather(values, -1, index.expand(*values.shape[:-1], -1))
 
 
 def _zero_state(batch: int, n: int, like: torch.Tensor) -> torch.Tensor:
