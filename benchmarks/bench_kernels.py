@@ -15,7 +15,7 @@ seconds, pairs per second, and the peak RSS above the RSS right before the case 
 ``--timeout`` seconds are reported as such.
 
 Part 2, QK-LSTM forward + backward (B=32, T=25, in=32, H=32) against ``nn.LSTM`` of the same sizes, one thread,
-best of repeats with the two called in turn: the table of issue #11.
+best of repeats, each case in a fresh process: the table of issue #11.
 
     python benchmarks/bench_kernels.py [--qubits 4 6 … 20] [--skip-lstm] [--json out.json]
 
@@ -195,9 +195,12 @@ def _subprocess_case(impl: str, n: int, dtypes: list[str], repeats: int, timeout
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def lstm_table(repeats: int) -> list[dict]:
-    """QK-LSTM vs nn.LSTM forward + backward, B=32, T=25, in=32, H=32: best of ``repeats`` CPU seconds each,
-    nn.LSTM timed in a block of its own before and after each case (called in turn with the QK-LSTM, its
+LSTM_CASES = ((4, 4, 1), (4, 4, 2), (6, 8, 2), (8, 8, 2), (12, 8, 2))  # (qubits, R, reps)
+
+
+def lstm_case(qubits: int, refs: int, reps: int, repeats: int) -> dict:
+    """One QK-LSTM case vs nn.LSTM, forward + backward, B=32, T=25, in=32, H=32: best of ``repeats`` CPU seconds
+    each, nn.LSTM timed in a block of its own before and after the case (called in turn with the QK-LSTM its
     caches are cold and it looks up to 2x slower; the best of a block is what a quiet machine gives)."""
     from torch import nn
 
@@ -219,20 +222,30 @@ def lstm_table(repeats: int) -> list[dict]:
         once(model)  # the first call builds caches
         return min(once(model) for _ in range(repeats))
 
+    torch.manual_seed(0)
+    model, lstm = QKLSTM(32, 32, batch_first=True, num_qubits=qubits, num_references=refs, reps=reps), nn.LSTM(32, 32, batch_first=True)
+    route = fused_route(model.cells[0].kernel)
+    before, seconds, after = best_time(lstm), best_time(model), best_time(lstm)
+    base = min(before, after)
+    for cell in model.cells:  # the per-step loop, for the record
+        cell.fused = False
+    loop = best_time(model) if route is not None else seconds
+    return {"qubits": qubits, "R": refs, "reps": reps, "route": route or "loop", "seconds": seconds,
+            "loop_seconds": loop, "lstm_seconds": base, "ratio": seconds / base}
+
+
+def lstm_table(repeats: int) -> list[dict]:
+    """:func:`lstm_case` for every case of :data:`LSTM_CASES`, each in a fresh process (as a user's model runs:
+    the heap another case leaves behind made the 12-qubit case up to 30 % slower)."""
     rows = []
-    for qubits, refs, reps in ((4, 4, 1), (4, 4, 2), (6, 8, 2), (8, 8, 2), (12, 8, 2)):
-        torch.manual_seed(0)
-        model, lstm = QKLSTM(32, 32, batch_first=True, num_qubits=qubits, num_references=refs, reps=reps), nn.LSTM(32, 32, batch_first=True)
-        route = fused_route(model.cells[0].kernel)
-        before, seconds, after = best_time(lstm), best_time(model), best_time(lstm)
-        base = min(before, after)
-        for cell in model.cells:  # the per-step loop, for the record
-            cell.fused = False
-        loop = best_time(model) if route is not None else seconds
-        rows.append({"qubits": qubits, "R": refs, "reps": reps, "route": route or "loop", "seconds": seconds,
-                     "loop_seconds": loop, "lstm_seconds": base, "ratio": seconds / base})
-        print(f"  QK-LSTM {qubits:2d} qubits R={refs} reps {reps} ({route or 'loop'}): {seconds * 1e3:9.1f} ms CPU = "
-              f"{seconds / base:8.1f}x nn.LSTM ({base * 1e3:.2f} ms); per-step loop {loop * 1e3:.1f} ms", flush=True)
+    for qubits, refs, reps in LSTM_CASES:
+        command = [sys.executable, __file__, "--lstm-case", str(qubits), str(refs), str(reps), "--lstm-repeats", str(repeats)]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        print(f"  QK-LSTM {qubits:2d} qubits R={refs} reps {reps} ({row['route']}): {row['seconds'] * 1e3:9.1f} ms CPU = "
+              f"{row['ratio']:8.1f}x nn.LSTM ({row['lstm_seconds'] * 1e3:.2f} ms); per-step loop "
+              f"{row['loop_seconds'] * 1e3:.1f} ms", flush=True)
     return rows
 
 
@@ -252,9 +265,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lstm-repeats", type=int, default=10)
     parser.add_argument("--json", help="also write every number to this JSON file")
     parser.add_argument("--case", nargs=2, metavar=("IMPL", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--lstm-case", nargs=3, type=int, metavar=("QUBITS", "R", "REPS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.case:
         print(json.dumps(run_case(args.case[0], int(args.case[1]), args.dtypes, args.repeats)))
+        return 0
+    if args.lstm_case:
+        print(json.dumps(lstm_case(*args.lstm_case, args.lstm_repeats)))
         return 0
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
