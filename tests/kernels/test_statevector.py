@@ -448,6 +448,23 @@ def test_jvp_equals_qiskit_states_and_their_central_differences(kind, options, d
     torch.testing.assert_close(derivatives, central, rtol=0, atol=1e-8)
 
 
+@pytest.mark.parametrize("kind, options", [("paper", {"reps": 2}), ("zz", {"reps": 2}), ("paper", {"trainable_layers": 1})])
+def test_apply_stages_carries_forward_mode_tangents_equal_to_jvp(kind, options):
+    """``apply_stages`` is plain torch operations: dual tensors go through it and come out as ``jvp``'s tangents."""
+    from torch.autograd import forward_ad
+
+    fm = build_feature_map(kind, 4, dtype=torch.float64, **options)
+    executor = StatevectorExecutor(fm.circuit, fm.parameters_order)
+    gen = torch.Generator().manual_seed(5)
+    values = torch.randn(3, fm.num_parameters, dtype=torch.float64, generator=gen)
+    tangent = torch.randn(3, fm.num_parameters, dtype=torch.float64, generator=gen)
+    with forward_ad.dual_level():
+        states, tangents = forward_ad.unpack_dual(executor.apply_stages(forward_ad.make_dual(values, tangent)))
+    expected_states, expected = executor.jvp(values, tangent[None])
+    torch.testing.assert_close(states, expected_states, rtol=0, atol=1e-14)
+    torch.testing.assert_close(tangents, expected[0], rtol=0, atol=1e-12)
+
+
 def test_jvp_refuses_tangents_of_the_wrong_shape_in_one_line():
     executor = StatevectorExecutor(FeatureMap(2, reps=2).circuit)
     values = torch.zeros(3, len(executor.parameters))
