@@ -135,9 +135,6 @@ class _SingleQubitStage:
     bloch_shift: torch.Tensor  # (S'·n,)
     modes: UnitaryModes | None = None  # the unitaries as Fourier modes (None: more than MAX_UNITARY_MODES)
 
-    def __post_init__(self) -> None:
-        self.abc = torch.stack([self.a, self.b, self.c], dim=1)  # (S, 3, n, 2, 2), built once per dtype/device
-
 
 @dataclass
 class _MonomialStage:
@@ -656,7 +653,8 @@ class StatevectorExecutor:
                 lam = _take(lam, stage.inverse)
                 psi = _take(psi, stage.inverse) if need_psi else psi
                 continue
-            unitary = _stage_unitaries(stage, values)
+            args = _mode_args(stage, values)
+            unitary = _stage_unitaries(stage, values, args)
             if index == 0:  # on |0…0⟩: ψ = ⊗_q v_q, contract λ with the other qubits' columns
                 env = _product_environments(unitary[..., 0], lam)
             else:
@@ -670,7 +668,7 @@ class StatevectorExecutor:
                     env[:, group] = _group_environments(unitary, group, cross)
                     lam = torch.bmm(lam_out.transpose(1, 2), kron.conj())
                     psi, lam = psi.reshape(batch, -1), lam.reshape(batch, -1)
-            grad += _stage_gradient(stage, values, env)
+            grad += _stage_gradient(stage, values, env, args)
         return grad
 
     # ------------------------------------------------------------------ product circuits
@@ -743,11 +741,17 @@ def _as_unitaries(entries: torch.Tensor, n: int) -> torch.Tensor:
     return torch.view_as_complex(entries.view(*entries.shape[:-1], n, 2, 2, 2))
 
 
-def _stage_unitaries(stage: _SingleQubitStage, values: torch.Tensor) -> torch.Tensor:
-    """``(B, n, 2, 2)``: each qubit's unitary of the stage, from its Fourier modes (or the slot products)."""
+def _mode_args(stage: _SingleQubitStage, values: torch.Tensor) -> torch.Tensor | None:
+    """The arguments ``values W + w_0`` ``(B, n·G)`` of the stage's modes (``None`` without modes)."""
+    return None if stage.modes is None else torch.addmm(stage.modes.arg_shift, values, stage.modes.arg_map)
+
+
+def _stage_unitaries(stage: _SingleQubitStage, values: torch.Tensor, args: torch.Tensor | None = None) -> torch.Tensor:
+    """``(B, n, 2, 2)``: each qubit's unitary of the stage, from its Fourier modes (or the slot products);
+    ``args``: :func:`_mode_args`, when the caller has them."""
     if stage.modes is None:
         return _unitaries(stage, values)
-    args = torch.addmm(stage.modes.arg_shift, values, stage.modes.arg_map)
+    args = _mode_args(stage, values) if args is None else args
     return _as_unitaries(torch.cos(args) @ stage.modes.to_entries, stage.a.size(1))
 
 
@@ -758,18 +762,18 @@ def _stage_tangents(stage: _SingleQubitStage, values: torch.Tensor, tangents: to
         unitary, derivative = _unitaries_and_derivatives(stage, values)  # (B, n, 2, 2), (B, S, n, 2, 2)
         rates = (tangents @ stage.angle_map).view(tangents.size(0), values.size(0), stage.a.size(0), n)  # φ̇ (K, B, S, n)
         return unitary, torch.einsum("kbsn,bsnij->kbnij", rates.to(derivative.dtype), derivative).contiguous()
-    args = torch.addmm(stage.modes.arg_shift, values, stage.modes.arg_map)
+    args = _mode_args(stage, values)
     rates = -torch.sin(args) * (tangents @ stage.modes.arg_map)  # (K, B, n·G)
     return _as_unitaries(torch.cos(args) @ stage.modes.to_entries, n), _as_unitaries(rates @ stage.modes.to_entries, n)
 
 
-def _stage_gradient(stage: _SingleQubitStage, values: torch.Tensor, env: torch.Tensor) -> torch.Tensor:
-    """``∂L/∂values`` ``(B, P)`` of the stage from ``env = ∂L/∂U`` ``(B, n, 2, 2)``: ``Re Σ_ij env_ij ∂U_ij``."""
+def _stage_gradient(stage: _SingleQubitStage, values: torch.Tensor, env: torch.Tensor, args: torch.Tensor | None) -> torch.Tensor:
+    """``∂L/∂values`` ``(B, P)`` of the stage from ``env = ∂L/∂U`` ``(B, n, 2, 2)``: ``Re Σ_ij env_ij ∂U_ij``
+    (``args``: :func:`_mode_args`)."""
     batch = values.size(0)
     if stage.modes is None:
         _, derivative = _unitaries_and_derivatives(stage, values)
         return (derivative * env[:, None]).sum((-1, -2)).real.reshape(batch, -1) @ stage.angle_map.t()
-    args = torch.addmm(stage.modes.arg_shift, values, stage.modes.arg_map)
     weights = torch.view_as_real(env).reshape(batch, -1) @ stage.modes.to_grads  # Re Σ_e env_e V_{m, e}  (B, n·G)
     return (weights * -torch.sin(args)) @ stage.modes.arg_map.t()
 
