@@ -37,7 +37,6 @@ block-diagonal with the gates' ``α^T`` (the same block four times for weighting
 
 from __future__ import annotations
 
-import math
 import weakref
 from typing import NamedTuple
 

@@ -135,7 +135,7 @@ def test_cli_trains_on_a_csv_column_and_evaluates_the_checkpoint(tmp_path, capsy
     code = main(["train", "--config", str(CONFIGS / "forecast_lstm.yaml"), "--data", str(path), "--column", "value",
                  "--epochs", "2", "--out", str(out), "--no-progress"])
     printed = capsys.readouterr().out
-    assert code == 0 and "test RMSE" in printed and f"column 'value'" in printed
+    assert code == 0 and "test RMSE" in printed and "column 'value'" in printed
     trained = json.loads((out / "metrics.json").read_text())
     assert main(["evaluate", "--checkpoint", str(out / "model.pt"), "--out", str(tmp_path / "ev")]) == 0
     evaluated = json.loads((tmp_path / "ev" / "metrics.json").read_text())
