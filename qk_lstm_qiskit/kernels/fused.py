@@ -285,7 +285,7 @@ class StatevectorRoute:
         self.states, self.states_h = states, states.mH  # (M, D), (D, M)
 
     def _states(self, angles: torch.Tensor) -> torch.Tensor:
-        return self.executor.apply_stages(angles, drop_constant_tail=True)
+        return self.executor.simulate(angles, drop_constant_tail=True)
 
     def _angles(self, u: torch.Tensor, *, detach: bool = True) -> torch.Tensor:
         """The map's angles of ``u`` with the tensors the forward used."""

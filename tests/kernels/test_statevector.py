@@ -73,6 +73,14 @@ def random_circuit(num_qubits: int, num_gates: int, rng: np.random.Generator) ->
 DTYPES = [torch.float32, torch.float64]
 
 
+@pytest.fixture(params=["native", "torch"])
+def path(request, monkeypatch):
+    """Run the test on the compiled CPU loops (``native``) and on torch's batched products (``torch``)."""
+    if request.param == "torch":
+        monkeypatch.setattr(statevector, "NATIVE_MAX_QUBITS", 0)
+    return request.param
+
+
 # --------------------------------------------------------------------------- equivalence
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("entanglement", ENTANGLEMENTS)
@@ -103,6 +111,7 @@ def test_qlstm_vqc_circuit_matches_qiskit(depth, dtype, rng):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("seed", range(4))
+@pytest.mark.usefixtures("path")
 def test_random_circuits_over_all_supported_gates_match_qiskit(seed, dtype):
     rng = np.random.default_rng(seed)
     circuit, theta = random_circuit(3, 40, rng)
@@ -113,6 +122,7 @@ def test_random_circuits_over_all_supported_gates_match_qiskit(seed, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("seed", range(3))
+@pytest.mark.usefixtures("path")
 def test_inverse_circuit_with_global_phase_matches_qiskit(seed, dtype):
     rng = np.random.default_rng(100 + seed)
     circuit, theta = random_circuit(3, 30, rng)
@@ -307,6 +317,7 @@ def test_wrong_value_shape_or_dtype_raises():
 
 # --------------------------------------------------------------------------- adjoint gradients
 @pytest.mark.parametrize("num_qubits, seed", [(2, 0), (3, 1), (5, 2), (7, 3)])
+@pytest.mark.usefixtures("path")
 def test_adjoint_gradients_of_states_and_probabilities_gradcheck(num_qubits, seed):
     """Random circuits over every gate, repeated parameters, a global phase; 7 qubits span three groups."""
     rng = np.random.default_rng(seed)
@@ -322,6 +333,7 @@ def test_adjoint_gradients_of_states_and_probabilities_gradcheck(num_qubits, see
 
 @pytest.mark.parametrize("max_modes", ["default", 1])
 @pytest.mark.parametrize("num_qubits, seed", [(3, 4), (4, 5)])
+@pytest.mark.usefixtures("path")
 def test_fourier_modes_and_slot_products_give_the_same_states_gradients_and_tangents(num_qubits, seed, max_modes, monkeypatch):
     """A stage's unitaries come from their Fourier modes (``UnitaryModes``) or, past ``MAX_UNITARY_MODES``,
     from the product of its slot matrices: states against Statevector, adjoint gradients by gradcheck,
@@ -362,6 +374,7 @@ def test_dropping_the_constant_tail_changes_no_overlap(rng):
 
 
 # --------------------------------------------------------------------------- memory and devices
+@pytest.mark.usefixtures("path")
 def test_rows_are_chunked_to_fit_the_memory_limit(rng):
     circuit = FeatureMap(6, reps=2).circuit
     state = 2**6 * 16  # bytes of one complex128 state
@@ -424,6 +437,7 @@ def test_runs_on_cuda_where_the_values_are(dtype, rng):
     ("paper", {"trainable_layers": 1}), ("paper", {}),
 ])
 @pytest.mark.parametrize("drop_constant_tail", [False, True])
+@pytest.mark.usefixtures("path")
 def test_jvp_equals_qiskit_states_and_their_central_differences(kind, options, drop_constant_tail):
     """``jvp``: the states (up to the global phase) and directional derivatives, against Statevector and
     central differences of ``apply_stages`` (float64, step 1e-6: error ~1e-10)."""
@@ -472,3 +486,35 @@ def test_jvp_refuses_tangents_of_the_wrong_shape_in_one_line():
         executor.jvp(values, torch.zeros(3, 8))
     with raises_one_line(ValueError, r"expected values of shape \(B, 8\), got \(3, 7\)"):
         executor.jvp(torch.zeros(3, 7), torch.zeros(1, 3, 7))
+
+
+@pytest.mark.parametrize("num_qubits, seed", [(4, 0), (7, 1)])
+def test_native_loops_equal_torch_products_and_run_up_to_their_qubit_limit(num_qubits, seed, monkeypatch):
+    """The compiled loops and torch's Kronecker-group products give the same states, adjoint gradients and
+    tangents (float64, random circuits over every gate); the loops run on the CPU up to ``NATIVE_MAX_QUBITS``."""
+    from qk_lstm_qiskit.kernels import native
+
+    rng = np.random.default_rng(seed)
+    circuit, theta = random_circuit(num_qubits, 30, rng)
+    executor = StatevectorExecutor(circuit, list(theta))
+    gen = torch.Generator().manual_seed(seed)
+    values = torch.tensor(rng.uniform(-3, 3, size=(5, len(theta))))
+    weights = torch.randn(5, 2**num_qubits, dtype=torch.complex128, generator=gen)
+    tangents = torch.randn(3, *values.shape, dtype=torch.float64, generator=gen)
+    calls = []
+    for name in ("simulate", "reverse", "tangents"):
+        original = getattr(native, name)
+        monkeypatch.setattr(native, name, lambda *args, _f=original, _n=name: (calls.append(_n), _f(*args))[1])
+
+    def run():
+        states = executor.statevectors(values)
+        return states, executor.adjoint(values, states, weights), *executor.jvp(values, tangents)
+
+    compiled = run()
+    assert sorted(set(calls)) == ["reverse", "simulate", "tangents"]
+    calls.clear()
+    monkeypatch.setattr(statevector, "NATIVE_MAX_QUBITS", num_qubits - 1)
+    products = run()
+    assert not calls
+    for got, expected in zip(compiled, products):
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)

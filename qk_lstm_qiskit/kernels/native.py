@@ -1,0 +1,148 @@
+"""Compiled CPU loops (numba) for the exact executor's stages on a few qubits.
+
+On small states torch's cost is the count of operations (~3–80 µs each, whatever their size), not
+arithmetic: the executor's stages for 32 rows of 4 qubits are ~20 operations. Here one call runs a
+whole *program* of stages over all rows, qubit by qubit in place (``|ψ⟩ ← U_q|ψ⟩`` on the amplitude
+pairs ``(i, i + 2^q)``). The program is the executor's compiled circuit:
+
+* ``program`` ``(S, 2)`` int64: ``(0, j)`` the one-qubit stage ``j`` (``unitaries[j]`` ``(B, n, 2, 2)``,
+  one 2×2 per row and qubit), ``(1, j)`` the monomial stage ``j``: ``ψ'[k] = phases[j, k] ψ[perms[j, k]]``.
+
+:func:`simulate` gives the states, :func:`tangents` their directional derivatives (forward mode, the
+product rule ``ψ̇ ← U_q ψ̇ + U̇_q ψ`` per qubit), :func:`reverse` the adjoint sweep: un-applying each
+``U_q`` to ``ψ`` and ``λ = ∂L/∂ψ`` and collecting ``env_q[a, b] = Σ_r λ̄[a, r] φ[b, r]`` (``φ`` the state
+before ``U_q``, so ``dL = Re Σ env ⊙ dU``). All run in the state's precision (complex64 / complex128).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["reverse", "simulate", "tangents"]
+
+_ONE_QUBIT, _MONOMIAL = 0, 1
+
+
+@njit(cache=True, nogil=True)
+def _start(psi, first, u) -> None:
+    """``ψ`` ``(D,)`` ← the product state ``⊗_q U_q|0⟩`` when ``first``, else ``U_q``'s applied in place."""
+    n, size = u.shape[0], 1
+    if first:
+        psi[0] = u[0, 0, 0]
+        psi[1] = u[0, 1, 0]
+        size = 2
+        for q in range(1, n):
+            top, low = u[q, 1, 0], u[q, 0, 0]
+            for k in range(size):
+                psi[k + size] = psi[k] * top
+                psi[k] = psi[k] * low
+            size *= 2
+        return
+    dim = psi.shape[0]
+    for q in range(n):
+        step = 1 << q
+        u00, u01, u10, u11 = u[q, 0, 0], u[q, 0, 1], u[q, 1, 0], u[q, 1, 1]
+        for high in range(0, dim, 2 * step):
+            for i in range(high, high + step):
+                a0, a1 = psi[i], psi[i + step]
+                psi[i] = u00 * a0 + u01 * a1
+                psi[i + step] = u10 * a0 + u11 * a1
+
+
+@njit(cache=True, nogil=True)
+def _permute(psi, scratch, perm, phase) -> None:
+    """``ψ[k] ← phase[k] ψ[perm[k]]`` in place (``scratch`` a buffer of ``ψ``'s size)."""
+    for k in range(psi.shape[0]):
+        scratch[k] = phase[k] * psi[perm[k]]
+    psi[:] = scratch
+
+
+@njit(cache=True, nogil=True)
+def simulate(program, unitaries, perms, phases, out) -> None:
+    """``out`` ``(B, D)`` ← the states of the program from ``|0…0⟩`` (``unitaries`` ``(S₁, B, n, 2, 2)``)."""
+    rows, dim = out.shape
+    scratch = np.empty(dim, out.dtype)
+    for b in range(rows):
+        psi = out[b]
+        psi[:] = 0
+        psi[0] = 1
+        fresh = True  # ψ is still |0…0⟩
+        for s in range(program.shape[0]):
+            index = program[s, 1]
+            if program[s, 0] == _ONE_QUBIT:
+                _start(psi, fresh, unitaries[index, b])
+                fresh = False
+            else:
+                _permute(psi, scratch, perms[index], phases[index])
+
+
+@njit(cache=True, nogil=True)
+def tangents(program, unitaries, derivatives, perms, phases, out) -> None:
+    """``out`` ``(B, 1 + K, D)`` ← ``ψ`` and its derivatives along ``K`` directions, ``derivatives``
+    ``(S₁, K, B, n, 2, 2)`` the ``U̇`` of each stage (a qubit's term is skipped where its ``U̇`` is zero)."""
+    rows, packed, dim = out.shape
+    directions = packed - 1
+    scratch = np.empty(dim, out.dtype)
+    for b in range(rows):
+        block = out[b]
+        block[:] = 0
+        block[0, 0] = 1
+        for s in range(program.shape[0]):
+            index = program[s, 1]
+            if program[s, 0] == _MONOMIAL:
+                for k in range(packed):
+                    _permute(block[k], scratch, perms[index], phases[index])
+                continue
+            u, du = unitaries[index, b], derivatives[index, :, b]
+            for q in range(u.shape[0]):
+                step = 1 << q
+                u00, u01, u10, u11 = u[q, 0, 0], u[q, 0, 1], u[q, 1, 0], u[q, 1, 1]
+                for high in range(0, dim, 2 * step):
+                    for i in range(high, high + step):
+                        a0, a1 = block[0, i], block[0, i + step]
+                        for k in range(directions):
+                            d = du[k, q]
+                            t0, t1 = block[k + 1, i], block[k + 1, i + step]
+                            block[k + 1, i] = u00 * t0 + u01 * t1 + d[0, 0] * a0 + d[0, 1] * a1
+                            block[k + 1, i + step] = u10 * t0 + u11 * t1 + d[1, 0] * a0 + d[1, 1] * a1
+                        block[0, i] = u00 * a0 + u01 * a1
+                        block[0, i + step] = u10 * a0 + u11 * a1
+
+
+@njit(cache=True, nogil=True)
+def reverse(program, unitaries, perms, phases, psi, lam, env) -> None:
+    """The adjoint sweep, in place: ``psi``, ``lam`` ``(B, D)`` the output states and ``∂L/∂ψ`` on entry
+    (``|0…0⟩`` and ``∂L/∂|0…0⟩`` on exit); ``env`` ``(S₁, B, n, 2, 2)`` ← ``Σ_r λ̄[a, r] φ[b, r]`` per qubit."""
+    rows, dim = psi.shape
+    scratch = np.empty(dim, psi.dtype)
+    for b in range(rows):
+        state, grad = psi[b], lam[b]
+        for s in range(program.shape[0] - 1, -1, -1):
+            index = program[s, 1]
+            if program[s, 0] == _MONOMIAL:  # ψ'[k] = p[k] ψ[perm[k]]  ⇒  ψ[perm[k]] = p̄[k] ψ'[k]
+                perm, phase = perms[index], phases[index]
+                for vector in (state, grad):
+                    for k in range(dim):
+                        scratch[perm[k]] = phase[k].conjugate() * vector[k]
+                    vector[:] = scratch
+                continue
+            u, e = unitaries[index, b], env[index, b]
+            for q in range(u.shape[0]):
+                step = 1 << q
+                c00, c01 = u[q, 0, 0].conjugate(), u[q, 0, 1].conjugate()
+                c10, c11 = u[q, 1, 0].conjugate(), u[q, 1, 1].conjugate()
+                e00 = e01 = e10 = e11 = state[0] * 0
+                for high in range(0, dim, 2 * step):
+                    for i in range(high, high + step):
+                        p0, p1 = state[i], state[i + step]
+                        f0, f1 = c00 * p0 + c10 * p1, c01 * p0 + c11 * p1  # φ = U† ψ
+                        l0, l1 = grad[i], grad[i + step]
+                        g0, g1 = l0.conjugate(), l1.conjugate()
+                        e00 += g0 * f0
+                        e01 += g0 * f1
+                        e10 += g1 * f0
+                        e11 += g1 * f1
+                        state[i], state[i + step] = f0, f1
+                        grad[i], grad[i + step] = c00 * l0 + c10 * l1, c01 * l0 + c11 * l1
+                e[q, 0, 0], e[q, 0, 1], e[q, 1, 0], e[q, 1, 1] = e00, e01, e10, e11
