@@ -310,6 +310,7 @@ class StatevectorExecutor:
         self._cache: dict[tuple[torch.dtype, torch.device], list] = {}
         self._programs: dict[tuple[torch.dtype, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._groups = _qubit_groups(self.num_qubits)
+        self._all_modes = all(s.modes is not None for s in self._stages if isinstance(s, _SingleQubitStage))
 
     @property
     def shift_scales(self) -> tuple[float, ...] | None:
@@ -337,7 +338,7 @@ class StatevectorExecutor:
 
     def state_bytes(self, rows: int, dtype: torch.dtype = torch.float32) -> int:
         """Bytes of ``rows`` states ``(rows, 2**n)`` of the complex dtype that goes with ``dtype``."""
-        return rows * 2**self.num_qubits * torch.empty(0, dtype=_complex(dtype)).element_size()
+        return rows * 2**self.num_qubits * (8 if dtype == torch.float32 else 16)  # complex64 / complex128
 
     def limit(self, device: torch.device | str | None = None) -> int:
         """The memory limit in force for a call on ``device`` (bytes)."""
@@ -531,13 +532,16 @@ class StatevectorExecutor:
         values = values.detach()
         batch = values.size(0)
         chunk = self.chunk_rows(batch, values.dtype, values.device, held=self.state_bytes(batch, values.dtype))
-        out = torch.empty(batch, 2**self.num_qubits, dtype=_complex(values.dtype), device=values.device)
         stages = self._stages_for(values.dtype, values.device)
         if drop_constant_tail and stages and isinstance(stages[-1], _MonomialStage):
             stages = stages[:-1]
         run = self._run_native if self._native(values) else self._run
-        for start in range(0, batch, chunk):
-            out[start : start + chunk] = run(stages, values[start : start + chunk])
+        if chunk >= batch:
+            out = run(stages, values)
+        else:
+            out = torch.empty(batch, 2**self.num_qubits, dtype=_complex(values.dtype), device=values.device)
+            for start in range(0, batch, chunk):
+                out[start : start + chunk] = run(stages, values[start : start + chunk])
         if self.global_phase and not drop_constant_tail:
             out *= complex(math.cos(self.global_phase), math.sin(self.global_phase))
         return out
@@ -575,11 +579,12 @@ class StatevectorExecutor:
             stages = stages[:-1]
         if self._native(values):
             program, perms, phases = self._program(stages, values.dtype)
-            pairs = [_stage_tangents(stage, values, tangents) for stage in stages if isinstance(stage, _SingleQubitStage)]
-            unitaries, derivatives = (self._stacked([pair[i] for pair in pairs], values, shape) for i, shape in
-                                      enumerate([(batch, n, 2, 2), (directions, batch, n, 2, 2)]))
+            arg_map, arg_shift, coef = self._native_modes(values.dtype)
+            args = torch.addmm(arg_shift, values, arg_map)
+            rates = (tangents @ arg_map).mul_(-torch.sin(args)).view(directions, batch, *coef.shape[:3])
             packed = values.new_empty(batch, 1 + directions, 2**n, dtype=_complex(values.dtype))
-            native.tangents(program, unitaries, derivatives, perms, phases, packed.numpy())
+            native.tangents(program, torch.cos(args).view(batch, *coef.shape[:3]).numpy(), rates.numpy(), coef,
+                            perms, phases, packed.numpy())
             return packed[:, 0], packed[:, 1:].transpose(0, 1)
         packed = None  # (B, 1 + K, D): ψ, then ψ̇ along each direction; None stands for |0…0⟩
         for stage in stages:
@@ -610,8 +615,29 @@ class StatevectorExecutor:
         return packed[:, 0], packed[:, 1:].transpose(0, 1)
 
     def _native(self, values: torch.Tensor) -> bool:
-        """True when :mod:`.native`'s compiled loops run this call: CPU tensors, at most ``NATIVE_MAX_QUBITS``."""
-        return values.device.type == "cpu" and self.num_qubits <= NATIVE_MAX_QUBITS
+        """True when :mod:`.native`'s compiled loops run this call: CPU tensors, at most ``NATIVE_MAX_QUBITS``,
+        every one-qubit stage given by its Fourier modes."""
+        return values.device.type == "cpu" and self.num_qubits <= NATIVE_MAX_QUBITS and self._all_modes
+
+    def _native_modes(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """All one-qubit stages' modes for :mod:`.native`: ``args = values @ W + w_0`` ``(B, S₁·n·G)`` (``W``,
+        ``w_0`` in ``dtype``; each stage's ``G`` padded to the largest) and ``coef`` ``(S₁, n, G, 4)`` complex."""
+        key = (dtype, "modes")
+        if key not in self._programs:
+            n, singles = self.num_qubits, [s.modes for s in self._stages if isinstance(s, _SingleQubitStage)]
+            width = max([m.arg_map.size(1) // n for m in singles], default=1)
+            arg_map = torch.zeros(len(self.parameters), len(singles), n, width, dtype=torch.float64)
+            arg_shift = torch.zeros(len(singles), n, width, dtype=torch.float64)
+            coef = torch.zeros(len(singles), n, width, 4, dtype=torch.complex128)
+            for j, modes in enumerate(singles):
+                g = modes.arg_map.size(1) // n
+                arg_map[:, j, :, :g] = modes.arg_map.view(-1, n, g)
+                arg_shift[j, :, :g] = modes.arg_shift.view(n, g)
+                entries = modes.to_entries.view(n, g, n, 4, 2).diagonal(dim1=0, dim2=2).permute(3, 0, 1, 2)  # (n, g, 4, 2)
+                coef[j, :, :g] = torch.view_as_complex(entries.contiguous())
+            self._programs[key] = (arg_map.flatten(1).to(dtype), arg_shift.flatten().to(dtype),
+                                   coef.to(_complex(dtype)).numpy())
+        return self._programs[key]
 
     def _program(self, stages: list, dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:mod:`.native`'s ``(program, perms, phases)`` of ``stages`` (a prefix of the CPU stages in ``dtype``)."""
@@ -635,19 +661,14 @@ class StatevectorExecutor:
             )
         return self._programs[key]
 
-    def _stacked(self, parts: list[torch.Tensor], values: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
-        """``parts`` stacked (one per one-qubit stage) as a contiguous array; one zero block when there are none."""
-        if not parts:
-            return np.zeros((1, *shape), dtype=np.complex64 if values.dtype == torch.float32 else np.complex128)
-        return torch.stack(parts).numpy()
-
     def _run_native(self, stages: list, values: torch.Tensor) -> torch.Tensor:
         """:meth:`_run` by :func:`.native.simulate`: one compiled call for all stages and rows."""
-        n, batch = self.num_qubits, values.size(0)
+        batch = values.size(0)
         program, perms, phases = self._program(stages, values.dtype)
-        singles = [_stage_unitaries(stage, values) for stage in stages if isinstance(stage, _SingleQubitStage)]
-        out = torch.empty(batch, 2**n, dtype=_complex(values.dtype))
-        native.simulate(program, self._stacked(singles, values, (batch, n, 2, 2)), perms, phases, out.numpy())
+        arg_map, arg_shift, coef = self._native_modes(values.dtype)
+        modes = torch.cos(torch.addmm(arg_shift, values, arg_map)).view(batch, *coef.shape[:3])
+        out = torch.empty(batch, 2**self.num_qubits, dtype=_complex(values.dtype))
+        native.simulate(program, modes.numpy(), coef, perms, phases, out.numpy())
         return out
 
     def _run(self, stages: list, values: torch.Tensor) -> torch.Tensor:
@@ -702,18 +723,13 @@ class StatevectorExecutor:
         grad = values.new_zeros(batch, len(self.parameters))
         if self._native(values):
             program, perms, phases = self._program(stages, values.dtype)
-            singles = [stage for stage in stages if isinstance(stage, _SingleQubitStage)]
-            args = [_mode_args(stage, values) for stage in singles]
-            unitaries = self._stacked([_stage_unitaries(s, values, a) for s, a in zip(singles, args)], values,
-                                      (batch, self.num_qubits, 2, 2))
-            env = torch.empty(unitaries.shape, dtype=psi.dtype)
-            native.reverse(program, unitaries, perms, phases, psi.contiguous().clone().numpy(), lam.resolve_conj().contiguous().clone().numpy(),
-                           env.numpy())
-            if isinstance(stages[0], _SingleQubitStage):
-                env[0, ..., 1] = 0  # on |0…0⟩ the first stage's second columns do not act
-            for index, (stage, stage_args) in enumerate(zip(singles, args)):
-                grad += _stage_gradient(stage, values, env[index], stage_args)
-            return grad
+            arg_map, arg_shift, coef = self._native_modes(values.dtype)
+            args = torch.addmm(arg_shift, values, arg_map)
+            grad_modes = torch.empty_like(args)
+            native.reverse(program, torch.cos(args).view(batch, *coef.shape[:3]).numpy(), coef, perms, phases,
+                           psi.contiguous().clone().numpy(), lam.resolve_conj().contiguous().clone().numpy(),
+                           grad_modes.view(batch, *coef.shape[:3]).numpy())
+            return grad_modes.mul_(-torch.sin(args)) @ arg_map.t()
         for index in range(len(stages) - 1, -1, -1):
             stage = stages[index]
             need_psi = index > 1 or (index == 1 and not isinstance(stages[0], _SingleQubitStage))
