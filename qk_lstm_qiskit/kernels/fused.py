@@ -131,8 +131,8 @@ def _expansion(kernel: QuantumKernel, dtype: torch.dtype | None = None, device=N
 
 MAX_FOURIER_MODES = 243  # 3^S' modes per qubit; beyond 5 slot angles the per-step loop is cheaper
 # The statevector route's Jacobian costs ~q forward passes over all L·N rows at once, the loop's backward
-# ~3 per step plus ~100 small operations: the route wins while states are small (idle, one thread, B=32,
-# T=25, reps 2, fused vs loop, best of 5: 4 qubits 13.0 vs 24.2 ms, 5 qubits 18.5 vs 25.8, 6 qubits 29.3 vs 29.2).
+# ~3 per step plus a few operations: the route wins while states are small (one thread, B=32, T=25, reps 2,
+# compiled loops, fused vs loop, best of 8: 4 qubits 20.6 vs 35.7 ms, 5 qubits 20.5 vs 25.8, 6 qubits 32.4 vs 27.4).
 MAX_STATEVECTOR_QUBITS = 5
 
 _FORWARD_AD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # feature map → angles support forward AD

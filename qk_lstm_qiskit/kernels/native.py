@@ -99,28 +99,35 @@ def simulate(program, modes, coef, perms, phases, out) -> None:
 @njit(cache=True, nogil=True)
 def tangents(program, modes, rates, coef, perms, phases, out) -> None:
     """``out`` ``(B, 1 + K, D)`` ← ``ψ`` and its derivatives along ``K`` directions, ``rates`` ``(K, B, S₁, n, G)``
-    the derivatives of ``modes`` along them."""
+    the derivatives of ``modes`` along them. A direction's term at a qubit whose ``U̇`` is zero is left out,
+    and so is its tangent until it first moves (a map whose features each drive one qubit moves one each)."""
     rows, packed, dim = out.shape
     directions, qubits, width = packed - 1, coef.shape[1], coef.shape[2]
     scratch, u = np.empty(dim, out.dtype), np.empty((qubits, 2, 2), out.dtype)
     du = np.empty((directions, qubits, 2, 2), out.dtype)
+    moves = np.empty((directions, qubits), np.bool_)
+    still = np.empty(directions, np.bool_)  # tangent k is still zero
     for b in range(rows):
         block = out[b]
         block[:] = 0
         block[0, 0] = 1
+        still[:] = True
         for s in range(program.shape[0]):
             index = program[s, 1]
             if program[s, 0] == _MONOMIAL:
                 for k in range(packed):
-                    _permute(block[k], scratch, perms[index], phases[index])
+                    if k == 0 or not still[k - 1]:
+                        _permute(block[k], scratch, perms[index], phases[index])
                 continue
             _unitaries(modes[b, index], coef[index], u)
             du[:] = 0
+            moves[:] = False
             for q in range(qubits):
                 for g in range(width):
                     for k in range(directions):
                         rate = rates[k, b, index, q, g]
                         if rate != 0:
+                            moves[k, q] = True
                             for e in range(4):
                                 du[k, q, e // 2, e % 2] += rate * coef[index, q, g, e]
             for q in range(qubits):
@@ -130,12 +137,18 @@ def tangents(program, modes, rates, coef, perms, phases, out) -> None:
                     for i in range(high, high + step):
                         a0, a1 = block[0, i], block[0, i + step]
                         for k in range(directions):
-                            d = du[k, q]
                             t0, t1 = block[k + 1, i], block[k + 1, i + step]
-                            block[k + 1, i] = u00 * t0 + u01 * t1 + d[0, 0] * a0 + d[0, 1] * a1
-                            block[k + 1, i + step] = u10 * t0 + u11 * t1 + d[1, 0] * a0 + d[1, 1] * a1
+                            if moves[k, q]:
+                                block[k + 1, i] = u00 * t0 + u01 * t1 + du[k, q, 0, 0] * a0 + du[k, q, 0, 1] * a1
+                                block[k + 1, i + step] = u10 * t0 + u11 * t1 + du[k, q, 1, 0] * a0 + du[k, q, 1, 1] * a1
+                            elif not still[k]:
+                                block[k + 1, i] = u00 * t0 + u01 * t1
+                                block[k + 1, i + step] = u10 * t0 + u11 * t1
                         block[0, i] = u00 * a0 + u01 * a1
                         block[0, i + step] = u10 * a0 + u11 * a1
+                for k in range(directions):
+                    if moves[k, q]:
+                        still[k] = False
 
 
 @njit(cache=True, nogil=True)
