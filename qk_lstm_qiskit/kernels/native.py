@@ -43,22 +43,21 @@ def _unitaries(modes, coef, u) -> None:
 
 
 @njit(cache=True, nogil=True)
-def _start(psi, first, u) -> None:
-    """``ψ`` ``(D,)`` ← the product state ``⊗_q U_q|0⟩`` when ``first``, else ``U_q``'s applied in place."""
-    n, size = u.shape[0], 1
-    if first:
-        psi[0] = u[0, 0, 0]
-        psi[1] = u[0, 1, 0]
-        size = 2
-        for q in range(1, n):
-            top, low = u[q, 1, 0], u[q, 0, 0]
-            for k in range(size):
-                psi[k + size] = psi[k] * top
-                psi[k] = psi[k] * low
-            size *= 2
-        return
+def _product_state(psi, u) -> None:
+    """``ψ`` ``(D,)`` ← ``⊗_q U_q|0⟩`` (a first stage on ``|0…0⟩``: one pass, no gate loop)."""
+    psi[0], psi[1], size = u[0, 0, 0], u[0, 1, 0], 2
+    for q in range(1, u.shape[0]):
+        for k in range(size):
+            psi[k + size] = psi[k] * u[q, 1, 0]
+            psi[k] = psi[k] * u[q, 0, 0]
+        size *= 2
+
+
+@njit(cache=True, nogil=True)
+def _apply(psi, u) -> None:
+    """``ψ`` ``(D,)`` ← ``(⊗_q U_q) ψ`` in place, one qubit at a time on the pairs ``(i, i + 2^q)``."""
     dim = psi.shape[0]
-    for q in range(n):
+    for q in range(u.shape[0]):
         step = 1 << q
         u00, u01, u10, u11 = u[q, 0, 0], u[q, 0, 1], u[q, 1, 0], u[q, 1, 1]
         for high in range(0, dim, 2 * step):
@@ -85,13 +84,14 @@ def simulate(program, modes, coef, perms, phases, out) -> None:
         psi = out[b]
         psi[:] = 0
         psi[0] = 1
-        fresh = True  # ψ is still |0…0⟩
         for s in range(program.shape[0]):
             index = program[s, 1]
             if program[s, 0] == _ONE_QUBIT:
                 _unitaries(modes[b, index], coef[index], u)
-                _start(psi, fresh, u)
-                fresh = False
+                if s == 0:
+                    _product_state(psi, u)
+                else:
+                    _apply(psi, u)
             else:
                 _permute(psi, scratch, perms[index], phases[index])
 
@@ -225,10 +225,8 @@ def reverse(program, modes, coef, perms, phases, psi, lam, grad_modes) -> None:
                             e[q, 0, 0] * coef[index, q, g, 0] + e[q, 0, 1] * coef[index, q, g, 1]
                             + e[q, 1, 0] * coef[index, q, g, 2] + e[q, 1, 1] * coef[index, q, g, 3]).real
                 continue
-            if program[s, 0] == _MONOMIAL:  # ψ'[k] = p[k] ψ[perm[k]]  ⇒  ψ[perm[k]] = p̄[k] ψ'[k]
-                perm, phase = perms[index], phases[index]
-                for vector in (state, grad):
-                    for k in range(dim):
-                        scratch[perm[k]] = phase[k].conjugate() * vector[k]
-                    vector[:] = scratch
-                continue
+            perm, phase = perms[index], phases[index]  # ψ'[k] = p[k] ψ[perm[k]]  ⇒  ψ[perm[k]] = p̄[k] ψ'[k]
+            for vector in (state, grad):
+                for k in range(dim):
+                    scratch[perm[k]] = phase[k].conjugate() * vector[k]
+                vector[:] = scratch

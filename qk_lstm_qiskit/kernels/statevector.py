@@ -310,6 +310,7 @@ class StatevectorExecutor:
         self._stages = self._compile(circuit)
         self._cache: dict[tuple[torch.dtype, torch.device], list] = {}
         self._programs: dict[tuple[torch.dtype, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._modes: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor, np.ndarray]] = {}
         self._groups = _qubit_groups(self.num_qubits)
         self._all_modes = all(s.modes is not None for s in self._stages if isinstance(s, _SingleQubitStage))
 
@@ -580,12 +581,10 @@ class StatevectorExecutor:
             stages = stages[:-1]
         if self._native(values):
             program, perms, phases = self._program(stages, values.dtype)
-            arg_map, arg_shift, coef = self._native_modes(values.dtype)
-            args = torch.addmm(arg_shift, values, arg_map)
-            rates = (tangents @ arg_map).mul_(-torch.sin(args)).view(directions, batch, *coef.shape[:3])
+            arg_map, args, coef = self._mode_arguments(values)
+            rates = (tangents @ arg_map).view(directions, *args.shape).mul_(-torch.sin(args))
             packed = values.new_empty(batch, 1 + directions, 2**n, dtype=_complex(values.dtype))
-            native.tangents(program, torch.cos(args).view(batch, *coef.shape[:3]).numpy(), rates.numpy(), coef,
-                            perms, phases, packed.numpy())
+            native.tangents(program, torch.cos(args).numpy(), rates.numpy(), coef, perms, phases, packed.numpy())
             return packed[:, 0], packed[:, 1:].transpose(0, 1)
         packed = None  # (B, 1 + K, D): ψ, then ψ̇ along each direction; None stands for |0…0⟩
         for stage in stages:
@@ -620,11 +619,11 @@ class StatevectorExecutor:
         every one-qubit stage given by its Fourier modes."""
         return values.device.type == "cpu" and self.num_qubits <= NATIVE_MAX_QUBITS and self._all_modes
 
-    def _native_modes(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-        """All one-qubit stages' modes for :mod:`.native`: ``args = values @ W + w_0`` ``(B, S₁·n·G)`` (``W``,
-        ``w_0`` in ``dtype``; each stage's ``G`` padded to the largest) and ``coef`` ``(S₁, n, G, 4)`` complex."""
-        key = (dtype, "modes")
-        if key not in self._programs:
+    def _mode_arguments(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """All one-qubit stages' modes for :mod:`.native`: ``W`` ``(P, S₁·n·G)``, the arguments ``values W + w_0``
+        as ``(B, S₁, n, G)`` (each stage's ``G`` padded to the largest) and ``coef`` ``(S₁, n, G, 4)`` complex."""
+        dtype = values.dtype
+        if dtype not in self._modes:
             n, singles = self.num_qubits, [s.modes for s in self._stages if isinstance(s, _SingleQubitStage)]
             width = max([m.arg_map.size(1) // n for m in singles], default=1)
             arg_map = torch.zeros(len(self.parameters), len(singles), n, width, dtype=torch.float64)
@@ -636,9 +635,10 @@ class StatevectorExecutor:
                 arg_shift[j, :, :g] = modes.arg_shift.view(n, g)
                 entries = modes.to_entries.view(n, g, n, 4, 2).diagonal(dim1=0, dim2=2).permute(3, 0, 1, 2)  # (n, g, 4, 2)
                 coef[j, :, :g] = torch.view_as_complex(entries.contiguous())
-            self._programs[key] = (arg_map.flatten(1).to(dtype), arg_shift.flatten().to(dtype),
-                                   coef.to(_complex(dtype)).numpy())
-        return self._programs[key]
+            self._modes[dtype] = (arg_map.flatten(1).to(dtype), arg_shift.flatten().to(dtype),
+                                  coef.to(_complex(dtype)).numpy())
+        arg_map, arg_shift, coef = self._modes[dtype]
+        return arg_map, torch.addmm(arg_shift, values, arg_map).view(values.size(0), *coef.shape[:3]), coef
 
     def _program(self, stages: list, dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:mod:`.native`'s ``(program, perms, phases)`` of ``stages`` (a prefix of the CPU stages in ``dtype``)."""
@@ -664,12 +664,10 @@ class StatevectorExecutor:
 
     def _run_native(self, stages: list, values: torch.Tensor) -> torch.Tensor:
         """:meth:`_run` by :func:`.native.simulate`: one compiled call for all stages and rows."""
-        batch = values.size(0)
         program, perms, phases = self._program(stages, values.dtype)
-        arg_map, arg_shift, coef = self._native_modes(values.dtype)
-        modes = torch.cos(torch.addmm(arg_shift, values, arg_map)).view(batch, *coef.shape[:3])
-        out = torch.empty(batch, 2**self.num_qubits, dtype=_complex(values.dtype))
-        native.simulate(program, modes.numpy(), coef, perms, phases, out.numpy())
+        _, args, coef = self._mode_arguments(values)
+        out = torch.empty(values.size(0), 2**self.num_qubits, dtype=_complex(values.dtype))
+        native.simulate(program, torch.cos(args).numpy(), coef, perms, phases, out.numpy())
         return out
 
     def _run(self, stages: list, values: torch.Tensor) -> torch.Tensor:
@@ -724,13 +722,11 @@ class StatevectorExecutor:
         grad = values.new_zeros(batch, len(self.parameters))
         if self._native(values):
             program, perms, phases = self._program(stages, values.dtype)
-            arg_map, arg_shift, coef = self._native_modes(values.dtype)
-            args = torch.addmm(arg_shift, values, arg_map)
+            arg_map, args, coef = self._mode_arguments(values)
             grad_modes = torch.empty_like(args)
-            native.reverse(program, torch.cos(args).view(batch, *coef.shape[:3]).numpy(), coef, perms, phases,
-                           psi.contiguous().clone().numpy(), lam.resolve_conj().contiguous().clone().numpy(),
-                           grad_modes.view(batch, *coef.shape[:3]).numpy())
-            return grad_modes.mul_(-torch.sin(args)) @ arg_map.t()
+            native.reverse(program, torch.cos(args).numpy(), coef, perms, phases, psi.contiguous().clone().numpy(),
+                           lam.resolve_conj().contiguous().clone().numpy(), grad_modes.numpy())
+            return grad_modes.mul_(-torch.sin(args)).view(batch, -1) @ arg_map.t()
         for index in range(len(stages) - 1, -1, -1):
             stage = stages[index]
             need_psi = index > 1 or (index == 1 and not isinstance(stages[0], _SingleQubitStage))
