@@ -18,13 +18,11 @@ import torch
 from sympy.printing.pycode import PythonCodePrinter
 from qiskit.circuit import Parameter, ParameterExpression, ParameterVector, QuantumCircuit
 
+from .gates import SUPPORTED_GATES
+
 __all__ = ["SUPPORTED", "CompiledCircuit", "AngleExpressions", "compile_circuit"]
 
-# The gates of kernels.statevector.SUPPORTED_GATES (circuits/ sits below kernels/ in the layers).
-_FIXED = ("h", "x", "y", "z", "s", "sdg", "t", "tdg", "sx", "sxdg", "id")
-_ROTATIONS = ("rx", "ry", "rz", "p")
-_TWO_QUBIT = ("cx", "cz", "swap")
-SUPPORTED = (*_FIXED, *_ROTATIONS, *_TWO_QUBIT)
+SUPPORTED = SUPPORTED_GATES  # the executor's gates (circuits/gates.py: one table)
 
 _TORCH = {
     "sin": torch.sin, "cos": torch.cos, "tan": torch.tan, "asin": torch.asin, "acos": torch.acos,

@@ -45,60 +45,12 @@ from torch.autograd import forward_ad
 from torch.autograd.function import once_differentiable
 
 from .kernel import PreparedSide, QuantumKernel
-from .statevector import FourierModes, ProductForm
+from .statevector import MAX_MODES, FourierBloch
 
 __all__ = [
-    "FourierBloch", "FusedQKLSTMLayer", "ProductRoute", "StatevectorRoute", "fused_layer", "fused_route",
+    "FusedQKLSTMLayer", "ProductRoute", "StatevectorRoute", "fused_layer", "fused_route",
     "supports_fused",
 ]
-
-
-def _slot_bloch(form: ProductForm, psi: torch.Tensor) -> torch.Tensor:
-    """Bloch vectors ``(G, n, 3)`` after the slots at slot angles ``psi`` ``(G, S', n)`` (as ``product_bloch``)."""
-    r = None
-    for j, angle in enumerate(psi.unbind(1)):  # (G, n)
-        coef = torch.stack([torch.ones_like(angle), torch.cos(angle), torch.sin(angle)], -1)  # (G, n, k)
-        if r is None:
-            r = torch.einsum("gnk,kni->gni", coef, form.first)
-        else:
-            r = torch.einsum("gnk,nkij,gnj->gni", coef, form.rotations[j - 1].view(-1, 3, 3, 3), r)
-    return r
-
-
-class FourierBloch(NamedTuple):
-    """Each qubit's Bloch vector as a trigonometric polynomial of the feature-map angles.
-
-    The slot recurrence makes ``r_q`` multi-affine in ``(1, cos ψ_j, sin ψ_j)`` of the ``S'``
-    slot angles, i.e. a sum over ``G = 3^{S'}`` Fourier modes ``cos(w·ψ + θ)`` with
-    ``w ∈ {-1, 0, 1}^{S'}``. With ``ψ = a M + m`` this is
-
-    .. math:: r = \\cos(a\\, W + w_0)\\, V,
-
-    ``W`` ``(P, n·G)``, ``w_0`` ``(n·G,)`` and ``V`` ``(n·G, 3n)`` block-diagonal over qubits;
-    ``V`` solves the modes on the exact 3-point grid ``ψ_j ∈ {0, 2π/3, 4π/3}``. The modes pair
-    up as ``cos(w·ψ)``, ``sin(w·ψ)``, so ``∂ modes / ∂ arg = modes @ turn`` (``-sin``, ``cos``).
-    """
-
-    arg_map: torch.Tensor  # W (P, n·G)
-    arg_shift: torch.Tensor  # w_0 (n·G,)
-    to_bloch: torch.Tensor  # V (n·G, 3n)
-    turn: torch.Tensor  # (n·G, n·G): signed permutation of the (cos, sin) pairs, 0 for w = 0
-
-    @classmethod
-    def of(cls, kernel: QuantumKernel) -> FourierBloch:
-        """The float64 expansion of ``kernel``'s (product circuit's) single-qubit stage."""
-        form = kernel.executor.product_form(torch.float64)
-        n = kernel.executor.num_qubits
-        fourier = FourierModes.of(form.angle_map.size(1) // n)
-        bloch = _slot_bloch(form, fourier.points[:, :, None].expand(-1, -1, n))  # (G, n, 3) on the grid
-        coefficients = torch.linalg.solve(fourier.basis, bloch.reshape(fourier.basis.size(0), -1))  # (G modes, 3n)
-        spread = fourier.spread(n)
-        return cls(
-            form.angle_map @ spread,
-            form.angle_shift @ spread + fourier.phase.repeat(n),
-            torch.block_diag(*coefficients.view(-1, n, 3).unbind(1)),
-            torch.block_diag(*[fourier.turn] * n),
-        )
 
 
 _EXPANSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # executor → {(dtype, device) | None: …}
@@ -125,11 +77,10 @@ def _expansion(kernel: QuantumKernel, dtype: torch.dtype | None = None, device=N
                 qubit = torch.arange(uses.size(1)) % n
                 local = bool((reads.sum(1) <= 1).all()) and not bool((uses[:, :, None] & reads[:, None, :]
                                                                       & (qubit[None, :, None] != torch.arange(n))).any())
-            entries[key] = FourierBloch.of(kernel) if local else None
+            entries[key] = FourierBloch.of(form) if local else None
     return entries[key]
 
 
-MAX_FOURIER_MODES = 243  # 3^S' modes per qubit; beyond 5 slot angles the per-step loop is cheaper
 # The statevector route's Jacobian costs ~q forward passes over all L·N rows at once, the loop's backward
 # ~3 per step plus a few operations: the route wins while states are small (one thread, B=32, T=25, reps 2,
 # compiled loops, fused vs loop, best of 8: 4 qubits 20.6 vs 35.7 ms, 5 qubits 20.5 vs 25.8, 6 qubits 32.4 vs 27.4).
@@ -157,7 +108,7 @@ def fused_route(kernel: QuantumKernel) -> str | None:
 
     ``"product"``: the exact product kernel from the Fourier expansion of its Bloch vectors (a
     feature map without trainable weights, a qubit-local single-qubit stage of at most
-    ``log3(MAX_FOURIER_MODES)`` parameterised slots). ``"statevector"``: any other exact kernel with
+    ``log3(MAX_MODES)`` parameterised slots). ``"statevector"``: any other exact kernel with
     the adjoint gradient on at most ``MAX_STATEVECTOR_QUBITS`` qubits whose encoding supports
     forward-mode autograd (entangling maps, trainable circuits). Sampler kernels and the
     parameter-shift reference run the loop.
@@ -166,7 +117,7 @@ def fused_route(kernel: QuantumKernel) -> str | None:
         return None
     if kernel.is_product_kernel and not any(p.requires_grad for p in kernel.feature_map.parameters()):
         form = kernel.executor.product_form()
-        if form is not None and 3 ** (form.angle_map.size(1) // kernel.executor.num_qubits) <= MAX_FOURIER_MODES:
+        if form is not None and 3 ** (form.angle_map.size(1) // kernel.executor.num_qubits) <= MAX_MODES:
             if _expansion(kernel) is not None:
                 return "product"
     if kernel.gradient == "adjoint" and kernel.executor.num_qubits <= MAX_STATEVECTOR_QUBITS and _forward_ad_works(kernel):

@@ -131,6 +131,7 @@ class QKLSTMCell(GatedCell):
         references: ``"fixed"`` (random N(0, 1) buffer, default), ``"learned"`` (parameter), or
             ``"data"`` (buffer set from projected training inputs, see :meth:`set_references`).
         sampler, pass_manager: evaluate kernels on a Qiskit ``BaseSamplerV2`` (default exact).
+        memory_limit: bytes the exact executor may allocate per call (default: a fraction of the available memory).
         warn: warn once when the kernel is a product kernel (default True).
 
     Over a sequence (:meth:`run_sequence`) on the exact executor (the product kernel, or any
@@ -168,6 +169,7 @@ class QKLSTMCell(GatedCell):
         references: str = "fixed",
         sampler=None,
         pass_manager=None,
+        memory_limit: int | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         warn: bool = True,
@@ -182,7 +184,9 @@ class QKLSTMCell(GatedCell):
             feature_map, num_qubits, reps=reps, entanglement=entanglement, paulis=paulis,
             trainable_layers=trainable_layers, input_scaling=input_scaling, trainable_scaling=trainable_scaling, dtype=dtype,
         ).to(device)
-        self.kernel = QuantumKernel(feature_map, sampler=sampler, pass_manager=pass_manager, warn=False)
+        self.kernel = QuantumKernel(
+            feature_map, sampler=sampler, pass_manager=pass_manager, warn=False, memory_limit=memory_limit
+        )
         if warn:
             warn_if_product(type(self).__name__, [self.kernel])
         self.projection = nn.Linear(input_size + hidden_size, num_qubits, **factory)

@@ -37,6 +37,9 @@ class Forecaster(nn.Module):
         return self.head(hidden[:, -1]).squeeze(-1)
 
 
-def build_forecaster(config: ModelConfig, num_features: int = 1, *, sampler=None, pass_manager=None) -> Forecaster:
+def build_forecaster(
+    config: ModelConfig, num_features: int = 1, *, sampler=None, pass_manager=None, memory_limit: int | None = None
+) -> Forecaster:
     """The forecaster of ``config.kind``; ``sampler``/``pass_manager`` reach the QK-LSTM kernels."""
-    return Forecaster(build_recurrent(config, num_features, sampler=sampler, pass_manager=pass_manager), num_features)
+    return Forecaster(build_recurrent(config, num_features, sampler=sampler, pass_manager=pass_manager,
+                                      memory_limit=memory_limit), num_features)

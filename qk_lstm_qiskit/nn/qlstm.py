@@ -36,7 +36,7 @@ class QLSTMCell(GatedCell):
     """
 
     def __init__(
-        self, input_size: int, hidden_size: int, *, num_qubits: int = 4, depth: int = 1,
+        self, input_size: int, hidden_size: int, *, num_qubits: int = 4, depth: int = 1, memory_limit: int | None = None,
         device: torch.device | str | None = None, dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__(input_size, hidden_size)
@@ -44,7 +44,8 @@ class QLSTMCell(GatedCell):
         factory = {"device": device, "dtype": dtype}
         self.feature_map = FeatureMap(num_qubits, **factory)
         circuit, weights = vqc_circuit(self.feature_map, depth)
-        self.executor = StatevectorExecutor(circuit, [*self.feature_map.parameters_order, *weights])
+        self.executor = StatevectorExecutor(circuit, [*self.feature_map.parameters_order, *weights],
+                                           memory_limit=memory_limit)
         self.projection = nn.Linear(input_size + hidden_size, num_qubits, **factory)
         self.vqc_weights = nn.Parameter(torch.empty(NUM_GATES, len(weights), **factory))  # (4, 3·n·depth)
         self.output = nn.Linear(num_qubits, hidden_size, **factory)

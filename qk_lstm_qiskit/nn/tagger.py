@@ -48,15 +48,18 @@ class Tagger(nn.Module):
         return torch.log_softmax(self.classifier(hidden), dim=-1)
 
 
-def build_recurrent(config: ModelConfig, input_size: int, *, sampler=None, pass_manager=None) -> nn.Module:
-    """The batch-first recurrent layer of ``config.kind`` over inputs of size ``input_size``."""
+def build_recurrent(
+    config: ModelConfig, input_size: int, *, sampler=None, pass_manager=None, memory_limit: int | None = None
+) -> nn.Module:
+    """The batch-first recurrent layer of ``config.kind`` over inputs of size ``input_size``; ``memory_limit``:
+    bytes each exact executor may allocate per call (default: a fraction of the memory available)."""
     h = config.hidden_dim
     if config.kind == "lstm":
         return nn.LSTM(input_size, h, num_layers=config.num_layers, batch_first=True)
     if config.kind == "qlstm":
         return QLSTM(
             input_size, h, num_layers=config.num_layers, batch_first=True, num_qubits=config.num_qubits,
-            depth=config.vqc_depth,
+            depth=config.vqc_depth, memory_limit=memory_limit,
         )
     if config.kind == "qk-lstm":
         return QKLSTM(
@@ -65,15 +68,18 @@ def build_recurrent(config: ModelConfig, input_size: int, *, sampler=None, pass_
             input_scaling=config.input_scaling, trainable_scaling=config.trainable_scaling,
             feature_map=config.feature_map, paulis=tuple(config.paulis.split(",")), trainable_layers=config.trainable_layers,
             weighting=config.weighting, references=config.references, sampler=sampler, pass_manager=pass_manager,
+            memory_limit=memory_limit,
         )
     raise ValueError(f"build_recurrent: expected kind in {MODEL_KINDS}, got {config.kind!r}")
 
 
 def build_tagger(
-    config: ModelConfig, vocab_size: int, num_tags: int, *, sampler=None, pass_manager=None
+    config: ModelConfig, vocab_size: int, num_tags: int, *, sampler=None, pass_manager=None,
+    memory_limit: int | None = None,
 ) -> Tagger:
     """The tagger of ``config.kind``; ``sampler``/``pass_manager`` reach the QK-LSTM kernels."""
     if config.kind not in MODEL_KINDS:
         raise ValueError(f"build_tagger: expected kind in {MODEL_KINDS}, got {config.kind!r}")
-    recurrent = build_recurrent(config, config.embedding_dim, sampler=sampler, pass_manager=pass_manager)
+    recurrent = build_recurrent(config, config.embedding_dim, sampler=sampler, pass_manager=pass_manager,
+                                memory_limit=memory_limit)
     return Tagger(vocab_size, num_tags, config.embedding_dim, recurrent)

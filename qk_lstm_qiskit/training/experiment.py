@@ -16,7 +16,6 @@ from ..data.corpus import make_batches
 from ..data.series import is_series_source
 from ..data.tasks import TaskData, prepare_data
 from ..checkpoint import LAST_FILE, MODEL_FILE, load_checkpoint, restoring
-from ..kernels.statevector import set_memory_limit
 from ..nn.tagger import build_tagger, count_parameters
 from ..rundir import check_out_dir, removed_if_left_empty
 from . import distributed
@@ -55,14 +54,14 @@ def _resume_state(out_dir: Path, config: RunConfig) -> dict:
     return state
 
 
-def _place_executor(config: RunConfig) -> None:
-    """Check ``executor.device`` and apply ``executor.memory_limit_gb`` (process-wide) before anything runs."""
+def _place_executor(config: RunConfig) -> int | None:
+    """Check ``executor.device`` before anything runs; the exact executors' memory limit in bytes (``None``: default)."""
     ex = config.executor
     if ex.device != "cpu" and ex.backend != "exact":
         raise ValueError(f"train: expected executor.device 'cpu' for backend {ex.backend!r} (samplers run on the host), got {ex.device!r}")
     if ex.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"train: expected a CUDA device for executor.device {ex.device!r}, but torch sees none")
-    set_memory_limit(None if ex.memory_limit_gb is None else int(ex.memory_limit_gb * 2**30))
+    return None if ex.memory_limit_gb is None else int(ex.memory_limit_gb * 2**30)
 
 
 def run_training(
@@ -78,7 +77,7 @@ def run_training(
         resume: continue from ``out_dir/last.pt``.
         sampler: a ``BaseSamplerV2`` overriding ``config.executor`` (Python API only).
     """
-    _place_executor(config)
+    memory_limit = _place_executor(config)
     distributed.setup(config.executor.device)  # under torchrun: join the process group
     resume_state = None
     if out_dir is not None:
@@ -97,8 +96,8 @@ def run_training(
         with removed_if_left_empty(out_dir):
             if forecasting:
                 return train_forecaster(config, out_dir, resume_state, progress=progress, sampler=sampler,
-                                        pass_manager=pass_manager)
-            return _train(config, data, out_dir, resume_state, progress, sampler, pass_manager)
+                                        pass_manager=pass_manager, memory_limit=memory_limit)
+            return _train(config, data, out_dir, resume_state, progress, sampler, pass_manager, memory_limit)
     finally:
         if backend is not None:
             backend.close()
@@ -106,10 +105,11 @@ def run_training(
 
 def _train(
     config: RunConfig, data: TaskData, out_dir: Path | None, resume_state: dict | None, progress: bool,
-    sampler, pass_manager,
+    sampler, pass_manager, memory_limit: int | None = None,
 ) -> dict[str, Any]:
     seed_everything(config.train.seed)
-    model = build_tagger(config.model, len(data.words), len(data.tags), sampler=sampler, pass_manager=pass_manager)
+    model = build_tagger(config.model, len(data.words), len(data.tags), sampler=sampler, pass_manager=pass_manager,
+                         memory_limit=memory_limit)
     model = model.to(config.executor.device)
     if config.model.kind == "qk-lstm" and config.model.references == "data":
         sample = make_batches(data.train[:32], 32, pad_index=data.words.pad_index or 0)[0]

@@ -64,6 +64,7 @@ class ForecastTask:
 
 def train_forecaster(
     config: RunConfig, out_dir: Path | None, resume_state: dict | None, *, progress: bool, sampler, pass_manager,
+    memory_limit: int | None = None,
 ) -> dict[str, Any]:
     """Train the forecaster of ``config`` (run folder and executor prepared by ``run_training``).
 
@@ -73,7 +74,8 @@ def train_forecaster(
     """
     windows = prepare_series(config.data, config.forecast)
     seed_everything(config.train.seed)
-    model = build_forecaster(config.model, 1, sampler=sampler, pass_manager=pass_manager)
+    model = build_forecaster(config.model, 1, sampler=sampler, pass_manager=pass_manager,
+                             memory_limit=memory_limit)
     if config.model.kind == "qk-lstm" and config.model.references == "data":
         model.recurrent.init_references_from_data(windows.train[0][:32])
     metadata = {

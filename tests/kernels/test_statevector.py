@@ -14,13 +14,8 @@ from _assertions import raises_one_line
 from qk_lstm_qiskit.circuits.feature_map import ENTANGLEMENTS, FeatureMap
 from qk_lstm_qiskit.circuits.library import build_feature_map
 from qk_lstm_qiskit.circuits.vqc import vqc_circuit
-from qk_lstm_qiskit.kernels import statevector
-from qk_lstm_qiskit.kernels.statevector import (
-    SUPPORTED_GATES,
-    StatevectorExecutor,
-    default_memory_limit,
-    set_memory_limit,
-)
+from qk_lstm_qiskit.kernels.statevector import SUPPORTED_GATES, StatevectorExecutor, numba_backend
+from qk_lstm_qiskit.kernels.statevector import modes as fourier
 
 TOLERANCE = {torch.float32: 1e-6, torch.float64: 1e-12}
 PARAMETERIZED = ("p", "rx", "ry", "rz")
@@ -77,7 +72,7 @@ DTYPES = [torch.float32, torch.float64]
 def path(request, monkeypatch):
     """Run the test on the compiled CPU loops (``native``) and on torch's batched products (``torch``)."""
     if request.param == "torch":
-        monkeypatch.setattr(statevector, "NATIVE_MAX_QUBITS", 0)
+        monkeypatch.setattr(numba_backend, "MAX_QUBITS", 0)
     return request.param
 
 
@@ -335,11 +330,11 @@ def test_adjoint_gradients_of_states_and_probabilities_gradcheck(num_qubits, see
 @pytest.mark.parametrize("num_qubits, seed", [(3, 4), (4, 5)])
 @pytest.mark.usefixtures("path")
 def test_fourier_modes_and_slot_products_give_the_same_states_gradients_and_tangents(num_qubits, seed, max_modes, monkeypatch):
-    """A stage's unitaries come from their Fourier modes (``UnitaryModes``) or, past ``MAX_UNITARY_MODES``,
+    """A stage's unitaries come from their Fourier modes (``UnitaryModes``) or, past ``MAX_MODES``,
     from the product of its slot matrices: states against Statevector, adjoint gradients by gradcheck,
     ``jvp`` against central differences, for both."""
     if max_modes != "default":
-        monkeypatch.setattr(statevector, "MAX_UNITARY_MODES", max_modes)
+        monkeypatch.setattr(fourier, "MAX_MODES", max_modes)
     rng = np.random.default_rng(seed)
     circuit, theta = random_circuit(num_qubits, 24, rng)
     executor = StatevectorExecutor(circuit, list(theta))
@@ -404,20 +399,17 @@ def test_a_call_that_cannot_fit_is_refused_before_allocating():
 def test_memory_limit_arguments_are_checked():
     with pytest.raises(ValueError, match="expected memory_limit to be a positive int .bytes. or None, got -1"):
         StatevectorExecutor(FeatureMap(2).circuit, memory_limit=-1)
-    with pytest.raises(ValueError, match="set_memory_limit: expected a positive int number of bytes or None, got 1.5"):
-        set_memory_limit(1.5)
+    with pytest.raises(ValueError, match="expected memory_limit to be a positive int .bytes. or None, got 1.5"):
+        StatevectorExecutor(FeatureMap(2).circuit, memory_limit=1.5)
 
 
-def test_process_wide_memory_limit_applies_to_executors_without_their_own():
-    executor = StatevectorExecutor(FeatureMap(10, reps=2).circuit)
-    try:
-        set_memory_limit(2**20)
-        assert default_memory_limit() == executor.limit() == 2**20
-        with pytest.raises(MemoryError, match="memory limit of 0.000977 GiB"):
-            executor.statevectors(torch.zeros(200, 40))
-    finally:
-        set_memory_limit(None)
-    assert executor.limit() > 2**20
+def test_the_memory_limit_is_each_executors_own():
+    """The limit is an option of one executor (no process-wide state): another executor keeps the default."""
+    limited, free = (StatevectorExecutor(FeatureMap(10, reps=2).circuit, memory_limit=m) for m in (2**20, None))
+    assert limited.limit() == 2**20 and free.limit() > 2**20
+    with pytest.raises(MemoryError, match="memory limit of 0.000977 GiB"):
+        limited.statevectors(torch.zeros(200, 40))
+    assert free.statevectors(torch.zeros(200, 40)).shape == (200, 2**10)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -491,8 +483,8 @@ def test_jvp_refuses_tangents_of_the_wrong_shape_in_one_line():
 @pytest.mark.parametrize("num_qubits, seed", [(4, 0), (7, 1)])
 def test_native_loops_equal_torch_products_and_run_up_to_their_qubit_limit(num_qubits, seed, monkeypatch):
     """The compiled loops and torch's Kronecker-group products give the same states, adjoint gradients and
-    tangents (float64, random circuits over every gate); the loops run on the CPU up to ``NATIVE_MAX_QUBITS``."""
-    from qk_lstm_qiskit.kernels import native
+    tangents (float64, random circuits over every gate); the loops run on the CPU up to ``numba_backend.MAX_QUBITS``."""
+    from qk_lstm_qiskit.kernels.statevector import native
 
     rng = np.random.default_rng(seed)
     circuit, theta = random_circuit(num_qubits, 30, rng)
@@ -513,7 +505,7 @@ def test_native_loops_equal_torch_products_and_run_up_to_their_qubit_limit(num_q
     compiled = run()
     assert sorted(set(calls)) == ["reverse", "simulate", "tangents"]
     calls.clear()
-    monkeypatch.setattr(statevector, "NATIVE_MAX_QUBITS", num_qubits - 1)
+    monkeypatch.setattr(numba_backend, "MAX_QUBITS", num_qubits - 1)
     products = run()
     assert not calls
     for got, expected in zip(compiled, products):
