@@ -7,7 +7,7 @@ TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test reproduce bench clean
+.PHONY: setup run test docs reproduce bench clean
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -23,6 +23,9 @@ test: setup           ## the layer contract, then the whole test suite, notebook
 	$(BIN)/lint-imports
 	QK_LSTM_TUTORIAL_QUICK=1 $(BIN)/python -m pytest -q --nbmake tests notebooks
 
+docs: setup           ## the documentation site, offline: docs/_build/html/index.html
+	$(BIN)/python -m sphinx -E -n -q -b html docs docs/_build/html
+
 reproduce: setup      ## Table I and Fig. 3 over 3 seeds
 	$(BIN)/qk-lstm reproduce --out runs/reproduce-$$(date +%Y%m%d-%H%M%S)
 
@@ -30,4 +33,4 @@ bench: setup          ## speed benchmarks (ratios against baselines measured in 
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache docs/_build docs/api/generated

@@ -12,7 +12,7 @@ import torch
 
 __all__ = ["check_choice", "check_finite", "check_int", "check_number", "check_pair", "check_tensor", "FLOAT_DTYPES"]
 
-FLOAT_DTYPES = (torch.float32, torch.float64)  # what the executors compute in
+FLOAT_DTYPES = (torch.float32, torch.float64)  #: what the executors compute in
 
 
 def check_int(owner: str, name: str, value: Any, minimum: int | None = None, *, optional: bool = False) -> None:

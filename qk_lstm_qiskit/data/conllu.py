@@ -1,15 +1,24 @@
-"""Real POS-tagging data: CoNLL-U treebanks (Universal Dependencies) read with the ``conllu`` package.
+r"""Real POS-tagging data: CoNLL-U treebanks (Universal Dependencies) read with the ``conllu`` package.
 
 The reader keeps the *syntactic words* of each sentence (integer ids ``1..n``): multi-word token
 lines (``3-4``) and empty nodes (``5.1``) are skipped, so ``don't`` contributes ``do`` + ``n't``.
 Tags come from the UPOS column (default) or the XPOS column. The words vocabulary is built on the
 training split only (``<pad>`` at index 0, ``<unk>`` at index 1, ``min_freq`` cut-off); the tag
-vocabulary has neither (padding uses :data:`~qk_lstm_qiskit.data.PAD_TAG` in the targets).
+vocabulary has neither (padding uses :data:`~qk_lstm_qiskit.data.corpus.PAD_TAG` in the targets).
 
 Example:
-    >>> data = load_treebank("en_ewt-ud-dev.conllu", validation_fraction=0.1, seed=0, min_freq=2)
-    >>> len(data.train), len(data.validation), len(data.tags)
-    (1801, 200, 17)
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = Path(folder) / "tiny.conllu"
+    ...     _ = path.write_text("1\tThe\tthe\tDET\tDT\t_\t2\tdet\t_\t_\n"
+    ...                         "2\tdog\tdog\tNOUN\tNN\t_\t0\troot\t_\t_\n\n")
+    ...     sentences = read_conllu(path)
+    >>> sentences
+    [(['The', 'dog'], ['DET', 'NOUN'])]
+    >>> words, tags = build_vocabularies(sentences)
+    >>> words.itos, tags.itos
+    (['<pad>', '<unk>', 'The', 'dog'], ['DET', 'NOUN'])
 """
 
 from __future__ import annotations
@@ -37,8 +46,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PAD_WORD = "<pad>"
-UNK_WORD = "<unk>"
+PAD_WORD = "<pad>"  #: the padding word, index 0 of every words vocabulary
+UNK_WORD = "<unk>"  #: what rare and unseen words encode as, index 1
 
 CONLLU_FIELDS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
 TAGSETS = ("upos", "xpos")
@@ -249,7 +258,7 @@ def build_vocabularies(
     Words (training sentences only): ``<pad>`` (index 0), ``<unk>`` (index 1), then the forms seen
     at least ``min_freq`` times, most frequent first; rarer and unseen forms encode as ``<unk>``.
     Tags: every tag of ``tag_corpus`` (default ``train``), most frequent first, no ``<pad>`` /
-    ``<unk>``. :func:`load_treebank` passes the whole file as ``tag_corpus``: the label set is
+    ``<unk>``. :func:`~qk_lstm_qiskit.data.tasks.prepare_data` passes the whole file as ``tag_corpus``: the label set is
     part of the task, so a rare tag drawn only into the validation split still gets an output.
     """
     if not train:

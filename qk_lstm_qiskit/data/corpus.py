@@ -22,13 +22,13 @@ __all__ = [
     "paper_corpus",
 ]
 
-PAD_TAG = -100  # target index ignored by the loss and the accuracy
-UNSEEN_TAG = -1  # target index of a gold tag absent from the training tag vocabulary (never predicted)
-UNSEEN_TAG_POLICIES = ("error", "count")
+PAD_TAG = -100  #: target index ignored by the loss and the accuracy
+UNSEEN_TAG = -1  #: target index of a gold tag absent from the training tag vocabulary (never predicted)
+UNSEEN_TAG_POLICIES = ("error", "count")  #: what an unseen gold tag does: raise, or count as an error
 
-TaggedSentence = tuple[list[str], list[str]]  # (words, tags)
+TaggedSentence = tuple[list[str], list[str]]  #: one sentence: ``(words, tags)``, equally long
 
-# The paper's task (NOTES.md): case-sensitive, 9 distinct words, tags {DET, NN, V}.
+#: The paper's task (docs/guide/concepts.md): case-sensitive, 9 distinct words, tags {DET, NN, V}.
 PAPER_SENTENCES: tuple[TaggedSentence, ...] = (
     ("The dog eat the ice".split(), ["DET", "NN", "V", "DET", "NN"]),
     ("Everybody read that book".split(), ["NN", "V", "DET", "NN"]),

@@ -27,7 +27,7 @@ __all__ = [
     "load_series", "Scaler", "SeriesWindows", "make_windows", "prepare_series", "describe_source",
 ]
 
-SERIES_SOURCES = ("shm", "bessel", "co2")
+SERIES_SOURCES = ("shm", "bessel", "co2")  #: built-in series (``data.source``); any other source is a CSV file
 
 
 def is_series_source(source: str) -> bool:

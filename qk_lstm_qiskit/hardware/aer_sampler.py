@@ -3,7 +3,7 @@
 Aer's ``SamplerV2`` makes the simulator write one hex string per shot and parses them in Python:
 at 1024 shots that is ≈ 1.7 ms per parameter binding of a 4-qubit kernel circuit, most of a
 sampler-path epoch. Without noise, a binding's counts are one draw from Multinomial(shots, p) with
-p_b = |⟨b|ψ⟩|² over the measured qubits — the distribution Aer's measurement sampling draws from.
+``p_b = |⟨b|ψ⟩|²`` over the measured qubits — the distribution Aer's measurement sampling draws from.
 :class:`AerProbabilitySampler` lets Aer compute p once per binding (``save_probabilities``,
 parameters bound inside Aer) and draws the shots in numpy: same distribution, same result types,
 ≈ 10× less time per binding. Noisy simulation needs Aer's shot-by-shot trajectories; use

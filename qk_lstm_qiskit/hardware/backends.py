@@ -2,13 +2,13 @@
 
 A backend name picks where kernels run; :func:`resolve_backend` turns it into a sampler, the
 pass manager that makes circuits ISA for the device, and the device itself (its target gives
-gate and readout durations to :mod:`qk_lstm_qiskit.estimate`).
+gate and readout durations to :mod:`qk_lstm_qiskit.hardware.cost`).
 
 =========================  ==================================================================
 name                       sampler
 =========================  ==================================================================
 ``exact``                  ``None``: the torch statevector executor
-``aer``                    ideal Aer: :class:`~qk_lstm_qiskit.aer_sampler.AerProbabilitySampler`
+``aer``                    ideal Aer: :class:`~qk_lstm_qiskit.hardware.aer_sampler.AerProbabilitySampler`
 ``aer-noisy:<fake>``       Aer ``SamplerV2`` on ``AerSimulator.from_backend(Fake…)``
 ``fake:<fake>``            Runtime local testing mode: ``SamplerV2(mode=Fake…())``
 ``ibm:<device>``           ``QiskitRuntimeService().backend(<device>)``
@@ -56,11 +56,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-BACKEND_KINDS = ("exact", "aer", "aer-noisy", "fake", "ibm")
-EXECUTION_MODES = ("job", "batch", "session")
-DD_SEQUENCES = ("XX", "XpXm", "XY4")
-DEFAULT_SHOTS = 4096  # the Runtime sampler's default
-TOKEN_ENV = "QISKIT_IBM_TOKEN"
+BACKEND_KINDS = ("exact", "aer", "aer-noisy", "fake", "ibm")  #: the part of a backend name before ``:``
+EXECUTION_MODES = ("job", "batch", "session")  #: Runtime execution modes (``--mode``)
+DD_SEQUENCES = ("XX", "XpXm", "XY4")  #: dynamical-decoupling sequences of the Runtime sampler
+DEFAULT_SHOTS = 4096  #: shots per PUB when none are given (the Runtime sampler's default)
+TOKEN_ENV = "QISKIT_IBM_TOKEN"  #: environment variable read for the IBM Quantum token (never logged)
 SAVE_ACCOUNT_HINT = (
     'save an account once with QiskitRuntimeService.save_account(channel="ibm_quantum_platform", '
     'token="<API key>", instance="<CRN>") or set QISKIT_IBM_TOKEN and QISKIT_IBM_INSTANCE'

@@ -46,7 +46,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CALIBRATION_SHOTS = 10_000  # preparations of each state per qubit (mthree's default)
+DEFAULT_CALIBRATION_SHOTS = 10_000  #: preparations of each state per qubit (mthree's default)
 CALIBRATION_FOLDER = "calibrations"
 
 

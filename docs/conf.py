@@ -1,0 +1,156 @@
+"""Sphinx configuration: API reference from the docstrings, user guide, notebooks as tutorials.
+
+Built offline (no intersphinx, MathJax served from the build folder), with ``-W -n`` by the test
+suite (``tests/test_docs.py``). The API pages are written here at every build, one page per module
+from its ``__all__``, so a new module or name cannot be left out.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+sys.path.insert(0, str(ROOT))  # the package of this checkout, not an installed copy
+
+import qk_lstm_qiskit  # noqa: E402
+from sphinx.ext.napoleon.docstring import GoogleDocstring  # noqa: E402
+from sphinx.util.nodes import make_refnode  # noqa: E402
+
+project = "qk_lstm_qiskit"
+author = "qk_lstm_qiskit contributors"
+copyright = "2026, qk_lstm_qiskit contributors"
+release = version = "0.1.0"
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # MathJax copied into _static: maths renders without a network
+    "sphinxarg.ext",
+    "myst_nb",
+]
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
+exclude_patterns = ["_build", "**.ipynb_checkpoints"]
+templates_path = ["_templates"]
+
+html_theme = "furo"
+html_title = "qk_lstm_qiskit"
+html_static_path: list[str] = []
+
+# --- notebooks: rendered as stored (they are committed without outputs), never executed here
+nb_execution_mode = "off"
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
+myst_heading_anchors = 3
+
+# --- autodoc / napoleon (Google-style docstrings with Args, Shape, Raises, Example sections)
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_typehints_description_target = "documented_params"
+autodoc_class_signature = "mixed"
+autodoc_default_options = {"members": True, "undoc-members": True, "show-inheritance": True}
+autodoc_inherit_docstrings = False  # torch's and qiskit's docstrings are theirs, not ours
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+napoleon_custom_sections = [("Shape", "params_style"), ("Warns", "raises_style")]
+napoleon_use_rtype = False
+napoleon_use_ivar = True  # "Attributes:" as fields: dataclass fields are documented once, by autodoc
+add_module_names = False
+python_use_unqualified_type_names = True
+
+# --- nitpicky cross-references: third-party types have no inventory offline (no intersphinx)
+nitpicky = True
+THIRD_PARTY = ("torch", "nn", "numpy", "np", "qiskit", "qiskit_aer", "qiskit_ibm_runtime", "qiskit_machine_learning",
+               "mthree", "scipy", "matplotlib", "argparse", "collections", "concurrent", "pathlib", "typing",
+               "types", "threading", "os", "io", "logging", "dataclasses", "enum", "abc")
+nitpick_ignore_regex = [
+    (r"py:.*", rf"({'|'.join(THIRD_PARTY)})(\..*)?"),
+    # builtins and typing names without an inventory
+    (r"py:(class|obj|data)", r"(Any|Callable|Iterable|Iterator|Sequence|Mapping|Literal|Optional|Union|Self|"
+                             r"TypeVar|Protocol|Path|Tensor|Module|Parameter|Generator|QuantumCircuit|"
+                             r"ndarray|Figure|Axes|Namespace|ArgumentParser|SamplerPub|BaseSamplerV2|"
+                             r"PrimitiveResult|BasePrimitiveJob|PassManager|Backend|BackendV2|"
+                             r"int|float|str|bool|bytes|dict|list|tuple|set|frozenset|object|type|None|"
+                             r"Ellipsis|slice|complex|iterable|callable|optional|default|DTypeLike|"
+                             r"[A-Za-z_]+Error|[A-Za-z_]+Warning|KeyboardInterrupt)"),
+]
+
+
+# --- API pages: one per module of the package, its members exactly its __all__
+def public_modules() -> list[str]:
+    """Every module of the package (subpackages' ``__init__`` included), sorted."""
+    names = ["qk_lstm_qiskit"]
+    for info in pkgutil.walk_packages(qk_lstm_qiskit.__path__, "qk_lstm_qiskit."):
+        names.append(info.name)
+    return sorted(names)
+
+
+def _module_page(name: str) -> str:
+    module = importlib.import_module(name)
+    title = f"``{name}``"
+    lines = [title, "=" * len(title), "", f".. automodule:: {name}"]
+    if name == "qk_lstm_qiskit":  # the re-exports are documented where they are defined
+        lines += ["   :no-members:", "", ".. currentmodule:: None", "", ".. autosummary::", ""]
+        for public in module.__all__:  # each linked to the page of the module that defines it
+            lines.append(f"   ~{getattr(module, public).__module__}.{public}")
+    elif getattr(module, "__all__", None) is None:  # a subpackage: its docstring and its modules
+        children = [m for m in public_modules() if m.rsplit(".", 1)[0] == name]
+        lines += ["   :no-members:", "", ".. currentmodule:: None", "", ".. autosummary::", ""] + [f"   {c}" for c in children]
+    return "\n".join(lines) + "\n"
+
+
+def write_api_pages() -> None:
+    out = DOCS / "api" / "generated"
+    out.mkdir(parents=True, exist_ok=True)
+    wanted = {f"{name}.rst": _module_page(name) for name in public_modules()}
+    for stale in out.glob("*.rst"):
+        if stale.name not in wanted:
+            stale.unlink()
+    for filename, text in wanted.items():
+        path = out / filename
+        if not path.exists() or path.read_text() != text:  # unchanged pages keep their time: fast rebuilds
+            path.write_text(text)
+
+
+def link_notebooks() -> None:
+    """``docs/tutorials/<name>.ipynb`` → ``notebooks/<name>.ipynb`` for every committed notebook."""
+    for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        link = DOCS / "tutorials" / notebook.name
+        if not link.is_symlink():
+            link.symlink_to(os.path.relpath(notebook, link.parent))
+
+
+def resolve_by_suffix(app, env, node, contnode):
+    """A short Python reference (``FeatureMap``, ``GatedCell.run_sequence``) resolved if exactly one
+    documented object is named so (its module, its class, or a unique dotted suffix), as if written
+    ``~.FeatureMap``; an ambiguous or unknown name stays missing (a warning, an error under ``-W``)."""
+    if node.get("refdomain") != "py":
+        return None
+    domain = env.get_domain("py")
+    matches = domain.find_obj(env, node.get("py:module"), node.get("py:class"), node["reftarget"], None, 1)
+    canonical = [(name, entry) for name, entry in matches if not entry.aliased]
+    if len(canonical) != 1:
+        return None
+    name, entry = canonical[0]
+    return make_refnode(app.builder, node["refdoc"], entry.docname, entry.node_id, contnode, name)
+
+
+def _plain_attribute_docstring(self) -> list[str]:
+    """Attribute and constant docstrings here are prose: napoleon would read ``"what: why"`` as a type."""
+    return self._consume_to_end()
+
+
+GoogleDocstring._parse_attribute_docstring = _plain_attribute_docstring
+
+
+def setup(app):
+    app.connect("missing-reference", resolve_by_suffix)
+
+
+write_api_pages()
+link_notebooks()
