@@ -57,7 +57,7 @@ autodoc_default_options = {"members": True, "undoc-members": True, "show-inherit
 autodoc_inherit_docstrings = False  # torch's and qiskit's docstrings are theirs, not ours
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
-napoleon_custom_sections = [("Shape", "params_style"), ("Warns", "raises_style")]
+napoleon_custom_sections = ["Shape", ("Warns", "raises_style")]
 napoleon_use_rtype = False
 napoleon_use_ivar = True  # "Attributes:" as fields: dataclass fields are documented once, by autodoc
 add_module_names = False
@@ -148,8 +148,27 @@ def _plain_attribute_docstring(self) -> list[str]:
 GoogleDocstring._parse_attribute_docstring = _plain_attribute_docstring
 
 
+def shape_items(app, what, name, obj, options, lines: list[str]) -> None:
+    """A ``Shape:`` section's entries (``input``: …, :meth:`angles`: …) as bullets, one per tensor;
+    runs before napoleon, which then renders the section as it is."""
+    indent = lambda line: len(line) - len(line.lstrip())  # noqa: E731
+    i = 0
+    while i < len(lines):
+        if lines[i].strip() != "Shape:":
+            i += 1
+            continue
+        header, i = indent(lines[i]), i + 1
+        while i < len(lines) and (not lines[i].strip() or indent(lines[i]) > header):
+            text = lines[i].lstrip()
+            if text:
+                bullet = text.startswith(("``", ":"))
+                lines[i] = " " * indent(lines[i]) + ("- " if bullet else "  ") + text
+            i += 1
+
+
 def setup(app):
     app.connect("missing-reference", resolve_by_suffix)
+    app.connect("autodoc-process-docstring", shape_items, priority=400)  # napoleon: 500
 
 
 write_api_pages()
