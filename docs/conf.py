@@ -7,17 +7,18 @@ from its ``__all__``, so a new module or name cannot be left out.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
-import pkgutil
 import sys
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))  # the package of this checkout, not an installed copy
+sys.path.insert(0, str(DOCS))
 
-import qk_lstm_qiskit  # noqa: E402
+import api_names  # noqa: E402
 from sphinx.ext.napoleon.docstring import GoogleDocstring  # noqa: E402
 from sphinx.util.nodes import make_refnode  # noqa: E402
 
@@ -82,32 +83,29 @@ nitpick_ignore_regex = [
 
 
 # --- API pages: one per module of the package, its members exactly its __all__
-def public_modules() -> list[str]:
-    """Every module of the package (subpackages' ``__init__`` included), sorted."""
-    names = ["qk_lstm_qiskit"]
-    for info in pkgutil.walk_packages(qk_lstm_qiskit.__path__, "qk_lstm_qiskit."):
-        names.append(info.name)
-    return sorted(names)
-
-
 def _module_page(name: str) -> str:
     module = importlib.import_module(name)
     title = f"``{name}``"
     lines = [title, "=" * len(title), "", f".. automodule:: {name}"]
-    if name == "qk_lstm_qiskit":  # the re-exports are documented where they are defined
+    names = getattr(module, "__all__", None)
+    if names is None:  # a subpackage without names of its own: its docstring and its modules
+        children = [m for m in api_names.modules() if m.rsplit(".", 1)[0] == name]
         lines += ["   :no-members:", "", ".. currentmodule:: None", "", ".. autosummary::", ""]
-        for public in module.__all__:  # each linked to the page of the module that defines it
-            lines.append(f"   ~{getattr(module, public).__module__}.{public}")
-    elif getattr(module, "__all__", None) is None:  # a subpackage: its docstring and its modules
-        children = [m for m in public_modules() if m.rsplit(".", 1)[0] == name]
-        lines += ["   :no-members:", "", ".. currentmodule:: None", "", ".. autosummary::", ""] + [f"   {c}" for c in children]
+        return "\n".join(lines + [f"   {c}" for c in children]) + "\n"
+    homes = {public: api_names.home(name, public) for public in names}
+    own = [public for public in names if homes[public] == f"{name}.{public}"]
+    lines.append(f"   :members: {', '.join(own)}" if own else "   :no-members:")
+    elsewhere = [homes[public] for public in names if public not in own]
+    if elsewhere:  # re-exports: documented once, where they are defined
+        lines += ["", ".. rubric:: Re-exported here", "", ".. currentmodule:: None", "", ".. autosummary::", ""]
+        lines += [f"   ~{target}" for target in elsewhere]
     return "\n".join(lines) + "\n"
 
 
 def write_api_pages() -> None:
     out = DOCS / "api" / "generated"
     out.mkdir(parents=True, exist_ok=True)
-    wanted = {f"{name}.rst": _module_page(name) for name in public_modules()}
+    wanted = {f"{name}.rst": _module_page(name) for name in api_names.modules()}
     for stale in out.glob("*.rst"):
         if stale.name not in wanted:
             stale.unlink()
@@ -125,14 +123,31 @@ def link_notebooks() -> None:
             link.symlink_to(os.path.relpath(notebook, link.parent))
 
 
+@functools.cache
+def _reexports() -> dict[str, str]:
+    """``{public path: documented path}`` for every name a module re-exports from another."""
+    homes = {f"{module}.{name}": api_names.home(module, name)
+             for module, names in api_names.public_names().items() for name in names}
+    return {alias: home for alias, home in homes.items() if alias != home}
+
+
 def resolve_by_suffix(app, env, node, contnode):
-    """A short Python reference (``FeatureMap``, ``GatedCell.run_sequence``) resolved if exactly one
-    documented object is named so (its module, its class, or a unique dotted suffix), as if written
-    ``~.FeatureMap``; an ambiguous or unknown name stays missing (a warning, an error under ``-W``)."""
+    """A Python reference by its public path (``qk_lstm_qiskit.QKLSTM``) or a short one (``FeatureMap``,
+    ``GatedCell.run_sequence``) resolved if exactly one documented object is named so (its module, its
+    class, or a unique dotted suffix), as if written ``~.FeatureMap``; an ambiguous or unknown name stays
+    missing (a warning, an error under ``-W``)."""
     if node.get("refdomain") != "py":
         return None
     domain = env.get_domain("py")
-    matches = domain.find_obj(env, node.get("py:module"), node.get("py:class"), node["reftarget"], None, 1)
+    target = node["reftarget"]
+    parts = target.split(".")
+    for cut in range(len(parts), 0, -1):  # a re-export by its public path, or a dotted suffix of it:
+        head, rest = ".".join(parts[:cut]), "".join("." + p for p in parts[cut:])  # statevector.ProductForm
+        homes = {home for alias, home in _reexports().items() if alias == head or alias.endswith("." + head)}
+        if len(homes) == 1:
+            target = homes.pop() + rest
+            break
+    matches = domain.find_obj(env, node.get("py:module"), node.get("py:class"), target, None, 1)
     canonical = [(name, entry) for name, entry in matches if not entry.aliased]
     if len(canonical) != 1:
         return None
@@ -169,7 +184,6 @@ def shape_items(app, what, name, obj, options, lines: list[str]) -> None:
 def setup(app):
     app.connect("missing-reference", resolve_by_suffix)
     app.connect("autodoc-process-docstring", shape_items, priority=400)  # napoleon: 500
+    write_api_pages()
+    link_notebooks()
 
-
-write_api_pages()
-link_notebooks()
