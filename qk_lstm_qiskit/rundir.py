@@ -113,7 +113,7 @@ def removed_if_left_empty(out_dir: str | os.PathLike | None) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        if not existed and out.is_dir() and not any(out.iterdir()):
+        if not existed and out is not None and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
         raise
 

@@ -1,4 +1,4 @@
-"""The private APIs of Qiskit and qiskit-machine-learning this package relies on, each used in one place.
+"""The private APIs of Qiskit, Qiskit Aer and qiskit-machine-learning this package relies on, each used in one place.
 
 Each test fails when the library changes the piece the package uses (name, signature or result
 shape), so an upgrade breaks here, with the place named, rather than deep inside a training run.
@@ -82,3 +82,43 @@ def test_primitive_job_submit_runs_the_function():
     result = PrimitiveResult([], metadata={"value": 42})
     job = submitted_job(lambda: result)
     assert isinstance(job, PrimitiveJob) and job.result() is result
+
+
+def test_aer_sampler_state_the_content_seeded_sampler_writes():
+    """hardware/backends.py `_ContentSeededSampler` sets Aer SamplerV2's `_backend` and `_seed`, reads `_default_shots`."""
+    from qiskit_aer import AerSimulator
+    from qiskit_aer.primitives import SamplerV2 as AerSampler
+
+    from qk_lstm_qiskit.hardware.backends import _seeded_aer_sampler
+
+    assert {"_backend", "_seed", "_default_shots"} <= set(vars(AerSampler(default_shots=8)))
+    simulator = AerSimulator()
+    sampler = _seeded_aer_sampler(simulator, shots=256, seed=5)
+    assert sampler._backend is simulator
+    circuit = QuantumCircuit(3)
+    circuit.h(range(3))
+    circuit.measure_all()
+    first = sampler.run([circuit]).result()[0].data.meas.get_counts()
+    again = sampler.run([circuit]).result()[0].data.meas.get_counts()
+    assert sum(first.values()) == 256  # the default shots it read
+    assert first == again  # the seed it wrote into `_seed` decides the shots (8 outcomes: equal by chance ~never)
+
+
+def test_primitive_job_id_is_the_attribute_a_resubmitted_journaled_job_rewrites():
+    """hardware/journal.py `_JournaledJob` writes BasePrimitiveJob's `_job_id` when it resubmits a failed job."""
+    job = PrimitiveJob(lambda: None)
+    job._job_id = "resubmitted"
+    assert job.job_id() == "resubmitted"
+
+
+def test_sampler_gradient_private_hook_and_sampler():
+    """gradients/parameter_shift.py overrides BaseSamplerGradient's `_run` and submits to its `_sampler`."""
+    from qiskit.primitives import StatevectorSampler
+    from qiskit_machine_learning.gradients.base.base_sampler_gradient import BaseSamplerGradient
+
+    from qk_lstm_qiskit.gradients.parameter_shift import BatchedParamShiftSamplerGradient
+
+    assert list(inspect.signature(BaseSamplerGradient._run).parameters) == [
+        "self", "circuits", "parameter_values", "parameters", "options"]
+    sampler = StatevectorSampler()
+    assert BatchedParamShiftSamplerGradient(sampler)._sampler is sampler

@@ -55,10 +55,10 @@ def damped_shm(length: int = 240, *, t_max: float = 20.0, noise: float = 0.0, se
     """
     from scipy.integrate import solve_ivp
 
-    b, g, l, m = 0.15, 9.81, 1.0, 1.0
+    b, g, arm, m = 0.15, 9.81, 1.0, 1.0  # damping, gravity, pendulum length, mass
     t = np.linspace(0.0, t_max, length)
     sol = solve_ivp(
-        lambda _, y: [y[1], -(b / m) * y[1] - (g / l) * math.sin(y[0])], (0.0, t_max), [0.0, 3.0],
+        lambda _, y: [y[1], -(b / m) * y[1] - (g / arm) * math.sin(y[0])], (0.0, t_max), [0.0, 3.0],
         t_eval=t, rtol=1e-10, atol=1e-10,
     )
     return _add_noise(sol.y[1], noise, seed)

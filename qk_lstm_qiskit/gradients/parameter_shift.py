@@ -56,6 +56,7 @@ def probabilities(pub_result: Any, rows: int) -> np.ndarray:
         flat = (outcomes + size * np.arange(rows)[:, None]).ravel()
         return np.bincount(flat, minlength=rows * size).reshape(rows, size) / data.num_shots
     probs = np.zeros((rows, size))
+    dists: list[dict] | np.ndarray
     if hasattr(data, "get_probabilities"):
         dists = np.asarray(data.get_probabilities(), dtype=object).reshape(rows)
     else:
@@ -183,14 +184,14 @@ class BatchedParamShiftSamplerGradient(ParamShiftSamplerGradient):
 
         gradients: list[list[dict[int, float]]] = [[] for _ in circuits]
         for indices, plan, columns, shifted_g, pub_index in groups_out:
-            dtheta = None
-            if pub_index is not None:
+            dtheta: np.ndarray | None = None
+            if pub_index is not None and results is not None:
                 s, j = len(indices), shifted_g.size
                 probs = probabilities(results[pub_index], s * 2 * j).reshape(s, 2, j, -1)
                 dphi = (probs[:, 0] - probs[:, 1]) / 2  # (S, J, D)
                 dtheta = np.einsum("sjd,pj->spd", dphi, plan.a[:, shifted_g])  # (S, P, D)
             for row, i in enumerate(indices):
-                grads = []
+                grads: list[dict[int, float]] = []
                 for p in parameters[i]:
                     col = columns[p]
                     if dtheta is None or col in self.constant_columns:

@@ -286,7 +286,8 @@ def _open_service(service_factory=None):
         raise QKLSTMError(message) from (None if token and token in repr(exc) else exc)
 
 
-def _parse(name: str) -> tuple[str, str | None]:
+def _parse(name: str) -> tuple[str, str]:
+    """``(kind, target)`` of a backend name; ``target`` is ``""`` for ``exact`` and ``aer``."""
     if not isinstance(name, str):
         raise TypeError(f"resolve_backend: expected name to be a str, got {type(name).__name__}")
     kind, sep, target = name.partition(":")
@@ -296,7 +297,7 @@ def _parse(name: str) -> tuple[str, str | None]:
             "resolve_backend: expected a backend name like exact, aer, aer-noisy:manila, fake:manila, "
             f"ibm:ibm_torino or ibm:least_busy, got {name!r}"
         )
-    return kind, (target.strip() if sep else None)
+    return kind, target.strip()
 
 
 # --------------------------------------------------------------------------- entry points

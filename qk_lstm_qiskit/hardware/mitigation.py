@@ -136,6 +136,8 @@ def variance_factor(method: str, assignment: np.ndarray | None = None) -> float:
     _check_method(method)
     if method == "none":
         return 1.0
+    if assignment is None:
+        raise ValueError(f"variance_factor: expected assignment matrices (n, 2, 2) for method {method!r}, got None")
     det = assignment[:, 0, 0] + assignment[:, 1, 1] - 1.0
     read0, read1 = assignment[:, 1, 1] / det, -assignment[:, 0, 1] / det  # (A^{-1})_{00}, (A^{-1})_{01}
     high, low = 1.0, 1.0
@@ -181,10 +183,10 @@ class QuasiProbabilities:
         return self._shape
 
     def get_probabilities(self, loc: int | tuple[int, ...] | None = None):
-        array = np.empty(len(self._dists), dtype=object)
-        array[:] = self._dists
-        array = array.reshape(self._shape)
-        return array if loc is None else array[loc]
+        flat = np.empty(len(self._dists), dtype=object)
+        flat[:] = self._dists
+        shaped = flat.reshape(self._shape)
+        return shaped if loc is None else shaped[loc]
 
 
 class _MitigatedJob(WrappedJob):
