@@ -14,10 +14,12 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
+
+from .scaling import ChannelScaler
 
 if TYPE_CHECKING:
     from ..config import DataConfig, ForecastConfig
@@ -25,9 +27,11 @@ if TYPE_CHECKING:
 __all__ = [
     "SERIES_SOURCES", "is_series_source", "damped_shm", "bessel_j2", "co2_series", "read_csv_series",
     "load_series", "Scaler", "SeriesWindows", "make_windows", "prepare_series", "describe_source",
+    "TABLE_SOURCES", "read_csv_table", "macrodata_table", "load_table", "TableWindows", "make_table_windows",
 ]
 
 SERIES_SOURCES = ("shm", "bessel", "co2")  #: built-in series (``data.source``); any other source is a CSV file
+TABLE_SOURCES = ("macrodata",)  #: multivariate tables with named columns (``forecast.columns``)
 
 
 def is_series_source(source: str) -> bool:
@@ -103,11 +107,19 @@ def read_csv_series(path: str | Path, column: str | None, *, time_column: str | 
         ValueError: no column given, a missing column, an empty, non-numeric or NaN value, or an
             unsorted time column — naming the file, the column and the row.
     """
+    if column is None and Path(path).is_file():
+        raise ValueError(f"series {Path(path)}: expected forecast.column (--column NAME) naming the CSV column to forecast, got none")
+    return read_csv_table(path, [column] if column is not None else [], time_column=time_column)[:, 0]
+
+
+def read_csv_table(path: str | Path, columns: Sequence[str], *, time_column: str | None = None) -> np.ndarray:
+    """The numbers of ``columns`` in the CSV file ``path``, shape ``(T, len(columns))``; checks as
+    :func:`read_csv_series` (every value of every named column finite)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"series: expected an existing CSV file, got {str(path)!r}")
-    if column is None:
-        raise ValueError(f"series {path}: expected forecast.column (--column NAME) naming the CSV column to forecast, got none")
+    if not columns:
+        raise ValueError(f"series {path}: expected forecast.columns (--columns A,B) naming the CSV columns, got none")
     raw = path.read_bytes()
     try:
         content = raw.decode("utf-8-sig")
@@ -115,29 +127,32 @@ def read_csv_series(path: str | Path, column: str | None, *, time_column: str | 
         line = raw[: exc.start].count(b"\n") + 1
         raise ValueError(f"series {path}: expected UTF-8 text, got byte 0x{raw[exc.start]:02x} on line {line}") from None
     try:
-        return _read_csv_text(path, content, column, time_column)
+        return _read_csv_text(path, content, list(columns), time_column)
     except csv.Error as exc:
         raise ValueError(f"series {path}: expected CSV text, got {exc}") from None
 
 
-def _read_csv_text(path: Path, content: str, column: str, time_column: str | None) -> np.ndarray:
-    """The numbers of ``column`` in ``content``, the decoded CSV text of ``path`` (see :func:`read_csv_series`)."""
+def _read_csv_text(path: Path, content: str, columns: list[str], time_column: str | None) -> np.ndarray:
+    """The numbers of ``columns`` in ``content``, the decoded CSV text of ``path`` (see :func:`read_csv_series`)."""
     reader = csv.DictReader(io.StringIO(content, newline=""))
     header = reader.fieldnames or []
-    for name in (column, time_column):
+    for name in (*columns, time_column):
         if name is not None and name not in header:
             raise ValueError(f"series {path}: expected a column {name!r}, got columns {header}")
-    values: list[float] = []
+    rows: list[list[float]] = []
     previous, previous_text = None, ""
     for row_number, row in enumerate(reader, start=1):
-        text = (row.get(column) or "").strip()
-        try:
-            value = float(text)
-        except ValueError:
-            what = "an empty value" if not text else f"{text!r}"
-            raise ValueError(f"series {path}: expected a number in column {column!r} at row {row_number}, got {what}") from None
-        if not math.isfinite(value):
-            raise ValueError(f"series {path}: expected a finite number in column {column!r} at row {row_number}, got {text!r}")
+        values = []
+        for column in columns:
+            text = (row.get(column) or "").strip()
+            try:
+                value = float(text)
+            except ValueError:
+                what = "an empty value" if not text else f"{text!r}"
+                raise ValueError(f"series {path}: expected a number in column {column!r} at row {row_number}, got {what}") from None
+            if not math.isfinite(value):
+                raise ValueError(f"series {path}: expected a finite number in column {column!r} at row {row_number}, got {text!r}")
+            values.append(value)
         if time_column is not None:
             stamp = (row.get(time_column) or "").strip()
             try:
@@ -152,8 +167,8 @@ def _read_csv_text(path: Path, content: str, column: str, time_column: str | Non
                     f"got {stamp!r} at row {row_number} after {previous_text!r}"
                 )
             previous, previous_text = current, stamp
-        values.append(value)
-    return np.asarray(values, dtype=float)
+        rows.append(values)
+    return np.asarray(rows, dtype=float).reshape(len(rows), len(columns))
 
 
 def load_series(source: str, *, column: str | None = None, time_column: str | None = None, length: int = 240,
@@ -291,4 +306,153 @@ def prepare_series(data: DataConfig, forecast: ForecastConfig, *, scaler: Scaler
         series, forecast.window, forecast.horizon, validation_fraction=data.validation_fraction,
         test_fraction=forecast.test_fraction, name=describe_source(data, forecast), scaler=scaler,
         relative=forecast.relative,
+    )
+
+
+# ---------------------------------------------------------------- multivariate: several columns in, one or several out
+
+
+def macrodata_table() -> tuple[np.ndarray, tuple[str, ...]]:
+    """US macroeconomic data, quarterly 1959 Q1 … 2009 Q3 (203 rows; statsmodels' ``macrodata``).
+
+    Columns: ``realgdp, realcons, realinv, realgovt, realdpi, cpi, m1, tbilrate, unemp, pop, infl,
+    realint`` (``year``, ``quarter`` left out). Ships inside statsmodels (``[forecast]`` extra).
+    """
+    try:
+        from statsmodels.datasets import macrodata
+    except ImportError as exc:
+        raise ImportError("series: source 'macrodata' needs statsmodels; pip install 'qk_lstm_qiskit[forecast]'") from exc
+    frame = macrodata.load_pandas().data.drop(columns=["year", "quarter"])
+    return frame.to_numpy(dtype=float), tuple(frame.columns)
+
+
+def load_table(source: str, columns: Sequence[str], *, time_column: str | None = None) -> np.ndarray:
+    """The named ``columns`` of ``source`` (``macrodata`` or a ``.csv`` path) in time order. Shape: ``(T, len(columns))``.
+
+    Raises:
+        ValueError: an unknown source or column, a repeated column, a bad CSV value (see :func:`read_csv_series`).
+    """
+    columns = list(columns)
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise ValueError(f"series {source}: expected distinct columns, got {repeated} more than once in {columns}")
+    if source == "macrodata":
+        values, names = macrodata_table()
+        unknown = [c for c in columns if c not in names]
+        if unknown or not columns:
+            raise ValueError(f"series macrodata: expected columns among {list(names)}, got {columns}")
+        return values[:, [names.index(c) for c in columns]]
+    if source.lower().endswith(".csv"):
+        return read_csv_table(source, columns, time_column=time_column)
+    raise ValueError(f"series: expected a multivariate source in {TABLE_SOURCES} or a .csv path, got {source!r}")
+
+
+@dataclass
+class TableWindows:
+    """Windows of several standardised columns and their targets, split in time order.
+
+    ``train``/``validation``/``test`` are ``(inputs (N, W, F), targets (N, T))`` in standardised
+    units, ``F = len(inputs)``, ``T = len(targets)`` (indices into ``columns``, the table's
+    columns). ``test_index`` holds the test targets' rows. With ``relative``, every column of a
+    window and its target are taken minus the window's last value of that column.
+    """
+
+    table: np.ndarray  # (rows, len(columns)) original units
+    columns: tuple[str, ...]
+    inputs: tuple[int, ...]
+    targets: tuple[int, ...]
+    scaler: ChannelScaler  # one entry per column of the table
+    window: int
+    horizon: int
+    train: tuple[torch.Tensor, torch.Tensor]
+    validation: tuple[torch.Tensor, torch.Tensor]
+    test: tuple[torch.Tensor, torch.Tensor]
+    test_index: np.ndarray
+    relative: bool = False
+
+    @property
+    def target_names(self) -> tuple[str, ...]:
+        return tuple(self.columns[t] for t in self.targets)
+
+    def persistence(self, index: np.ndarray) -> np.ndarray:
+        """The last value of each window's target columns as its forecast. Shape: ``(len(index), T)``."""
+        return self.table[np.ix_(index - self.horizon, self.targets)]
+
+    def to_series_units(self, z: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """Standardised forecasts ``z`` ``(n, T)`` of the targets at rows ``index`` in the columns' own units."""
+        levels = self.persistence(index) if self.relative else 0.0
+        return self.scaler.select(self.targets).inverse(z) + levels
+
+
+def _table_windows(
+    table: np.ndarray, scaler: ChannelScaler, inputs: tuple[int, ...], targets: tuple[int, ...], window: int,
+    horizon: int, rows: range, relative: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    index = np.asarray(rows, dtype=int)
+    if not len(index):
+        return torch.zeros(0, window, len(inputs)), torch.zeros(0, len(targets))
+    windows = np.stack([table[j - horizon - window + 1 : j - horizon + 1] for j in index])  # (N, W, all columns)
+    levels = windows[:, -1:, :] if relative else np.zeros((len(index), 1, table.shape[1]))
+    x = scaler.transform(windows - levels)[:, :, list(inputs)]
+    y = scaler.transform(table[index] - levels[:, 0])[:, list(targets)]
+    return torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
+
+
+def make_table_windows(
+    table: np.ndarray, columns: Sequence[str], inputs: Sequence[str], targets: Sequence[str], window: int,
+    horizon: int = 1, *, validation_fraction: float = 0.15, test_fraction: float = 0.15, name: str = "series",
+    scaler: ChannelScaler | None = None, relative: bool = False,
+) -> TableWindows:
+    """Sliding windows of the ``inputs`` columns ``rows j−h−W+1 … j−h`` → the ``targets`` columns at row ``j``.
+
+    The split, the windows and the relative mode are those of :func:`make_windows`, column by
+    column: mean and std per column from the training span only (with ``relative``: mean 0 and
+    the std of the column's training changes ``x[j] − x[j−h]``), or ``scaler`` when given.
+
+    Raises:
+        ValueError: a table that is not ``(rows, len(columns))``, an unknown input or target
+            column, no inputs or targets, a table too short, a constant training column.
+    """
+    table = np.asarray(table, dtype=float)
+    columns = tuple(columns)
+    if table.ndim != 2 or table.shape[1] != len(columns):
+        raise ValueError(f"{name}: expected a table of shape (rows, {len(columns)}), got {table.shape}")
+    for role, names in (("input", inputs), ("target", targets)):
+        if not names or any(c not in columns for c in names):
+            raise ValueError(f"{name}: expected {role} columns among {list(columns)}, got {list(names)}")
+    t = len(table)
+    first = window + horizon - 1
+    n_test, n_val = int(round(t * test_fraction)), int(round(t * validation_fraction))
+    train_end = t - n_test - n_val
+    n_train = train_end - first
+    if n_train < 2 or (validation_fraction > 0 and n_val < 1) or (test_fraction > 0 and n_test < 1):
+        raise ValueError(
+            f"{name}: series too short for window {window} + horizon {horizon}: got {t} rows, giving {max(n_train, 0)} "
+            f"training, {n_val} validation and {n_test} test windows (expected >= 2, and >= 1 for each nonzero fraction)"
+        )
+    if scaler is None:
+        span = table[:train_end]
+        std = span.std(axis=0)
+        if not (std > 0).all():
+            c = int(np.flatnonzero(~(std > 0))[0])
+            raise ValueError(f"{name}: expected column {columns[c]!r} to vary over the training span (rows 1-{train_end}), "
+                             f"got the constant {float(span[0, c])!r}")
+        if relative:
+            changes = table[first:train_end] - table[first - horizon : train_end - horizon]
+            scaler = ChannelScaler(tuple(0.0 for _ in columns), tuple(float(s) or 1.0 for s in changes.std(axis=0)))
+        else:
+            scaler = ChannelScaler(tuple(float(m) for m in span.mean(axis=0)), tuple(float(s) for s in std))
+    elif len(scaler.mean) != len(columns):
+        raise ValueError(f"{name}: expected a scaler of {len(columns)} columns, got {len(scaler.mean)}")
+    inputs_at = tuple(columns.index(c) for c in inputs)
+    targets_at = tuple(columns.index(c) for c in targets)
+    val_end = train_end + n_val
+
+    def part(rows: range) -> tuple[torch.Tensor, torch.Tensor]:
+        return _table_windows(table, scaler, inputs_at, targets_at, window, horizon, rows, relative)
+
+    return TableWindows(
+        table=table, columns=columns, inputs=inputs_at, targets=targets_at, scaler=scaler, window=window,
+        horizon=horizon, train=part(range(first, train_end)), validation=part(range(train_end, val_end)),
+        test=part(range(val_end, t)), test_index=np.arange(val_end, t), relative=relative,
     )

@@ -166,3 +166,85 @@ def test_csv_that_is_not_utf8_names_file_and_line(tmp_path):
     with pytest.raises(ValueError, match=r"series .*data.csv: expected UTF-8 text, got byte 0x80 on line 3") as info:
         read_csv_series(path, "y")
     assert "\n" not in str(info.value)
+
+
+# ---------------------------------------------------------------- multivariate tables
+
+
+def test_table_windows_by_hand():
+    from qk_lstm_qiskit.data.series import make_table_windows
+
+    rows = np.arange(20, dtype=float)
+    table = np.stack([rows, rows**2, np.sin(rows)], axis=1)  # columns a, b, c
+    w = make_table_windows(table, ["a", "b", "c"], ["c", "a"], ["b"], 3, 2, validation_fraction=0.2, test_fraction=0.2)
+    train_end = 20 - 4 - 4
+    mean, std = table[:train_end].mean(0), table[:train_end].std(0)  # training span only
+    np.testing.assert_allclose(w.scaler.mean, mean) and np.testing.assert_allclose(w.scaler.std, std)
+    x, y = w.train
+    first = 3 + 2 - 1  # target row 4 ← rows 0..2
+    assert x.shape == (train_end - first, 3, 2) and y.shape == (train_end - first, 1)
+    np.testing.assert_allclose(x[0].numpy(), ((table[0:3] - mean) / std)[:, [2, 0]], rtol=1e-6)
+    np.testing.assert_allclose(y[0].numpy(), [(table[first, 1] - mean[1]) / std[1]], rtol=1e-6)
+    assert w.test_index.tolist() == list(range(16, 20)) and w.target_names == ("b",)
+    np.testing.assert_allclose(w.persistence(w.test_index), table[14:18, [1]])
+    np.testing.assert_allclose(w.to_series_units(w.test[1].double().numpy(), w.test_index), table[16:20, [1]], rtol=1e-6)
+
+
+def test_relative_table_windows_round_trip():
+    from qk_lstm_qiskit.data.series import make_table_windows
+
+    rng = np.random.default_rng(0)
+    table = np.cumsum(rng.normal(size=(60, 2)), axis=0)
+    w = make_table_windows(table, ["a", "b"], ["a", "b"], ["a", "b"], 4, 1, relative=True)
+    changes = table[4:42] - table[3:41]  # training targets' changes (train_end = 60 - 9 - 9 = 42)
+    np.testing.assert_allclose(w.scaler.std, changes.std(0)) and np.testing.assert_allclose(w.scaler.mean, [0, 0])
+    np.testing.assert_allclose(w.to_series_units(w.test[1].double().numpy(), w.test_index), table[w.test_index], rtol=1e-5)
+    np.testing.assert_allclose(w.to_series_units(np.zeros((len(w.test_index), 2)), w.test_index),
+                               w.persistence(w.test_index))  # a zero forecast is persistence
+
+
+def test_one_column_table_equals_the_univariate_windows():
+    from qk_lstm_qiskit.data.series import make_table_windows
+
+    series = damped_shm(120)
+    uni = make_windows(series, 5, 2)
+    multi = make_table_windows(series[:, None], ["x"], ["x"], ["x"], 5, 2)
+    for (xu, yu), (xm, ym) in ((uni.train, multi.train), (uni.validation, multi.validation), (uni.test, multi.test)):
+        torch.testing.assert_close(xm, xu)
+        torch.testing.assert_close(ym[:, 0], yu)
+
+
+def test_macrodata_and_csv_tables(tmp_path):
+    pytest.importorskip("statsmodels")
+    from statsmodels.datasets import macrodata
+
+    from qk_lstm_qiskit.data.series import load_table
+
+    frame = macrodata.load_pandas().data
+    table = load_table("macrodata", ["unemp", "infl"])
+    np.testing.assert_array_equal(table, frame[["unemp", "infl"]].to_numpy())
+    path = tmp_path / "t.csv"
+    path.write_text("t,a,b\n1,0.5,2\n2,1.5,3\n")
+    np.testing.assert_array_equal(load_table(str(path), ["b", "a"], time_column="t"), [[2, 0.5], [3, 1.5]])
+
+
+def test_bad_tables_one_line_each(tmp_path):
+    from qk_lstm_qiskit.data.series import load_table, make_table_windows
+
+    with pytest.raises(ValueError, match=r"series macrodata: expected columns among \['realgdp'.*, got \['gdp'\]"):
+        load_table("macrodata", ["gdp"])
+    with pytest.raises(ValueError, match=r"series macrodata: expected distinct columns, got \['infl'\] more than once"):
+        load_table("macrodata", ["infl", "infl"])
+    with pytest.raises(ValueError, match=r"series: expected a multivariate source in \('macrodata',\) or a .csv path, got 'shm'"):
+        load_table("shm", ["x"])
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n1,2\n3,nan\n")
+    with pytest.raises(ValueError, match=r"expected a finite number in column 'b' at row 2, got 'nan'"):
+        load_table(str(path), ["a", "b"])
+    table = np.ones((30, 2)) + np.arange(30)[:, None] * [1, 0]
+    with pytest.raises(ValueError, match=r"s: expected column 'b' to vary over the training span \(rows 1-23\), got the constant 1.0"):
+        make_table_windows(table, ["a", "b"], ["a", "b"], ["a"], 3, name="s", validation_fraction=0.1)
+    with pytest.raises(ValueError, match=r"s: expected target columns among \['a', 'b'\], got \['c'\]"):
+        make_table_windows(table, ["a", "b"], ["a"], ["c"], 3, name="s")
+    with pytest.raises(ValueError, match=r"s: expected a table of shape \(rows, 2\), got \(30,\)"):
+        make_table_windows(table[:, 0], ["a", "b"], ["a"], ["a"], 3, name="s")
