@@ -7,15 +7,16 @@ predictions, as scikit-learn's ``f1_score(average="macro")``).
 
 from __future__ import annotations
 
+import os
 from typing import Any, Sequence
 
 import torch
 from torch import nn
 
 from ..data.sequences import SequenceBatch
-from .metrics import confusion_matrix, per_tag_metrics
+from .metrics import confusion_matrix, per_tag_metrics, plot_confusion
 
-__all__ = ["classify", "classification_metrics"]
+__all__ = ["classify", "classification_metrics", "plot_class_confusion"]
 
 
 @torch.no_grad()
@@ -57,3 +58,8 @@ def classification_metrics(predictions: torch.Tensor, targets: torch.Tensor, cla
         "classes": list(classes),
         "confusion_matrix": confusion.tolist(),
     }
+
+
+def plot_class_confusion(metrics: dict[str, Any], path: str | os.PathLike, *, title: str = "") -> None:
+    """The confusion matrix of :func:`classification_metrics` ``metrics`` as a row-normalised PNG at ``path``."""
+    plot_confusion(torch.tensor(metrics["confusion_matrix"]), metrics["classes"], path, title=title, kind="class")

@@ -1,6 +1,7 @@
 """Forecast metrics on the test span: RMSE, MAE, the persistence baseline, a prediction-vs-truth PNG.
 
-:func:`forecast_report` scores a forecaster on the test windows in the series' own units;
+:func:`forecast_report` scores a forecaster on the test windows in the series' own units
+(:func:`table_forecast_report` and :func:`plot_table_forecast`: several target columns, per target);
 :func:`evaluate_forecast` does it for a saved ``model.pt`` on the exact executor and, given a
 sampler backend, on that backend too (``qk-lstm evaluate --checkpoint`` of a forecasting run).
 """
@@ -17,10 +18,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.series import SeriesWindows
+from ..data.series import SeriesWindows, TableWindows
 from ..rundir import atomic_write, check_out_dir, make_out_dir, write_json_atomic
 
-__all__ = ["regression_metrics", "predict", "forecast_report", "plot_forecast", "evaluate_forecast"]
+__all__ = ["regression_metrics", "predict", "forecast_report", "plot_forecast", "evaluate_forecast",
+           "table_forecast_report", "plot_table_forecast"]
 
 log = logging.getLogger(__name__)
 OUTPUT_FILES = ("metrics.json", "forecast.png")
@@ -80,6 +82,55 @@ def plot_forecast(windows: SeriesWindows, predictions: dict[str, list[float]], p
     ax.legend(fontsize=8, loc="best")
     if title:
         ax.set_title(title, fontsize=10)
+    figure.tight_layout()
+    with atomic_write(path) as tmp:
+        figure.savefig(tmp, dpi=120)
+    return Path(path)
+
+
+def table_forecast_report(model: nn.Module, windows: TableWindows, *, batch_size: int | None = None) -> dict[str, Any]:
+    """Test-span metrics per target column, in the columns' own units: ``targets`` (names),
+    ``test_rmse``/``test_mae``/``persistence_rmse``/``persistence_mae`` as ``{target: value}``
+    (persistence: each window's last value of the target), ``test_prediction``/``test_truth``
+    as ``{target: list}``."""
+    inputs, _ = windows.test
+    prediction = windows.to_series_units(predict(model, inputs, batch_size).double().reshape(len(inputs), -1).numpy(),
+                                         windows.test_index)  # (n, T)
+    truth = windows.table[np.ix_(windows.test_index, windows.targets)]
+    persistence = windows.persistence(windows.test_index)
+    report: dict[str, Any] = {"targets": list(windows.target_names), "test_windows": len(truth)}
+    for key in ("test_rmse", "test_mae", "persistence_rmse", "persistence_mae", "test_prediction", "test_truth"):
+        report[key] = {}
+    for j, name in enumerate(windows.target_names):
+        ours, naive = regression_metrics(prediction[:, j], truth[:, j]), regression_metrics(persistence[:, j], truth[:, j])
+        report["test_rmse"][name], report["test_mae"][name] = ours["rmse"], ours["mae"]
+        report["persistence_rmse"][name], report["persistence_mae"][name] = naive["rmse"], naive["mae"]
+        report["test_prediction"][name], report["test_truth"][name] = prediction[:, j].tolist(), truth[:, j].tolist()
+    return report
+
+
+def plot_table_forecast(windows: TableWindows, predictions: dict[str, dict[str, list[float]]], path: str | os.PathLike, *,
+                        title: str = "") -> Path:
+    """One panel per target column: the column, the test truth and each named prediction ``{label: {target: values}}``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    names = windows.target_names
+    figure = Figure(figsize=(8, 2.6 * len(names)))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(len(names), 1, squeeze=False)[:, 0]
+    rows = np.arange(len(windows.table))
+    for ax, name, column in zip(axes, names, windows.targets):
+        ax.plot(rows, windows.table[:, column], color="0.6", lw=1, label=name)
+        ax.plot(windows.test_index, windows.table[windows.test_index, column], color="black", lw=1.5, label="truth (test)")
+        for label, values in predictions.items():
+            ax.plot(windows.test_index, values[name], lw=1.2, ls="--", label=label)
+        ax.axvline(windows.test_index[0], color="0.3", lw=0.8, ls=":")
+        ax.set_ylabel(name)
+        ax.legend(fontsize=7, loc="best")
+    axes[-1].set_xlabel("row")
+    if title:
+        axes[0].set_title(title, fontsize=10)
     figure.tight_layout()
     with atomic_write(path) as tmp:
         figure.savefig(tmp, dpi=120)

@@ -96,8 +96,10 @@ def per_tag_metrics(confusion: torch.Tensor, labels: Sequence[str]) -> dict[str,
     return out
 
 
-def plot_confusion(confusion: torch.Tensor, labels: Sequence[str], path: str | os.PathLike, *, title: str = "") -> None:
-    """Row-normalised confusion matrix (recall per gold tag) with counts, saved as a PNG.
+def plot_confusion(
+    confusion: torch.Tensor, labels: Sequence[str], path: str | os.PathLike, *, title: str = "", kind: str = "tag",
+) -> None:
+    """Row-normalised confusion matrix (recall per gold ``kind``: tag, class) with counts, saved as a PNG.
 
     Uses matplotlib's Agg canvas directly (no global backend change, no display needed); the
     file is written atomically.
@@ -112,11 +114,11 @@ def plot_confusion(confusion: torch.Tensor, labels: Sequence[str], path: str | o
     FigureCanvasAgg(figure)
     ax = figure.add_subplot()
     image = ax.imshow(rates.numpy(), cmap="Blues", vmin=0.0, vmax=1.0)
-    figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of gold tag")
+    figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=f"fraction of gold {kind}")
     ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=8)
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
-    ax.set_xlabel("predicted tag")
-    ax.set_ylabel("gold tag")
+    ax.set_xlabel(f"predicted {kind}")
+    ax.set_ylabel(f"gold {kind}")
     if title:
         ax.set_title(title, fontsize=10)
     if len(labels) <= 25:
