@@ -376,7 +376,7 @@ class TableWindows:
 
     def persistence(self, index: np.ndarray) -> np.ndarray:
         """The last value of each window's target columns as its forecast. Shape: ``(len(index), T)``."""
-        return self.table[np.ix_(index - self.horizon, self.targets)]
+        return self.table[np.ix_(index - self.horizon, np.asarray(self.targets))]
 
     def to_series_units(self, z: np.ndarray, index: np.ndarray) -> np.ndarray:
         """Standardised forecasts ``z`` ``(n, T)`` of the targets at rows ``index`` in the columns' own units."""

@@ -96,7 +96,7 @@ def table_forecast_report(model: nn.Module, windows: TableWindows, *, batch_size
     inputs, _ = windows.test
     prediction = windows.to_series_units(predict(model, inputs, batch_size).double().reshape(len(inputs), -1).numpy(),
                                          windows.test_index)  # (n, T)
-    truth = windows.table[np.ix_(windows.test_index, windows.targets)]
+    truth = windows.table[np.ix_(windows.test_index, np.asarray(windows.targets))]
     persistence = windows.persistence(windows.test_index)
     report: dict[str, Any] = {"targets": list(windows.target_names), "test_windows": len(truth)}
     for key in ("test_rmse", "test_mae", "persistence_rmse", "persistence_mae", "test_prediction", "test_truth"):
