@@ -24,11 +24,12 @@ import torch
 from torch import nn
 
 from qk_lstm_qiskit.nn.cell import GatedCell
-from qk_lstm_qiskit.config import DataConfig, ModelConfig, TrainConfig
+from qk_lstm_qiskit.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from qk_lstm_qiskit.data.corpus import make_batches
 from qk_lstm_qiskit.errors import ProductKernelWarning
 from qk_lstm_qiskit.nn.lstm import RecurrentStack
 from qk_lstm_qiskit.nn.tagger import Tagger, build_tagger, count_parameters
+from qk_lstm_qiskit.tasks.tagging import TaggingTask
 from qk_lstm_qiskit.training.trainer import Trainer, seed_everything
 from qk_lstm_qiskit.data.tasks import prepare_data
 
@@ -66,7 +67,8 @@ def time_epoch(model_config: ModelConfig | None, task, train_config: TrainConfig
         model = build_tagger(model_config, len(task.words), len(task.tags))
     wall = cpu = float("inf")
     for _ in range(repeats):
-        trainer = Trainer(model, train_config, pad_index=task.words.pad_index or 0, progress=False)
+        tagging = TaggingTask(RunConfig(task="tagging", train=train_config), words=task.words, tags=task.tags)
+        trainer = Trainer(model, train_config, tagging, progress=False)
         start, start_cpu = time.perf_counter(), time.process_time()
         trainer.fit(task.train)
         wall, cpu = min(wall, time.perf_counter() - start), min(cpu, time.process_time() - start_cpu)

@@ -40,6 +40,7 @@ from qk_lstm_qiskit.data.tasks import prepare_data
 from qk_lstm_qiskit.circuits.feature_map import FeatureMap
 from qk_lstm_qiskit.kernels.kernel import PreparedSide, QuantumKernel
 from qk_lstm_qiskit.nn.tagger import build_tagger, count_parameters
+from qk_lstm_qiskit.tasks.tagging import TaggingTask
 from qk_lstm_qiskit.training.trainer import Trainer, seed_everything
 
 PAPER_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "paper_pos.yaml"
@@ -123,7 +124,7 @@ def build(executor: str, config, data, sampler: BaseSamplerV2 | None) -> nn.Modu
 
 def train(name: str, executor: str, config, data, counting: CountingSampler | None) -> dict:
     model = build(executor, config, data, counting)
-    trainer = Trainer(model, config.train, pad_index=data.words.pad_index or 0, progress=False)
+    trainer = Trainer(model, config.train, TaggingTask(config, words=data.words, tags=data.tags), progress=False)
     epochs, calls = [], []
     for epoch in range(config.train.epochs):
         trainer.config = replace(config.train, epochs=epoch + 1)
@@ -197,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     warm_up = replace(config, train=replace(config.train, epochs=1))  # imports, Aer start-up: untimed
     Trainer(
         build("sampler", warm_up, data, make_aer_sampler("aer", args.shots, args.seed, args.aer_threads)),
-        warm_up.train, pad_index=data.words.pad_index or 0, progress=False,
+        warm_up.train, TaggingTask(warm_up, words=data.words, tags=data.tags), progress=False,
     ).fit(data.train)
     results = {}
     for name, (executor, sampler_kind) in RUNS.items():

@@ -1,7 +1,8 @@
 """The checkpoint format: ``model.pt`` (a trained model) and ``last.pt`` (everything ``--resume`` needs).
 
-Taggers and forecasters (``task: forecast``) share it; :func:`load_tagger` / :func:`load_forecaster`
-rebuild either on any executor.
+Every task shares it (:mod:`qk_lstm_qiskit.tasks`: a task adds its own keys and rebuilds its model
+with :meth:`~qk_lstm_qiskit.tasks.Task.load`); :func:`load_tagger` / :func:`load_forecaster` rebuild
+the two first tasks' models on any executor.
 
 Both are ``torch.save`` dictionaries of tensors and plain Python data (no pickled objects), written
 atomically and stamped ``format`` = :data:`FORMAT_VERSION`; both are read with
@@ -13,10 +14,11 @@ key             content
 ``format``      :data:`FORMAT_VERSION`
 ``model_state`` the model's ``state_dict``
 ``config``      ``RunConfig.to_dict()`` of the run
-``words``       word vocabulary (``Vocabulary.to_dict()``)
-``tags``        tag vocabulary (taggers)
-``task``        ``"forecast"`` for forecasters (absent for taggers), which store ``scaler``
-                (``{mean, std}`` of the training span) and ``num_features`` instead of vocabularies
+``task``        the task's name (:func:`checkpoint_task`: absent in taggers' files and
+                ``"forecast"`` in forecasters' files of format 2)
+task keys       the task's own (``Task.checkpoint_keys``): ``words`` and ``tags`` vocabularies
+                (``Vocabulary.to_dict()``) for tagging; ``scaler`` (``{mean, std}`` of the
+                training span) and ``num_features`` for forecasting
 ``model``, ``trainable_parameters``, ``epoch``    provenance
 ``last.pt``     adds ``optimizer_state``, ``generator_state``, ``torch_rng_state``,
                 ``numpy_rng_state`` (as plain lists), ``python_rng_state``, ``history``,
@@ -45,18 +47,21 @@ __all__ = [
     "FORMAT_VERSION",
     "LAST_FILE",
     "MODEL_FILE",
+    "checkpoint_task",
     "is_forecast_checkpoint",
     "load_checkpoint",
     "load_forecaster",
     "load_tagger",
+    "require_keys",
     "restoring",
     "save_checkpoint",
 ]
 
-FORMAT_VERSION = 2  # 2: numpy RNG state stored as plain lists (weights_only loading of last.pt)
+FORMAT_VERSION = 3  # 2: numpy RNG state stored as plain lists (weights_only loading of last.pt); 3: every file names its task
 MODEL_FILE, LAST_FILE = "model.pt", "last.pt"
-_MODEL_KEYS = frozenset({"model_state", "config", "words", "tags"})
-_FORECAST_KEYS = frozenset({"model_state", "config", "scaler"})
+_MODEL_KEYS = frozenset({"model_state", "config"})
+_TAGGING_KEYS, _FORECAST_KEYS = ("words", "tags"), ("scaler",)
+_LEGACY_TASKS = {None: "tagging", "forecast": "forecasting"}  # "task" in files of format <= 2
 _RESUME_KEYS = frozenset({
     "optimizer_state", "generator_state", "torch_rng_state", "numpy_rng_state", "python_rng_state",
     "epoch", "history",
@@ -68,12 +73,21 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
     save_atomic({**state, "format": FORMAT_VERSION}, Path(path))
 
 
-def load_checkpoint(path: str | os.PathLike, *, resume: bool = False) -> dict[str, Any]:
+def checkpoint_task(state: dict[str, Any]) -> str:
+    """The name of the task that wrote ``state`` (files of format 2: ``tagging`` without a
+    ``task`` key, ``forecasting`` for ``"forecast"``)."""
+    task = state.get("task")
+    return _LEGACY_TASKS.get(task, task) if state.get("format", 1) <= 2 else task
+
+
+def load_checkpoint(path: str | os.PathLike, *, resume: bool = False, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
     """The checkpoint dictionary at ``path``, loaded with ``weights_only=True`` and checked.
 
     Args:
         path: a ``model.pt`` or ``last.pt`` written by ``qk-lstm train``.
         resume: require the ``last.pt`` keys (optimizer, RNG states, history).
+        keys: the task's own keys to require (default: those of tagging and forecasting files
+            by their :func:`checkpoint_task`; none for other tasks, whose loaders name theirs).
 
     Raises:
         FileNotFoundError: no file at ``path``.
@@ -98,14 +112,22 @@ def load_checkpoint(path: str | os.PathLike, *, resume: bool = False) -> dict[st
         raise ValueError(
             f"checkpoint: expected format <= {FORMAT_VERSION} in {str(path)!r}, got {version!r} (written by a newer version)"
         )
-    required = (_FORECAST_KEYS if state.get("task") == "forecast" else _MODEL_KEYS) | (_RESUME_KEYS if resume else set())
+    if keys is None:
+        keys = {"tagging": _TAGGING_KEYS, "forecasting": _FORECAST_KEYS}.get(checkpoint_task(state), ())
+    require_keys(state, path, keys, resume=resume)
+    return state
+
+
+def require_keys(state: dict[str, Any], path: str | os.PathLike, keys: tuple[str, ...], *, resume: bool = False) -> None:
+    """Refuse a checkpoint ``state`` (read from ``path``) without ``model_state``, ``config`` and ``keys``
+    (and, with ``resume``, the ``last.pt`` keys) in one line naming the file."""
+    required = _MODEL_KEYS | set(keys) | (_RESUME_KEYS if resume else set())
     missing = required - set(state)
     if resume and not {"best_score", "best_accuracy"} & set(state):
         missing |= {"best_score"}
     if missing:
         expected = "a last.pt" if resume else "a model.pt or last.pt"
         raise ValueError(f"checkpoint: {str(path)!r} lacks {sorted(missing)}; expected {expected} written by qk-lstm train")
-    return state
 
 
 def load_tagger(
@@ -126,8 +148,9 @@ def load_tagger(
     if path.is_dir():
         path = path / MODEL_FILE
     state = load_checkpoint(path)
-    if state.get("task") == "forecast":
-        raise ValueError(f"load_tagger: expected a tagger checkpoint, got the forecaster {str(path)!r} (use load_forecaster)")
+    if checkpoint_task(state) != "tagging":
+        raise ValueError(f"load_tagger: expected a tagger checkpoint, got the {_what(state)} {str(path)!r} "
+                         f"(use {'load_forecaster' if checkpoint_task(state) == 'forecasting' else 'Task.load'})")
     with restoring(path):  # a hand-edited config, vocabulary or state dict
         config = load_config(overrides=state["config"])
         words, tags = Vocabulary.from_dict(state["words"]), Vocabulary.from_dict(state["tags"])
@@ -153,6 +176,11 @@ def restoring(path: str | os.PathLike) -> Iterator[None]:
         raise ValueError(f"checkpoint: {str(path)!r} holds a state that does not fit its config ({detail})") from exc
 
 
+def _what(state: dict[str, Any]) -> str:
+    task = checkpoint_task(state)
+    return {"tagging": "tagger", "forecasting": "forecaster"}.get(task, f"{task} model")
+
+
 def _model_path(path: str | os.PathLike) -> Path:
     path = Path(path)
     return path / MODEL_FILE if path.is_dir() else path
@@ -160,7 +188,7 @@ def _model_path(path: str | os.PathLike) -> Path:
 
 def is_forecast_checkpoint(path: str | os.PathLike) -> bool:
     """Whether ``path`` (a checkpoint or its run folder) holds a forecaster."""
-    return load_checkpoint(_model_path(path)).get("task") == "forecast"
+    return checkpoint_task(load_checkpoint(_model_path(path))) == "forecasting"
 
 
 def load_forecaster(path: str | os.PathLike, *, sampler=None, pass_manager=None) -> tuple[Forecaster, Scaler, RunConfig]:
@@ -174,8 +202,9 @@ def load_forecaster(path: str | os.PathLike, *, sampler=None, pass_manager=None)
     """
     path = _model_path(path)
     state = load_checkpoint(path)
-    if state.get("task") != "forecast":
-        raise ValueError(f"load_forecaster: expected a forecaster checkpoint, got the tagger {str(path)!r} (use load_tagger)")
+    if checkpoint_task(state) != "forecasting":
+        raise ValueError(f"load_forecaster: expected a forecaster checkpoint, got the {_what(state)} {str(path)!r} "
+                         f"(use {'load_tagger' if checkpoint_task(state) == 'tagging' else 'Task.load'})")
     with restoring(path):
         config = load_config(overrides=state["config"])
         model = build_forecaster(config.model, state.get("num_features", 1), sampler=sampler, pass_manager=pass_manager)

@@ -1,4 +1,10 @@
-"""Run configuration: frozen dataclass defaults, overridden by YAML files and CLI flags."""
+"""Run configuration: frozen dataclass defaults, overridden by YAML files and CLI flags.
+
+``task`` (top level) names what the run learns (:mod:`qk_lstm_qiskit.tasks`: ``tagging``,
+``forecasting``, …). A config that names none (written before tasks were named) gets the one its
+``data.source`` implies (:func:`infer_task`); a config file is told so once, with a
+:class:`~qk_lstm_qiskit.errors.TaskInferredWarning`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import dataclasses
 import math
 import re
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -15,11 +22,13 @@ import yaml
 from .circuits.feature_map import ENTANGLEMENTS, MAX_QUBITS
 from .circuits.library import FEATURE_MAPS
 from .data.conllu import LONG_SENTENCE_POLICIES, TAGSETS
+from .data.series import is_series_source
+from .errors import TaskInferredWarning
 from .nn.cell import REFERENCE_MODES, WEIGHTINGS
 from .nn.tagger import MODEL_KINDS
 
 __all__ = ["ModelConfig", "DataConfig", "ForecastConfig", "TrainConfig", "ExecutorConfig", "RunConfig", "load_config",
-           "MODEL_KINDS", "OPTIMIZERS"]
+           "infer_task", "MODEL_KINDS", "OPTIMIZERS"]
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,10 @@ class ExecutorConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
+    """A whole run: ``task`` (a name in :data:`qk_lstm_qiskit.tasks.TASKS`; ``None`` until
+    :func:`load_config` fills it in) and one section per concern."""
+
+    task: typing.Optional[str] = None
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -171,12 +184,24 @@ def _coerce(where: str, section: str, name: str, value: Any, annotation: Any, la
     return value
 
 
+def infer_task(source: str) -> str:
+    """The task a config without ``task`` meant: ``forecasting`` for a series source
+    (:func:`~qk_lstm_qiskit.data.series.is_series_source`), else ``tagging`` (the only two before tasks were named)."""
+    return "forecasting" if is_series_source(source) else "tagging"
+
+
 def _merge(config: RunConfig, overrides: Mapping[str, Any], where: str, labels: Mapping[str, str] | None = None) -> RunConfig:
-    sections = {f.name: f for f in dataclasses.fields(RunConfig)}
-    updated = {}
+    sections = {f.name: f for f in dataclasses.fields(RunConfig) if f.name != "task"}
+    updated: dict[str, Any] = {}
     for section, values in overrides.items():
+        if section == "task":
+            if not (values is None or (isinstance(values, str) and values)):
+                key = f"{labels['task']} (task)" if labels and "task" in labels else "task"
+                raise ValueError(f"config{where}: expected {key} to be a task name (str), got {values!r}")
+            updated["task"] = values
+            continue
         if section not in sections:
-            raise ValueError(f"config{where}: unknown section {section!r} (expected one of {sorted(sections)})")
+            raise ValueError(f"config{where}: unknown section {section!r} (expected one of {sorted(sections)}, or task)")
         if not isinstance(values, Mapping):
             raise ValueError(f"config{where}: expected section {section!r} to be a mapping, got {values!r}")
         current = getattr(config, section)
@@ -191,12 +216,13 @@ def _merge(config: RunConfig, overrides: Mapping[str, Any], where: str, labels: 
 
 
 def load_config(
-    path: str | Path | None = None, overrides: Mapping[str, Mapping[str, Any]] | None = None, *,
+    path: str | Path | None = None, overrides: Mapping[str, Any] | None = None, *,
     labels: Mapping[str, str] | None = None,
 ) -> RunConfig:
-    """Defaults ← YAML file ``path`` ← ``overrides`` (``{"train": {"seed": 1}}``), all validated.
+    """Defaults ← YAML file ``path`` ← ``overrides`` (``{"train": {"seed": 1}}``, ``{"task": "tagging"}``), all validated.
 
-    ``labels`` names where an override came from in error messages (``{"train.seed": "--seed"}``).
+    Without a ``task`` in either, the task is :func:`infer_task` of the final ``data.source``
+    (a file is told so once per process, with a :class:`~qk_lstm_qiskit.errors.TaskInferredWarning`). ``labels`` names where an override came from in error messages (``{"train.seed": "--seed"}``).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -226,4 +252,9 @@ def load_config(
         raise TypeError(f"config: expected overrides to be a mapping of sections, got {type(overrides).__name__}")
     if overrides:
         config = _merge(config, overrides, "", labels)
+    if config.task is None:
+        config = dataclasses.replace(config, task=infer_task(config.data.source))
+        if path is not None:
+            warnings.warn(f"config {path}: no task named; {config.task!r} inferred from data.source "
+                          f"{config.data.source!r} (add `task: {config.task}` to the file)", TaskInferredWarning, stacklevel=2)
     return config

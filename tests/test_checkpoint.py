@@ -12,6 +12,7 @@ from qk_lstm_qiskit.checkpoint import load_checkpoint, load_tagger
 from qk_lstm_qiskit.config import RunConfig, load_config
 from qk_lstm_qiskit.data.tasks import prepare_data
 from qk_lstm_qiskit.nn.tagger import build_tagger
+from qk_lstm_qiskit.tasks.tagging import TaggingTask
 from qk_lstm_qiskit.training.trainer import Trainer
 
 
@@ -27,7 +28,8 @@ def test_load_tagger_gives_identical_log_probs(tmp_path):
     data = prepare_data(config.data)
     model = build_tagger(config.model, len(data.words), len(data.tags))
     metadata = {"config": config.to_dict(), "words": data.words.to_dict(), "tags": data.tags.to_dict()}
-    Trainer(model, config.train, out_dir=tmp_path, metadata=metadata, progress=False).fit(data.train)
+    task = TaggingTask(config, words=data.words, tags=data.tags)
+    Trainer(model, config.train, task, out_dir=tmp_path, metadata=metadata, progress=False).fit(data.train)
     loaded, words, tags, loaded_config = load_tagger(tmp_path / "model.pt")
     assert loaded_config == config and words.itos == data.words.itos and tags.itos == data.tags.itos
     assert not loaded.training

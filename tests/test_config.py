@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
 
+from qk_lstm_qiskit.cli import main
 from qk_lstm_qiskit.config import ModelConfig, RunConfig, load_config
+from qk_lstm_qiskit.errors import TaskInferredWarning
 
 
 PAPER_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "paper_pos.yaml"
@@ -23,6 +26,7 @@ def test_paper_config_file_values():
 
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
 
@@ -32,7 +36,7 @@ def write(tmp_path: Path, text: str) -> Path:
     [
         ("model: [unclosed\n", r"config .*config.yaml: not valid YAML \("),
         ("- model\n- train\n", r"expected a mapping of sections, got list"),
-        ("optimiser:\n  lr: 0.1\n", r"unknown section 'optimiser' \(expected one of \['data', 'executor', 'forecast', 'model', 'train'\]\)"),
+        ("optimiser:\n  lr: 0.1\n", r"unknown section 'optimiser' \(expected one of \['data', 'executor', 'forecast', 'model', 'train'\], or task\)"),
         ("train: 5\n", r"expected section 'train' to be a mapping, got 5"),
         ("model:\n  hidden: 6\n", r"unknown key model.hidden \(expected one of \[.*'hidden_dim'"),
         ("train:\n  epochs: ten\n", r"expected train.epochs to be int, got 'ten'"),
@@ -66,7 +70,7 @@ def test_config_coercion_and_precedence(tmp_path):
     assert config.train.lr == 1.0 and type(config.train.lr) is float  # int accepted for float
     assert config.train.epochs == 9 and config.model.kind == "lstm"  # overrides beat the file
     assert config.model.hidden_dim == ModelConfig().hidden_dim  # untouched keys keep the defaults
-    assert load_config(write(tmp_path, "")) == RunConfig()  # empty file: defaults
+    assert load_config(write(tmp_path, "")) == RunConfig(task="tagging")  # empty file: defaults, the task filled in
     assert load_config(write(tmp_path, "train:\n  clip_grad_norm: null\n")).train.clip_grad_norm is None
 
 
@@ -80,3 +84,23 @@ def test_yaml_float_strings_are_read_as_floats(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("train:\n  lr: 1e-3\n", encoding="utf-8")
     assert load_config(path).train.lr == pytest.approx(0.001)
+
+
+def test_a_config_without_a_task_gets_the_one_its_data_implies_and_is_told_so(tmp_path, capsys):
+    old = write(tmp_path / "old", "data:\n  source: shm\ntrain:\n  epochs: 1\n")
+    with pytest.warns(TaskInferredWarning, match=r"config .*config.yaml: no task named; 'forecasting' inferred from "
+                      r"data.source 'shm' \(add `task: forecasting` to the file\)"):
+        assert load_config(old).task == "forecasting"
+    with pytest.warns(TaskInferredWarning, match="'tagging' inferred from data.source 'paper'"):
+        assert load_config(write(tmp_path / "paper", "train:\n  epochs: 1\n")).task == "tagging"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_config(write(tmp_path / "named", "task: forecasting\ndata:\n  source: shm\n")).task == "forecasting"
+        assert load_config(overrides={"data": {"source": "co2"}}).task == "forecasting"  # no file: nothing to edit, no note
+        assert load_config(overrides={"task": "tagging"}).task == "tagging"
+    with pytest.raises(ValueError, match=r"config: expected task to be a task name \(str\), got 3"):
+        load_config(overrides={"task": 3})
+    # the command line says it once, as a note on stdout, and trains as before
+    assert main(["train", "--config", str(old), "--model", "lstm", "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("note: config") == 1 and "test RMSE" in out

@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 from ..config import MODEL_KINDS, OPTIMIZERS
-from ..errors import ProductKernelWarning, QKLSTMError
+from ..errors import ProductKernelWarning, QKLSTMError, TaskInferredWarning
 
 __all__ = ["main"]
 
@@ -43,6 +43,8 @@ def _load_config(args: argparse.Namespace):
         if value is not None:
             overrides.setdefault(section, {})[key] = value
     labels = {f"{section}.{key}": "--" + dest.replace("_", "-") for dest, (section, key) in FLAG_KEYS.items()}
+    if getattr(args, "task", None) is not None:
+        overrides["task"], labels["task"] = args.task, "--task"
     return load_config(_config_path(args), overrides, labels=labels)
 
 
@@ -61,10 +63,11 @@ def _config_path(args: argparse.Namespace) -> Path | None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from ..data.series import is_series_source
+    from ..tasks import make_task
     from ..training.experiment import default_run_dir, run_training
 
     config = _load_config(args)
+    task = make_task(config)  # an unknown task, or data it cannot take: refused before anything else
     resume = args.resume is not None
     if args.resume and args.out and Path(args.resume) != Path(args.out):
         raise ValueError(f"train: expected --resume DIR to match --out, got {args.resume!r} and {args.out!r}")
@@ -72,9 +75,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise ValueError("train: expected the run folder to resume, as --resume DIR or --out DIR, got neither")
     target = args.resume or args.out
     out_dir = Path(target) if target else default_run_dir(config)
-    if (args.dry_run or args.max_qpu_seconds is not None) and is_series_source(config.data.source):
-        raise ValueError(f"train: expected --dry-run / --max-qpu-seconds with a tagging run (no cost estimate for "
-                         f"forecasting yet), got data.source {config.data.source!r}")
     if args.dry_run or args.max_qpu_seconds is not None:
         from ..hardware.cost import check_budget
         from ..training.experiment import estimate_training
@@ -86,15 +86,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         check_budget(estimate, args.max_qpu_seconds)
     result = run_training(config, out_dir, resume=resume, progress=not args.no_progress)
     print(f"model: {result['model']}  trainable parameters: {result['trainable_parameters']}")
-    if result.get("task") == "forecast":
-        print(f"test RMSE: {result['test_rmse']:.4g}  MAE: {result['test_mae']:.4g}  (persistence RMSE "
-              f"{result['persistence_rmse']:.4g}, MAE {result['persistence_mae']:.4g}) on {result['data']}")
-        print(f"outputs: {out_dir}/metrics.json, {out_dir}/model.pt, {out_dir}/forecast.png")
-        return 0
-    print(f"final training accuracy: {result['final_accuracy']:.4f}  loss: {result['final_loss']:.4f}")
-    if "best_val_accuracy" in result:
-        print(f"best validation accuracy: {result['best_val_accuracy']:.4f}")
-    print(f"outputs: {out_dir}/metrics.json, {out_dir}/model.pt")
+    for line in task.summary(result):
+        print(line)
     return 0
 
 
@@ -111,12 +104,15 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _show_model_notes() -> None:
-    """Print each :class:`ProductKernelWarning` the models issue once, as a ``note:`` line (inside ``catch_warnings``)."""
-    warnings.simplefilter("once", ProductKernelWarning)  # evaluation builds two models: one note
+    """Print each :class:`ProductKernelWarning` the models issue and each :class:`TaskInferredWarning`
+    of a config once, as a ``note:`` line on stdout (inside ``catch_warnings``)."""
+    notes = (ProductKernelWarning, TaskInferredWarning)
+    for category in notes:
+        warnings.simplefilter("once", category)  # evaluation builds two models: one note
     show = warnings.showwarning
 
     def note(message, category, *args, **kwargs):
-        if issubclass(category, ProductKernelWarning):
+        if issubclass(category, notes):
             print(f"note: {message}")
         else:
             show(message, category, *args, **kwargs)
@@ -132,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a tagger (default: the paper's QK-LSTM)")
     train.add_argument("--config", help="YAML overriding the defaults (default: configs/paper_pos.yaml)")
+    train.add_argument("--task", help="task: what the run learns, tagging or forecasting (default: the config's; "
+                       "a config without one: forecasting for a series data.source, else tagging)")
     train.add_argument("--model", choices=MODEL_KINDS, help="model.kind: the recurrent layer (default qk-lstm)")
     train.add_argument("--seed", type=int, help="train.seed: initialisation and shuffling, 0 <= SEED < 2**32 (default 0)")
     train.add_argument("--epochs", type=int, help="train.epochs, >= 1 (default 100); with --resume, the new total")

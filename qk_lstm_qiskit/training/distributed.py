@@ -4,9 +4,10 @@ Started by ``torchrun --nproc_per_node=N --no-python qk-lstm train …`` (or wit
 ``--rdzv-endpoint`` across machines), every process is one *rank*. Each rank builds the same model
 (same seed), the same length-bucketed batches (same generator) and trains on its share of the rows
 of every batch; gradients are averaged by ``DistributedDataParallel`` (gloo on CPU, nccl on CUDA).
-The loss of rank ``r`` is its NLL summed over its tokens divided by the batch's total token count,
-times the world size, so the averaged gradient is exactly the one-process gradient of the whole
-batch: ``W`` ranks follow the same trajectory as one process (up to float summation order).
+The loss of rank ``r`` is its task loss summed over its units (tokens, windows: ``Task.count``)
+divided by the batch's total count, times the world size, so the averaged gradient is exactly the
+one-process gradient of the whole batch: ``W`` ranks follow the same trajectory as one process (up
+to float summation order). Every task trains this way (``Task.shard`` gives a rank its rows).
 Only rank 0 writes metrics and checkpoints; every rank reads ``last.pt`` to resume.
 """
 
@@ -20,8 +21,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..data.corpus import PAD_TAG, Batch
-from .trainer import Trainer, _batch_stats
+from .trainer import Trainer
 
 __all__ = ["world", "setup", "barrier", "DistributedTrainer"]
 
@@ -53,7 +53,7 @@ class DistributedTrainer(Trainer):
 
     ``model`` stays the plain module (its ``state_dict`` is what checkpoints hold, loadable
     without DDP); the forward pass of training goes through its ``DistributedDataParallel``
-    wrapper. Epoch loss and accuracy are summed over ranks; only rank 0 writes files.
+    wrapper. Epoch loss and metric are summed over ranks; only rank 0 writes files.
     """
 
     def __init__(self, model: nn.Module, *args: Any, **kwargs: Any) -> None:
@@ -63,22 +63,21 @@ class DistributedTrainer(Trainer):
         super().__init__(model, *args, **kwargs)
         self.parallel = DistributedDataParallel(model)
 
-    def train_batch(self, batch: Batch, device: torch.device) -> tuple[float, int, int]:
-        rows = slice(self.rank, None, self.world_size)
-        share = Batch(batch.words[rows], batch.tags[rows])
-        tokens = int((batch.tags != PAD_TAG).sum())
-        if share.words.size(0):
-            mean, correct, count = _batch_stats(self.parallel(share.words.to(device)), share)
-            loss = mean * (count * self.world_size / tokens)  # Σ_share NLL / tokens of the whole batch, × W
+    def train_batch(self, batch: Any, device: torch.device) -> tuple[float, float, int]:
+        share = self.task.shard(batch, self.rank, self.world_size)
+        units = self.task.count(batch)
+        if share is not None:
+            mean, count, metric = self.task.step(self.parallel, share, device)
+            loss = mean * (count * self.world_size / units)  # Σ_share loss / units of the whole batch, × W
         else:  # fewer rows than ranks: take part in the gradient all-reduce with zeros
-            loss, correct, count = sum(p.sum() for p in self.parallel.parameters()) * 0.0, 0, 0
+            loss, metric, count = sum(p.sum() for p in self.parallel.parameters()) * 0.0, 0, 0
         self.optimizer.zero_grad()
         loss.backward()
         self.clip_and_step()
-        return float(loss) * tokens / self.world_size, correct, count
+        return float(loss) * units / self.world_size, metric, count
 
-    def reduce_epoch(self, loss: float, correct: float, total: int) -> tuple[float, float, int]:
-        totals = torch.tensor([loss, correct, total], dtype=torch.float64)
+    def reduce_epoch(self, loss: float, metric: float, total: int) -> tuple[float, float, int]:
+        totals = torch.tensor([loss, metric, total], dtype=torch.float64)
         dist.all_reduce(totals)
         return float(totals[0]), float(totals[1]), int(totals[2])
 

@@ -1,4 +1,4 @@
-"""One training run end to end: data, model, executor, trainer, run folder."""
+"""One training run end to end, for every task: data, model, executor, trainer, run folder, report."""
 
 from __future__ import annotations
 
@@ -12,15 +12,12 @@ import torch
 from ..hardware.backends import resolve_backend
 from ..hardware.cost import DryRunSampler, batch_shapes, estimate_model_cost
 from ..config import RunConfig, load_config
-from ..data.corpus import make_batches
-from ..data.series import is_series_source
-from ..data.tasks import TaskData, prepare_data
-from ..checkpoint import LAST_FILE, MODEL_FILE, load_checkpoint, restoring
-from ..nn.tagger import build_tagger, count_parameters
+from ..checkpoint import LAST_FILE, MODEL_FILE, checkpoint_task, load_checkpoint, require_keys, restoring
+from ..nn.tagger import count_parameters
 from ..rundir import check_out_dir, removed_if_left_empty
+from ..tasks import Task, TaskData, make_task
 from . import distributed
-from .forecast import train_forecaster
-from .trainer import Trainer, evaluate, seed_everything
+from .trainer import Trainer, seed_everything
 
 __all__ = ["run_training", "default_run_dir", "estimate_training"]
 
@@ -34,11 +31,18 @@ def default_run_dir(config: RunConfig) -> Path:
 RUN_OUTPUTS = (MODEL_FILE, LAST_FILE, "metrics.json")
 
 
-def _resume_state(out_dir: Path, config: RunConfig) -> dict:
-    """``out_dir/last.pt``, refusing a config that differs from the saved one (except a larger ``train.epochs``)."""
-    state = load_checkpoint(out_dir / LAST_FILE, resume=True)
-    saved, current = load_config(overrides=state["config"]).to_dict(), config.to_dict()  # keys added since: defaults
-    for section in ("model", "data", "train", "executor") + (("forecast",) if is_series_source(config.data.source) else ()):
+def _resume_state(out_dir: Path, config: RunConfig, task: Task) -> dict:
+    """``out_dir/last.pt``, refusing a config that differs from the saved one in the task or its
+    ``task.sections`` (except a larger ``train.epochs``)."""
+    state = load_checkpoint(out_dir / LAST_FILE, resume=True, keys=())
+    if checkpoint_task(state) != task.name:
+        raise ValueError(f"train: --resume expected task = {checkpoint_task(state)!r} as saved in {out_dir / LAST_FILE}, "
+                         f"got {task.name!r} (a resumed run keeps its settings; only epochs may grow)")
+    require_keys(state, out_dir / LAST_FILE, task.checkpoint_keys, resume=True)
+    with restoring(out_dir / LAST_FILE):
+        saved = load_config(overrides=state["config"]).to_dict()  # keys added since: defaults
+    current = config.to_dict()
+    for section in task.sections:
         for key, value in current[section].items():
             if section == "train" and key == "epochs":
                 continue
@@ -67,8 +71,13 @@ def _place_executor(config: RunConfig) -> int | None:
 def run_training(
     config: RunConfig, out_dir: Path | None = None, *, resume: bool = False, progress: bool = True, sampler=None,
 ) -> dict[str, Any]:
-    """Train the tagger (or, when ``data.source`` names a series, the forecaster) of ``config``
-    and return its metrics (also written to ``out_dir``).
+    """Train the model of ``config``'s task (:func:`~qk_lstm_qiskit.tasks.make_task`) and return its
+    metrics (also written to ``out_dir``).
+
+    The same run for every task: under ``torchrun`` every rank trains its share of each batch
+    (:class:`~qk_lstm_qiskit.training.distributed.DistributedTrainer`); ``resume`` restores
+    everything through :func:`~qk_lstm_qiskit.checkpoint.restoring`; the task's
+    :meth:`~qk_lstm_qiskit.tasks.Task.report` adds its final metrics.
 
     Args:
         config: the whole run configuration.
@@ -77,16 +86,16 @@ def run_training(
         resume: continue from ``out_dir/last.pt``.
         sampler: a ``BaseSamplerV2`` overriding ``config.executor`` (Python API only).
     """
+    task = make_task(config)
     memory_limit = _place_executor(config)
     distributed.setup(config.executor.device)  # under torchrun: join the process group
     resume_state = None
     if out_dir is not None:
         out_dir = check_out_dir(out_dir, command="train", outputs=RUN_OUTPUTS, resume=resume, resume_from=LAST_FILE)
         if resume:
-            resume_state = _resume_state(out_dir, config)
+            resume_state = _resume_state(out_dir, config, task)
     distributed.barrier()  # every rank has checked the run folder before rank 0 writes to it
-    forecasting = is_series_source(config.data.source)
-    data = None if forecasting else prepare_data(config.data)
+    data = task.prepare()
     pass_manager = backend = None
     if sampler is None:
         ex = config.executor
@@ -94,59 +103,49 @@ def run_training(
         sampler, pass_manager = backend.sampler, backend.pass_manager
     try:
         with removed_if_left_empty(out_dir):
-            if forecasting:
-                return train_forecaster(config, out_dir, resume_state, progress=progress, sampler=sampler,
-                                        pass_manager=pass_manager, memory_limit=memory_limit)
-            return _train(config, data, out_dir, resume_state, progress, sampler, pass_manager, memory_limit)
+            return _train(task, data, out_dir, resume_state, progress, sampler, pass_manager, memory_limit)
     finally:
         if backend is not None:
             backend.close()
 
 
 def _train(
-    config: RunConfig, data: TaskData, out_dir: Path | None, resume_state: dict | None, progress: bool,
-    sampler, pass_manager, memory_limit: int | None = None,
+    task: Task, data: TaskData, out_dir: Path | None, resume_state: dict | None, progress: bool, sampler, pass_manager,
+    memory_limit: int | None = None,
 ) -> dict[str, Any]:
+    config = task.config
     seed_everything(config.train.seed)
-    model = build_tagger(config.model, len(data.words), len(data.tags), sampler=sampler, pass_manager=pass_manager,
-                         memory_limit=memory_limit)
+    model = task.build_model(sampler=sampler, pass_manager=pass_manager, memory_limit=memory_limit)
     model = model.to(config.executor.device)
     if config.model.kind == "qk-lstm" and config.model.references == "data":
-        sample = make_batches(data.train[:32], 32, pad_index=data.words.pad_index or 0)[0]
-        model.recurrent.init_references_from_data(model.embedding(sample.words).detach())
+        model.recurrent.init_references_from_data(task.recurrent_inputs(model, data.train))
     metadata = {
+        "task": task.name,
         "model": config.model.kind,
         "trainable_parameters": count_parameters(model),
         "config": config.to_dict(),
-        "words": data.words.to_dict(),
-        "tags": data.tags.to_dict(),
+        **task.metadata(),
     }
     trainer_class = distributed.DistributedTrainer if distributed.world()[1] > 1 else Trainer
-    trainer = trainer_class(
-        model, config.train, out_dir=out_dir, metadata=metadata, pad_index=data.words.pad_index or 0, progress=progress
-    )
+    trainer = trainer_class(model, config.train, task, out_dir=out_dir, metadata=metadata, progress=progress)
     if resume_state is not None:
         with restoring(out_dir / LAST_FILE):
             trainer.load_state(resume_state)
-    history = trainer.fit(data.train, data.validation or None)
-    final = evaluate(model, make_batches(
-        data.train, config.train.batch_size, pad_index=data.words.pad_index or 0, bucket_batches=config.train.bucket_batches
-    ))
-    extra: dict[str, Any] = {"final_accuracy": final["accuracy"], "final_loss": final["loss"]}
-    if data.validation:
-        extra["best_val_accuracy"] = max(r["val_accuracy"] for r in history)
+    history = trainer.fit(data.train, data.validation)
+    extra = task.report(model, data, history, out_dir)
     trainer.write_metrics(**extra)
-    meta = {k: v for k, v in metadata.items() if k not in ("words", "tags")}
+    meta = {k: v for k, v in metadata.items() if k not in task.private_keys}
     return {**meta, "epochs": history, **extra, "out_dir": None if out_dir is None else str(out_dir)}
 
 
 def estimate_training(config: RunConfig, *, resolved=None, job_overhead_seconds: float | None = None):
     """:class:`~qk_lstm_qiskit.hardware.cost.CostEstimate` of ``qk-lstm train`` with ``config`` on its backend.
 
-    ``train.epochs`` epochs over the training sentences in batches of ``train.batch_size``
+    ``train.epochs`` epochs over the training examples in batches of ``train.batch_size``
     (sorted by length: with shuffled batches expect more padded steps), forward and
     parameter-shift backward. Nothing is submitted.
     """
+    task = make_task(config)
     if config.model.kind != "qk-lstm":
         raise ValueError(f"train: expected model.kind 'qk-lstm' for a QPU estimate (its kernels use the sampler), "
                          f"got {config.model.kind!r}")
@@ -154,10 +153,8 @@ def estimate_training(config: RunConfig, *, resolved=None, job_overhead_seconds:
     rb = resolved or resolve_backend(ex.backend, shots=ex.shots, seed=ex.seed, optimization_level=ex.optimization_level)
     if rb.sampler is None:
         raise ValueError(f"train: expected a sampler backend for --dry-run/--max-qpu-seconds, got {rb.name!r}")
-    data = prepare_data(config.data)
-    model = build_tagger(config.model, len(data.words), len(data.tags), sampler=DryRunSampler(),
-                         pass_manager=rb.pass_manager)
-    lengths = sorted(len(ws) for ws, _ in data.train)
+    lengths = sorted(task.sequence_lengths(task.prepare().train))
+    model = task.build_model(sampler=DryRunSampler(), pass_manager=rb.pass_manager)
     return estimate_model_cost(
         model, batch_shapes(lengths, config.train.batch_size), rb, num_references=config.model.num_references,
         num_layers=config.model.num_layers, training=True, epochs=config.train.epochs,

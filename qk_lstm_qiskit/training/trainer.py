@@ -1,9 +1,9 @@
 """A readable training loop: loss and metrics of a task, checkpoints, resume.
 
-The trainer knows nothing of the model's insides; a *task* (:class:`TaggingTask` by default,
-:class:`~qk_lstm_qiskit.training.forecast.ForecastTask` for forecasting) batches the examples and
-gives each batch's loss and metric. Per epoch it shuffles with its own seeded generator, steps
-the optimizer per batch, records example-weighted loss and the task's metric (and validation
+The trainer knows nothing of the model's insides nor of the data: its *task*
+(:class:`~qk_lstm_qiskit.tasks.Task`, e.g. tagging or forecasting) batches the examples and gives
+each batch's loss and metric. Per epoch it shuffles with its own seeded generator, steps the
+optimizer per batch, records the task's example-weighted loss and metric (and validation
 metrics), then writes ``metrics.json``/``metrics.csv``, ``last.pt`` (everything needed to resume
 bit-identically) and ``model.pt`` (best validation score, or the latest epoch without
 validation data). Every file is replaced atomically.
@@ -16,7 +16,7 @@ import math
 import random
 import time
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,15 +24,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..config import OPTIMIZERS, TrainConfig
-from ..data.corpus import PAD_TAG, Batch, make_batches
 from ..checkpoint import LAST_FILE, MODEL_FILE, save_checkpoint
-from ..evaluation.loop import tag_batches
 from ..rundir import make_out_dir, write_csv_atomic, write_json_atomic
 
-__all__ = ["Task", "TaggingTask", "Trainer", "evaluate", "seed_everything"]
+if TYPE_CHECKING:
+    from ..tasks import Task
+
+__all__ = ["Trainer", "seed_everything"]
 
 log = logging.getLogger(__name__)
-Encoded = Sequence[tuple[list[int], list[int]]]
 
 
 def _plain_numpy_state(state: tuple) -> tuple:
@@ -48,90 +48,26 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _batch_stats(log_probs: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, int, int]:
-    """(mean NLL over real tokens, correct, total)."""
-    flat = log_probs.reshape(-1, log_probs.size(-1))
-    targets = batch.tags.reshape(-1).to(flat.device)
-    loss = nn.functional.nll_loss(flat, targets, ignore_index=PAD_TAG)
-    mask = targets != PAD_TAG
-    correct = int((flat.argmax(-1)[mask] == targets[mask]).sum())
-    return loss, correct, int(mask.sum())
-
-
-def evaluate(model: nn.Module, batches: Sequence[Batch]) -> dict[str, float]:
-    """Token-weighted ``loss`` and ``accuracy`` of ``model`` on ``batches`` (eval mode, :func:`tag_batches`)."""
-    tagged = tag_batches(model, batches)
-    return {"loss": tagged.loss or 0.0, "accuracy": tagged.accuracy}
-
-
-class Task(Protocol):
-    """What the trainer needs of a task: batches, each batch's loss, an evaluation.
-
-    ``metric`` names the score that picks ``model.pt`` (``val_<metric>`` with validation data);
-    ``higher_is_better`` says which way.
-    """
-
-    metric: str
-    higher_is_better: bool
-
-    def batches(self, examples: Any, generator: torch.Generator | None = None) -> Sequence[Any]:
-        """The examples in batches, shuffled with ``generator`` when given."""
-
-    def step(self, model: nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, int, float]:
-        """(mean loss of the batch on ``device``, examples in it, the metric's numerator summed over them)."""
-
-    def summarise(self, loss_sum: float, metric_sum: float, count: int) -> dict[str, float]:
-        """``{"loss": …, metric: …}`` of an epoch from the sums of :meth:`step`."""
-
-    def evaluate(self, model: nn.Module, batches: Sequence[Any]) -> dict[str, float]:
-        """``{"loss": …, metric: …}`` of ``model`` on ``batches`` in eval mode."""
-
-
-class TaggingTask:
-    """Mean NLL over real tokens; metric: token accuracy."""
-
-    metric, higher_is_better = "accuracy", True
-
-    def __init__(self, batch_size: int, *, pad_index: int = 0, bucket_batches: int = 0) -> None:
-        self.batch_size, self.pad_index, self.bucket_batches = batch_size, pad_index, bucket_batches
-
-    def batches(self, examples: Encoded, generator: torch.Generator | None = None) -> list[Batch]:
-        return make_batches(
-            examples, self.batch_size, pad_index=self.pad_index, generator=generator, bucket_batches=self.bucket_batches
-        )
-
-    def step(self, model: nn.Module, batch: Batch, device: torch.device) -> tuple[torch.Tensor, int, float]:
-        loss, correct, total = _batch_stats(model(batch.words.to(device)), batch)
-        return loss, total, correct
-
-    def summarise(self, loss_sum: float, metric_sum: float, count: int) -> dict[str, float]:
-        return {"loss": loss_sum / count, "accuracy": metric_sum / count}
-
-    def evaluate(self, model: nn.Module, batches: Sequence[Batch]) -> dict[str, float]:
-        return evaluate(model, batches)
-
-
 class Trainer:
-    """Train ``model`` with ``config``; write outputs under ``out_dir`` (if given).
+    """Train ``model`` on ``task`` with ``config``; write outputs under ``out_dir`` (if given).
 
     Args:
-        model: maps ``words (N, L)`` to log-probabilities ``(N, L, T)``.
-        config: optimizer, learning rate, batch size, clipping, epochs, seed.
+        model: the task's model (:meth:`Task.build_model <qk_lstm_qiskit.tasks.Task.build_model>`).
+        config: optimizer, learning rate, clipping, epochs, seed (the task batches).
+        task: batches, loss and metric (:class:`~qk_lstm_qiskit.tasks.Task`).
         out_dir: run folder for metrics and checkpoints, or ``None`` to keep all in memory.
-        metadata: stored in every checkpoint and in ``metrics.json`` (config, vocabularies, …).
-        pad_index: word index used for padding (tagging).
+        metadata: stored in every checkpoint (with ``task``: the task's name) and, but for
+            ``task.private_keys``, in ``metrics.json``.
         progress: show a tqdm bar with loss and the task's metric.
-        task: batches, loss and metric (default: :class:`TaggingTask` with ``config``'s batching).
     """
 
     def __init__(
-        self, model: nn.Module, config: TrainConfig, *, out_dir: Path | None = None,
-        metadata: dict[str, Any] | None = None, pad_index: int = 0, progress: bool = True, task: Task | None = None,
+        self, model: nn.Module, config: TrainConfig, task: Task, *, out_dir: Path | None = None,
+        metadata: dict[str, Any] | None = None, progress: bool = True,
     ) -> None:
-        self.model, self.config, self.out_dir = model, config, out_dir
-        self.metadata = dict(metadata or {})
-        self.pad_index, self.progress = pad_index, progress
-        self.task = task or TaggingTask(config.batch_size, pad_index=pad_index, bucket_batches=config.bucket_batches)
+        self.model, self.config, self.task, self.out_dir = model, config, task, out_dir
+        self.metadata = {"task": task.name, **(metadata or {})}
+        self.progress = progress
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = getattr(torch.optim, OPTIMIZERS[config.optimizer])
         self.optimizer = optimizer(params, lr=config.lr)
@@ -165,7 +101,7 @@ class Trainer:
         self.best_score = state["best_score"] if "best_score" in state else state["best_accuracy"]
 
     # ------------------------------------------------------------------ loop
-    def fit(self, train: Encoded, validation: Encoded | None = None) -> list[dict[str, float]]:
+    def fit(self, train: Any, validation: Any | None = None) -> list[dict[str, float]]:
         """Train from the current epoch up to ``config.epochs``; return the per-epoch history."""
         cfg, task = self.config, self.task
         if self.out_dir is not None:
@@ -234,6 +170,6 @@ class Trainer:
         """``metrics.json`` (metadata + epochs + ``extra``) and ``metrics.csv`` (one row per epoch)."""
         if self.out_dir is None:
             return
-        meta = {k: v for k, v in self.metadata.items() if k not in ("words", "tags")}
+        meta = {k: v for k, v in self.metadata.items() if k not in self.task.private_keys}
         write_json_atomic({**meta, "epochs": self.history, **extra}, self.out_dir / "metrics.json")
         write_csv_atomic(self.history, self.out_dir / "metrics.csv")

@@ -60,7 +60,7 @@ def test_evaluate_on_a_fake_device(checkpoint, tmp_path, monkeypatch):
     # the checkpoint's exact accuracy, recomputed independently through the trainer's evaluate
     from qk_lstm_qiskit.checkpoint import load_tagger
     from qk_lstm_qiskit.data.corpus import encode_corpus, make_batches, paper_corpus
-    from qk_lstm_qiskit.training.trainer import evaluate
+    from qk_lstm_qiskit.tasks.tagging import evaluate
 
     model, words, tags, _ = load_tagger(checkpoint)
     batches = make_batches(encode_corpus(paper_corpus(), words, tags), 32)

@@ -13,8 +13,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from qk_lstm_qiskit.config import ModelConfig, TrainConfig
+from qk_lstm_qiskit.config import ModelConfig, RunConfig, TrainConfig
+from qk_lstm_qiskit.data.corpus import Vocabulary
 from qk_lstm_qiskit.nn.tagger import build_tagger
+from qk_lstm_qiskit.tasks.tagging import TaggingTask
 from qk_lstm_qiskit.training.distributed import DistributedTrainer, world
 from qk_lstm_qiskit.training.trainer import Trainer, seed_everything
 
@@ -35,7 +37,9 @@ def sentences() -> list[tuple[list[int], list[int]]]:
 def train_once(trainer_class, **kwargs) -> tuple[dict, list]:
     seed_everything(0)
     model = build_tagger(MODEL, 9, 3)
-    trainer = trainer_class(model, CONFIG, pad_index=0, progress=False, **kwargs)
+    words = Vocabulary([str(i) for i in range(1, 9)], pad="<pad>", name="word")  # indices 0 (pad) … 8
+    task = TaggingTask(RunConfig(model=MODEL, train=CONFIG), words=words, tags=Vocabulary("ABC", name="tag"))
+    trainer = trainer_class(model, CONFIG, task, progress=False, **kwargs)
     history = trainer.fit(sentences())
     return model.state_dict(), history
 

@@ -17,7 +17,7 @@ from qk_lstm_qiskit.evaluation.forecast import evaluate_forecast, regression_met
 from qk_lstm_qiskit.nn.forecaster import build_forecaster
 from qk_lstm_qiskit.nn.tagger import count_parameters
 from qk_lstm_qiskit.training.experiment import run_training
-from qk_lstm_qiskit.training.forecast import ForecastTask
+from qk_lstm_qiskit.tasks.forecasting import ForecastingTask
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -49,7 +49,7 @@ def test_forecaster_is_a_linear_head_on_the_last_hidden_state():
 
 
 def test_forecast_task_batches_cover_every_window_once_and_shuffle_with_the_generator():
-    task = ForecastTask(batch_size=4)
+    task = ForecastingTask(load_config(CONFIGS / "forecast_lstm.yaml", {"train": {"batch_size": 4}}))
     inputs, targets = torch.arange(10.0).view(10, 1, 1), torch.arange(10.0)
     ordered = task.batches((inputs, targets))
     assert [b[1].tolist() for b in ordered] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]

@@ -14,16 +14,16 @@ from qk_lstm_qiskit.data.tasks import prepare_data
 from qk_lstm_qiskit.evaluation.loop import tag_batches
 from qk_lstm_qiskit.nn.tagger import build_tagger
 from qk_lstm_qiskit.training.experiment import run_training
-from qk_lstm_qiskit.training.trainer import TaggingTask, evaluate
+from qk_lstm_qiskit.tasks.tagging import TaggingTask, evaluate
 
 PAPER_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "paper_pos.yaml"
 
 
 def test_tagging_task_step_is_the_token_weighted_nll_and_accuracy():
-    config = load_config(PAPER_CONFIG, {"model": {"kind": "lstm"}})
+    config = load_config(PAPER_CONFIG, {"model": {"kind": "lstm"}, "train": {"batch_size": 2}})
     data = prepare_data(config.data)
     model = build_tagger(config.model, len(data.words), len(data.tags))
-    task = TaggingTask(2, pad_index=data.words.pad_index or 0)
+    task = TaggingTask(config, words=data.words, tags=data.tags)
     batch = task.batches(data.train)[0]  # both sentences: 5 + 4 real tokens, one padded
     loss, count, correct = task.step(model, batch, torch.device("cpu"))
     tagged = tag_batches(model, [batch])
