@@ -77,7 +77,9 @@ def checkpoint_task(state: dict[str, Any]) -> str:
     """The name of the task that wrote ``state`` (files of format 2: ``tagging`` without a
     ``task`` key, ``forecasting`` for ``"forecast"``)."""
     task = state.get("task")
-    return _LEGACY_TASKS.get(task, task) if state.get("format", 1) <= 2 else task
+    if state.get("format", 1) <= 2:
+        task = _LEGACY_TASKS.get(task, task)
+    return task if isinstance(task, str) else repr(task)
 
 
 def load_checkpoint(path: str | os.PathLike, *, resume: bool = False, keys: tuple[str, ...] | None = None) -> dict[str, Any]:

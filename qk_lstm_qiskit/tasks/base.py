@@ -70,7 +70,8 @@ class Task(abc.ABC):
         self.check(config)
 
     def check(self, config: RunConfig) -> None:
-        """Refuse a config this task cannot run, with a one-line ``ValueError`` (default: accept)."""
+        """Refuse a config this task cannot run, with a one-line ``ValueError`` (default: accept any)."""
+        return None
 
     # ------------------------------------------------------------------ data and model
     @abc.abstractmethod

@@ -81,7 +81,7 @@ class TaggingTask(Task):
 
     def recurrent_inputs(self, model: nn.Module, train: Encoded) -> torch.Tensor:
         sample = make_batches(train[:32], 32, pad_index=self.pad_index)[0]
-        return model.embedding(sample.words).detach()
+        return model.get_submodule("embedding")(sample.words).detach()
 
     # ------------------------------------------------------------------ trainer
     def batches(self, examples: Encoded, generator: torch.Generator | None = None) -> list[Batch]:

@@ -70,7 +70,7 @@ class DistributedTrainer(Trainer):
             mean, count, metric = self.task.step(self.parallel, share, device)
             loss = mean * (count * self.world_size / units)  # Σ_share loss / units of the whole batch, × W
         else:  # fewer rows than ranks: take part in the gradient all-reduce with zeros
-            loss, metric, count = sum(p.sum() for p in self.parallel.parameters()) * 0.0, 0, 0
+            loss, metric, count = torch.stack([p.sum() for p in self.parallel.parameters()]).sum() * 0.0, 0, 0
         self.optimizer.zero_grad()
         loss.backward()
         self.clip_and_step()

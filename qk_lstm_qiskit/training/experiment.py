@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -13,6 +13,7 @@ from ..hardware.backends import resolve_backend
 from ..hardware.cost import DryRunSampler, batch_shapes, estimate_model_cost
 from ..config import RunConfig, load_config
 from ..checkpoint import LAST_FILE, MODEL_FILE, checkpoint_task, load_checkpoint, require_keys, restoring
+from ..nn.lstm import QKLSTM
 from ..nn.tagger import count_parameters
 from ..rundir import check_out_dir, removed_if_left_empty
 from ..tasks import Task, TaskData, make_task
@@ -118,7 +119,8 @@ def _train(
     model = task.build_model(sampler=sampler, pass_manager=pass_manager, memory_limit=memory_limit)
     model = model.to(config.executor.device)
     if config.model.kind == "qk-lstm" and config.model.references == "data":
-        model.recurrent.init_references_from_data(task.recurrent_inputs(model, data.train))
+        recurrent = cast(QKLSTM, model.get_submodule("recurrent"))
+        recurrent.init_references_from_data(task.recurrent_inputs(model, data.train))
     metadata = {
         "task": task.name,
         "model": config.model.kind,
@@ -128,7 +130,7 @@ def _train(
     }
     trainer_class = distributed.DistributedTrainer if distributed.world()[1] > 1 else Trainer
     trainer = trainer_class(model, config.train, task, out_dir=out_dir, metadata=metadata, progress=progress)
-    if resume_state is not None:
+    if resume_state is not None and out_dir is not None:
         with restoring(out_dir / LAST_FILE):
             trainer.load_state(resume_state)
     history = trainer.fit(data.train, data.validation)

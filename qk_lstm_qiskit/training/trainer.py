@@ -16,7 +16,7 @@ import math
 import random
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -82,7 +82,7 @@ class Trainer:
             "optimizer_state": self.optimizer.state_dict(),
             "generator_state": self.generator.get_state(),
             "torch_rng_state": torch.get_rng_state(),
-            "numpy_rng_state": _plain_numpy_state(np.random.get_state()),
+            "numpy_rng_state": _plain_numpy_state(cast(tuple, np.random.get_state(legacy=True))),
             "python_rng_state": random.getstate(),
             "epoch": len(self.history),
             "history": self.history,
@@ -115,7 +115,7 @@ class Trainer:
             start = time.perf_counter()
             self.model.train()
             device = next(self.model.parameters()).device  # executor.device: the model was moved there
-            total_loss = metric = total = 0
+            total_loss, metric, total = 0.0, 0.0, 0
             for batch in task.batches(train, self.generator):
                 loss_sum, m, n = self.train_batch(batch, device)
                 total_loss, metric, total = total_loss + loss_sum, metric + m, total + n
