@@ -41,6 +41,7 @@ exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 templates_path = ["_templates"]
 
 html_theme = "furo"
+smartquotes = False  # "--resume" stays two hyphens in the CLI reference
 html_title = "qk_lstm_qiskit"
 html_static_path: list[str] = []
 
