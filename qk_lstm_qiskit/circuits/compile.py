@@ -22,7 +22,7 @@ from .gates import SUPPORTED_GATES
 
 __all__ = ["SUPPORTED", "CompiledCircuit", "AngleExpressions", "compile_circuit"]
 
-SUPPORTED = SUPPORTED_GATES  # the executor's gates (circuits/gates.py: one table)
+SUPPORTED = SUPPORTED_GATES  #: the executor's gates (circuits/gates.py: one table)
 
 _TORCH = {
     "sin": torch.sin, "cos": torch.cos, "tan": torch.tan, "asin": torch.asin, "acos": torch.acos,

@@ -20,7 +20,7 @@ from .compile import AngleExpressions, compile_circuit
 
 __all__ = ["FeatureMap", "CircuitFeatureMap", "ENTANGLEMENTS", "entangling_pairs"]
 
-ENTANGLEMENTS = ("linear", "circular", "full", "none")
+ENTANGLEMENTS = ("linear", "circular", "full", "none")  #: CNOT patterns of the entangling layer
 MAX_QUBITS = 1024  # circuits are built gate by gate in Python; far beyond any device, and still quick to build
 
 
@@ -42,7 +42,7 @@ class FeatureMap(nn.Module):
         U(x) = \\prod_{l=1}^{reps} \\Big[E \\bigotimes_i R_z(\\varphi_2(x_i)) R_y(\\varphi_1(x_i)) H\\Big],
         \\quad \\varphi_1(x) = \\arctan(s x),\\ \\varphi_2(x) = \\arctan((s x)^2)
 
-    ``reps=1`` with linear entanglement is exactly the paper's circuit (NOTES.md, eq. 4–7).
+    ``reps=1`` with linear entanglement is exactly the paper's circuit (its eq. 4–7; docs/guide/concepts.md).
     The circuit's parameters are rotation *angles*, one per gate (``θ[l·2n + i]`` for RY on
     qubit i in layer l, ``θ[l·2n + n + i]`` for RZ), so the two-term parameter-shift rule is
     exact; the encoding x → angles runs in torch (:meth:`angles`), with an optional learnable
@@ -184,7 +184,7 @@ class CircuitFeatureMap(FeatureMap):
     global phase when a gate definition carries one (it cancels in every fidelity).
 
     Args:
-        circuit: the source circuit (not modified; kept as :attr:`source`). No measurements.
+        circuit: the source circuit (not modified; kept as ``source``). No measurements.
         input_params: the data parameters, in feature order.
         weight_params: trainable parameters (default none).
         initial_weights: their initial values (default zeros).

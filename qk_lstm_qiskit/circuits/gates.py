@@ -13,14 +13,15 @@ import numpy as np
 
 __all__ = ["FIXED_1Q", "PARAMETERIZED_1Q", "MONOMIAL_2Q", "SUPPORTED_GATES", "IDENTITY", "ZERO", "PAULIS"]
 
-IDENTITY = np.eye(2, dtype=complex)
-ZERO = np.zeros((2, 2), dtype=complex)
+IDENTITY = np.eye(2, dtype=complex)  #: the 2×2 identity
+ZERO = np.zeros((2, 2), dtype=complex)  #: the 2×2 zero matrix
 _X = np.array([[0, 1], [1, 0]], dtype=complex)
 _Y = np.array([[0, -1j], [1j, 0]], dtype=complex)
 _Z = np.diag([1.0, -1.0]).astype(complex)
-PAULIS = (_X, _Y, _Z)
+PAULIS = (_X, _Y, _Z)  #: the Pauli matrices X, Y, Z
 
-FIXED_1Q: dict[str, np.ndarray] = {  # name -> matrix
+#: fixed one-qubit gates: name → 2×2 matrix
+FIXED_1Q: dict[str, np.ndarray] = {
     "id": IDENTITY,
     "h": np.array([[1, 1], [1, -1]], dtype=complex) / math.sqrt(2),
     "x": _X,
@@ -33,11 +34,12 @@ FIXED_1Q: dict[str, np.ndarray] = {  # name -> matrix
     "sx": np.array([[1 + 1j, 1 - 1j], [1 - 1j, 1 + 1j]]) / 2,
     "sxdg": np.array([[1 - 1j, 1 + 1j], [1 + 1j, 1 - 1j]]) / 2,
 }
-PARAMETERIZED_1Q: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, float]] = {  # name -> (A, B, C, m)
+#: one-qubit rotations: name → ``(A, B, C, m)`` with ``U(θ) = A + cos(mθ) B + sin(mθ) C``
+PARAMETERIZED_1Q: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, float]] = {
     "rx": (ZERO, IDENTITY, -1j * _X, 0.5),
     "ry": (ZERO, IDENTITY, -1j * _Y, 0.5),
     "rz": (ZERO, IDENTITY, -1j * _Z, 0.5),
     "p": (np.diag([1, 0]).astype(complex), np.diag([0, 1]).astype(complex), np.diag([0, 1j]), 1.0),
 }
-MONOMIAL_2Q = ("cx", "cz", "swap")
-SUPPORTED_GATES = tuple(sorted((*FIXED_1Q, *PARAMETERIZED_1Q, *MONOMIAL_2Q)))
+MONOMIAL_2Q = ("cx", "cz", "swap")  #: two-qubit gates that permute amplitudes (and multiply phases)
+SUPPORTED_GATES = tuple(sorted((*FIXED_1Q, *PARAMETERIZED_1Q, *MONOMIAL_2Q)))  #: every gate the exact executor runs

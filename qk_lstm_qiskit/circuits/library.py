@@ -28,7 +28,7 @@ from .feature_map import ENTANGLEMENTS, FeatureMap, entangling_pairs
 
 __all__ = ["FEATURE_MAPS", "encoding_layer", "build_feature_map"]
 
-FEATURE_MAPS = ("paper", "zz", "z", "pauli")
+FEATURE_MAPS = ("paper", "zz", "z", "pauli")  #: names :func:`build_feature_map` (and ``model.feature_map``) accept
 
 
 def encoding_layer(kind: str, x, entanglement: str = "linear", paulis: tuple[str, ...] = ("Z", "ZZ")) -> QuantumCircuit:

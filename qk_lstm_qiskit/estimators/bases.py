@@ -23,8 +23,8 @@ __all__ = [
     "random_settings",
 ]
 
-PAULI_BASES = ("X", "Y", "Z")
-BASIS_ANGLES = np.array([[0.0, -np.pi / 2], [-np.pi / 2, -np.pi / 2], [0.0, 0.0]])  # (3, 2): (α, β) per basis
+PAULI_BASES = ("X", "Y", "Z")  #: the measurement bases, in the order of :data:`BASIS_ANGLES`
+BASIS_ANGLES = np.array([[0.0, -np.pi / 2], [-np.pi / 2, -np.pi / 2], [0.0, 0.0]])  #: (3, 2): (α, β) per basis
 
 
 def _rz(angle: float) -> np.ndarray:

@@ -48,9 +48,16 @@ class QiskitKernel(BaseKernel):
         ValueError: inputs of the wrong shape or with NaN/inf.
 
     Example:
+        >>> import numpy as np
         >>> from sklearn.svm import SVC
+        >>> from qk_lstm_qiskit import FeatureMap, QuantumKernel
         >>> qk = QuantumKernel(FeatureMap(2, reps=2)).to_qiskit()
-        >>> SVC(kernel="precomputed").fit(qk.evaluate(x_train), y_train)  # doctest: +SKIP
+        >>> x_train, y_train = np.array([[0.1, 0.2], [0.3, -0.4], [-1.0, 0.5], [0.8, 0.9]]), np.array([0, 0, 1, 1])
+        >>> gram = qk.evaluate(x_train)  # (4, 4), ones on the diagonal
+        >>> gram.shape, bool(np.allclose(np.diag(gram), 1.0))
+        ((4, 4), True)
+        >>> SVC(kernel="precomputed").fit(gram, y_train).predict(qk.evaluate(x_train, x_train)).shape
+        (4,)
     """
 
     def __init__(self, kernel: QuantumKernel, *, enforce_psd: bool = True) -> None:

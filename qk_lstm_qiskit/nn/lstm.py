@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, cast
 
 import torch
 from torch import nn
@@ -38,11 +38,15 @@ class RecurrentStack(nn.Module):
         self.num_layers, self.batch_first = num_layers, batch_first
         self.cells = nn.ModuleList(make_cell(input_size if layer == 0 else hidden_size, layer) for layer in range(num_layers))
 
+    def _layers(self) -> list[GatedCell]:
+        """The cells, first layer first (``self.cells`` as the type checker sees it)."""
+        return [cast(GatedCell, cell) for cell in self.cells]
+
     def forward(
         self, input: torch.Tensor, hx: tuple[torch.Tensor, torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         owner = type(self).__name__
-        check_tensor(owner, "input", input, dtypes=(self.cells[0].dtype,), finite=False)
+        check_tensor(owner, "input", input, dtypes=(self._layers()[0].dtype,), finite=False)
         if input.dim() not in (2, 3):
             raise ValueError(f"{owner}: expected input of 2 (unbatched) or 3 dimensions, got {input.dim()}")
         if input.size(-1) != self.input_size:
@@ -65,12 +69,12 @@ class RecurrentStack(nn.Module):
                     expected = (self.num_layers, self.hidden_size) if unbatched else state_shape
                     actual = tuple(t.squeeze(1).shape) if unbatched else tuple(t.shape)  # the caller's shape
                     raise ValueError(f"{owner}: expected {name} of shape {expected}, got {actual}")
-        h_n, c_n = [], []
-        for layer, cell in enumerate(self.cells):
+        hs, cs = [], []
+        for layer, cell in enumerate(self._layers()):
             x, h, c = cell.run_sequence(x, h0[layer], c0[layer])  # x: (L, N, H)
-            h_n.append(h)
-            c_n.append(c)
-        h_n, c_n = torch.stack(h_n), torch.stack(c_n)  # (num_layers, N, H)
+            hs.append(h)
+            cs.append(c)
+        h_n, c_n = torch.stack(hs), torch.stack(cs)  # (num_layers, N, H)
         if unbatched:
             return x.squeeze(1), (h_n.squeeze(1), c_n.squeeze(1))
         return (x.transpose(0, 1) if self.batch_first else x), (h_n, c_n)
@@ -107,7 +111,7 @@ class QKLSTM(RecurrentStack):
             )
 
         super().__init__(make_cell, input_size, hidden_size, num_layers, batch_first)
-        warn_if_product(type(self).__name__, [cell.kernel for cell in self.cells])  # once per model
+        warn_if_product(type(self).__name__, [cast(QKLSTMCell, cell).kernel for cell in self.cells])  # once per model
 
     @torch.no_grad()
     def init_references_from_data(self, input: torch.Tensor, *, generator: torch.Generator | None = None) -> None:
@@ -124,7 +128,7 @@ class QKLSTM(RecurrentStack):
             )
         check_finite(owner, "input", input)
         x = input.unsqueeze(1) if input.dim() == 2 else (input.transpose(0, 1) if self.batch_first else input)
-        for cell in self.cells:
+        for cell in [cast(QKLSTMCell, layer) for layer in self.cells]:
             h = c = x.new_zeros(x.size(1), self.hidden_size)
             projected, outputs = [], []
             for t in range(x.size(0)):

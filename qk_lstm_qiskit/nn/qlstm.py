@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -35,13 +36,15 @@ class QLSTMCell(GatedCell):
     Shape: as :class:`GatedCell`.
     """
 
+    z_signs: torch.Tensor  # (2^n, n) buffer: <Z_q> of each basis state
+
     def __init__(
         self, input_size: int, hidden_size: int, *, num_qubits: int = 4, depth: int = 1, memory_limit: int | None = None,
         device: torch.device | str | None = None, dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__(input_size, hidden_size)
         check_int("QLSTMCell", "depth", depth, 1)
-        factory = {"device": device, "dtype": dtype}
+        factory: dict[str, Any] = {"device": device, "dtype": dtype}
         self.feature_map = FeatureMap(num_qubits, **factory)
         circuit, weights = vqc_circuit(self.feature_map, depth)
         self.executor = StatevectorExecutor(circuit, [*self.feature_map.parameters_order, *weights],

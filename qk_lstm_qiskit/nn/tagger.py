@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MODEL_KINDS", "Tagger", "build_recurrent", "build_tagger", "count_parameters"]
 
-MODEL_KINDS = ("qk-lstm", "lstm", "qlstm")
+MODEL_KINDS = ("qk-lstm", "lstm", "qlstm")  #: the recurrent layers a model can use (``model.kind``)
 
 
 def count_parameters(module: nn.Module) -> int:

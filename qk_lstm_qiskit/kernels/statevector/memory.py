@@ -7,7 +7,7 @@ import torch
 
 __all__ = ["MEMORY_FRACTION", "MemoryPolicy", "default_memory_limit", "state_bytes"]
 
-MEMORY_FRACTION = 0.5  # default limit: this fraction of the memory available when a call starts
+MEMORY_FRACTION = 0.5  #: default limit: this fraction of the memory available when a call starts
 WORK_COPIES = 3  # state-sized buffers live per row while a stage runs: input, output, one temporary
 _SMALL_CALL = 2**26  # bytes (64 MiB): below this a call is not checked against the available memory
 _CHUNK_BYTES = 2**30  # working memory of one chunk (1 GiB): larger chunks are no faster, only bigger

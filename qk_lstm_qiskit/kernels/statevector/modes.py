@@ -15,7 +15,7 @@ import torch
 
 __all__ = ["FourierModes", "UnitaryModes", "FourierBloch", "ProductForm", "MAX_MODES", "expand"]
 
-MAX_MODES = 243  # 3^5 modes per qubit: a stage with more parameterised slots multiplies its slot matrices instead
+MAX_MODES = 243  #: 3^5 modes per qubit: a stage with more parameterised slots multiplies its slot matrices instead
 
 
 class FourierModes(NamedTuple):

@@ -204,7 +204,7 @@ def _unapply(state, grad, u, e) -> None:
 def reverse(program, modes, coef, perms, phases, psi, lam, grad_modes) -> None:
     """The adjoint sweep, in place: ``psi``, ``lam`` ``(B, D)`` the output states and ``∂L/∂ψ`` on entry;
     ``grad_modes`` ``(B, S₁, n, G)`` ← ``∂L/∂modes``. A first one-qubit stage acts on ``|0…0⟩``
-    (:func:`_product_environments`); there ``psi`` and ``lam`` are left as they are."""
+    (``_product_environments``); there ``psi`` and ``lam`` are left as they are."""
     rows, dim = psi.shape
     qubits, width = coef.shape[1], coef.shape[2]
     scratch, lows, top = np.empty(dim, psi.dtype), np.empty(dim, psi.dtype), np.empty(dim, psi.dtype)

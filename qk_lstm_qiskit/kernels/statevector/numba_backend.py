@@ -20,7 +20,7 @@ __all__ = ["NumbaBackend", "MAX_QUBITS"]
 # torch's batched products of Kronecker groups are faster. QK-LSTM forward + backward, B=32, T=25, R=8, reps 2,
 # native vs torch, best of 5, two rounds: 9 qubits 107/69 vs 150/126 ms, 10: 215/121 vs 189/191, 11: 267/224 vs
 # 317/191, 12: 437/424 vs 328/298.
-MAX_QUBITS = 10
+MAX_QUBITS = 10  #: the most qubits the compiled loops run (measured crossover above)
 
 
 class NumbaBackend:

@@ -1,4 +1,4 @@
-"""Compilation of a circuit into the executor's stages (from the gate table in :mod:`...circuits.gates`).
+"""Compilation of a circuit into the executor's stages (from the gate table in :mod:`qk_lstm_qiskit.circuits.gates`).
 
 * :class:`SingleQubitStage`: every qubit's run of consecutive one-qubit gates, padded to ``S`` slots,
   each slot ``A + cos φ B + sin φ C`` with ``φ`` affine in the values; its unitaries as Fourier modes
