@@ -95,8 +95,12 @@ def _module_page(name: str) -> str:
         return "\n".join(lines + [f"   {c}" for c in children]) + "\n"
     homes = {public: api_names.home(name, public) for public in names}
     own = [public for public in names if homes[public] == f"{name}.{public}"]
-    lines.append(f"   :members: {', '.join(own)}" if own else "   :no-members:")
-    elsewhere = [homes[public] for public in names if public not in own]
+    others = [public for public in names if public not in own]
+    if not own:
+        lines.append("   :no-members:")
+    elif others:  # an explicit :members: list would also narrow the members of its classes
+        lines.append(f"   :exclude-members: {', '.join(others)}")
+    elsewhere = [homes[public] for public in others]
     if elsewhere:  # re-exports: documented once, where they are defined
         lines += ["", ".. rubric:: Re-exported here", "", ".. currentmodule:: None", "", ".. autosummary::", ""]
         lines += [f"   ~{target}" for target in elsewhere]

@@ -8,23 +8,23 @@ Both are ``torch.save`` dictionaries of tensors and plain Python data (no pickle
 atomically and stamped ``format`` = :data:`FORMAT_VERSION`; both are read with
 ``torch.load(weights_only=True)``, so a foreign file cannot run code when loaded.
 
-==============  ===========================================================================
-key             content
-==============  ===========================================================================
-``format``      :data:`FORMAT_VERSION`
-``model_state`` the model's ``state_dict``
-``config``      ``RunConfig.to_dict()`` of the run
-``task``        the task's name (:func:`checkpoint_task`: absent in taggers' files and
-                ``"forecast"`` in forecasters' files of format 2)
-task keys       the task's own (``Task.checkpoint_keys``): ``words`` and ``tags`` vocabularies
-                (``Vocabulary.to_dict()``) for tagging; ``scaler`` (``{mean, std}`` of the
-                training span) and ``num_features`` for forecasting
-``model``, ``trainable_parameters``, ``epoch``    provenance
-``last.pt``     adds ``optimizer_state``, ``generator_state``, ``torch_rng_state``,
-                ``numpy_rng_state`` (as plain lists), ``python_rng_state``, ``history``,
-                ``best_score`` (the monitored metric, negated when lower is better;
-                ``best_accuracy`` in taggers' files before forecasting existed)
-==============  ===========================================================================
+================  ===========================================================================
+key               content
+================  ===========================================================================
+``format``        :data:`FORMAT_VERSION`
+``model_state``   the model's ``state_dict``
+``config``        ``RunConfig.to_dict()`` of the run
+``task``          the task's name (:func:`checkpoint_task`: absent in taggers' files and
+                  ``"forecast"`` in forecasters' files of format 2)
+task keys         the task's own (``Task.checkpoint_keys``): ``words`` and ``tags`` vocabularies
+                  (``Vocabulary.to_dict()``) for tagging; ``scaler`` (``{mean, std}`` of the
+                  training span) and ``num_features`` for forecasting
+provenance        ``model``, ``trainable_parameters``, ``epoch``
+``last.pt``       adds ``optimizer_state``, ``generator_state``, ``torch_rng_state``,
+                  ``numpy_rng_state`` (as plain lists), ``python_rng_state``, ``history``,
+                  ``best_score`` (the monitored metric, negated when lower is better;
+                  ``best_accuracy`` in taggers' files before forecasting existed)
+================  ===========================================================================
 """
 
 from __future__ import annotations
@@ -57,8 +57,9 @@ __all__ = [
     "save_checkpoint",
 ]
 
-FORMAT_VERSION = 3  # 2: numpy RNG state stored as plain lists (weights_only loading of last.pt); 3: every file names its task
-MODEL_FILE, LAST_FILE = "model.pt", "last.pt"
+FORMAT_VERSION = 3  #: 2: numpy RNG state stored as plain lists (weights_only loading of last.pt); 3: every file names its task
+MODEL_FILE = "model.pt"  #: the trained model of a run folder (best validation score, or the last epoch)
+LAST_FILE = "last.pt"  #: everything ``--resume`` needs (model, optimizer, RNG states, epoch, history)
 _MODEL_KEYS = frozenset({"model_state", "config"})
 _TAGGING_KEYS, _FORECAST_KEYS = ("words", "tags"), ("scaler",)
 _LEGACY_TASKS = {None: "tagging", "forecast": "forecasting"}  # "task" in files of format <= 2
@@ -167,8 +168,13 @@ def restoring(path: str | os.PathLike) -> Iterator[None]:
     optimizer or RNG state) into one ``ValueError`` naming ``path``.
 
     Example:
-        >>> with restoring("runs/x/last.pt"):
-        ...     trainer.load_state(state)
+        >>> import torch
+        >>> model = torch.nn.Linear(2, 1)
+        >>> with restoring("runs/x/last.pt"):  # doctest: +ELLIPSIS
+        ...     model.load_state_dict({"weight": torch.zeros(3, 3), "bias": torch.zeros(1)})
+        Traceback (most recent call last):
+        ...
+        ValueError: checkpoint: 'runs/x/last.pt' holds a state that does not fit its config (...)
     """
     try:
         yield

@@ -69,7 +69,7 @@ class DataConfig:
     split_seed: int = 0
 
 
-OPTIMIZERS = {"adam": "Adam", "sgd": "SGD"}  # train.optimizer -> torch.optim class name
+OPTIMIZERS = {"adam": "Adam", "sgd": "SGD"}  #: train.optimizer -> torch.optim class name
 
 
 @dataclass(frozen=True)

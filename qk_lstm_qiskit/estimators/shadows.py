@@ -33,7 +33,7 @@ from .bases import all_settings, apply_per_qubit, measured_distributions
 __all__ = ["SNAPSHOT_MATRIX", "shadow_weights", "shadow_kernel", "shadow_variance", "observed_distributions",
            "simulate_counts"]
 
-SNAPSHOT_MATRIX = np.array([[2.0, -1.0], [-1.0, 2.0]])  #: ⟨s'|(3|s⟩⟨s| − I)|s'⟩ per qubit
+SNAPSHOT_MATRIX = np.array([[2.0, -1.0], [-1.0, 2.0]])  #: ``⟨s'|(3|s⟩⟨s| − I)|s'⟩`` per qubit
 
 
 def _inverse_transposed(assignment: np.ndarray) -> np.ndarray:

@@ -1,13 +1,13 @@
 """Train in simulation, infer on hardware: tag data with a trained checkpoint on any backend.
 
 :func:`evaluate_checkpoint` loads ``model.pt`` twice, once on the exact executor and once with
-its kernels on a backend (:func:`~qk_lstm_qiskit.backends.resolve_backend`) behind a
-:class:`~qk_lstm_qiskit.journal.JournaledSampler`, estimates the cost first
-(:mod:`~qk_lstm_qiskit.estimate`), refuses a run over the QPU budget, then reports
+its kernels on a backend (:func:`~qk_lstm_qiskit.hardware.backends.resolve_backend`) behind a
+:class:`~qk_lstm_qiskit.hardware.journal.JournaledSampler`, estimates the cost first
+(:mod:`~qk_lstm_qiskit.hardware.cost`), refuses a run over the QPU budget, then reports
 
 * ``accuracy`` on the backend next to ``exact_accuracy`` of the same checkpoint, and
   ``agreement`` (share of tokens tagged the same by both);
-* ``kernel_mean_abs_diff`` = mean |k_backend − k_exact| over every kernel value the backend
+* ``kernel_mean_abs_diff`` = mean ``|k_backend − k_exact|`` over every kernel value the backend
   computed (the exact value is taken on the same inputs, i.e. along the backend's own hidden
   state trajectory), and its maximum.
 
@@ -154,7 +154,7 @@ def estimate_checkpoint(
 class _KernelComparison:
     """Forward hooks on each sampler kernel that compare its values with the exact kernel.
 
-    The hook sits on the :class:`~qk_lstm_qiskit.sampler_kernel.SamplerFidelity` module, whose
+    The hook sits on the :class:`~qk_lstm_qiskit.kernels.sampler.SamplerFidelity` module, whose
     inputs are the angle matrices ``ax`` ``(N, P)`` and ``ay`` ``(M, P)``: the exact value
     ``|<ψ(ay_m)|ψ(ax_n)>|²`` comes from the kernel's statevector executor on the same angles.
     """
@@ -289,9 +289,9 @@ def evaluate_checkpoint(
         batch_size: sentences per batch, i.e. per job (default 32).
         max_sentences: tag only the first sentences of ``data`` (default all).
         seed: simulator and transpiler seed (default 0).
-        optimization_level, mode, **backend_options: passed to :func:`resolve_backend`
-            (``dynamical_decoupling``, ``twirl_gates``, ``twirl_measure``, ``max_execution_time``,
-            ``initial_layout``).
+        optimization_level, mode: passed to :func:`resolve_backend`.
+        **backend_options: passed to :func:`resolve_backend` too (``dynamical_decoupling``,
+            ``twirl_gates``, ``twirl_measure``, ``max_execution_time``, ``initial_layout``).
         dry_run: return the estimate only; nothing is submitted or written.
         max_qpu_seconds: refuse the run when the estimate exceeds it (default no limit).
         resume: fetch the jobs recorded in ``out_dir/jobs.jsonl`` by id instead of resubmitting.

@@ -29,7 +29,7 @@ OUTPUT_FILES = ("metrics.json", "forecast.png")
 
 
 def regression_metrics(prediction: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """``rmse`` = sqrt(mean (ŷ − y)²) and ``mae`` = mean |ŷ − y|."""
+    """``rmse`` = ``sqrt(mean (ŷ − y)²)`` and ``mae`` = ``mean |ŷ − y|``."""
     prediction, truth = np.asarray(prediction, dtype=float), np.asarray(truth, dtype=float)
     if prediction.shape != truth.shape or prediction.size == 0:
         raise ValueError(f"regression_metrics: expected two equal non-empty shapes, got {prediction.shape} and {truth.shape}")

@@ -117,7 +117,7 @@ class QKLSTM(RecurrentStack):
     def init_references_from_data(self, input: torch.Tensor, *, generator: torch.Generator | None = None) -> None:
         """Set every layer's references to projected inputs ``u_t`` sampled from ``input``.
 
-        Runs the model on ``input`` (shape as :meth:`forward`) and draws ``4·R`` of its
+        Runs the model on ``input`` (shape as :meth:`RecurrentStack.forward`) and draws ``4·R`` of its
         time-step vectors per layer without replacement (with replacement if too few).
         """
         owner = f"{type(self).__name__}.init_references_from_data"

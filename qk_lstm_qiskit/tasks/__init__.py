@@ -17,7 +17,7 @@ from .tagging import TaggingTask
 
 __all__ = ["TASKS", "Step", "Task", "TaskData", "make_task", "task_class", "task_of_checkpoint"]
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (TaggingTask, ForecastingTask)}
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (TaggingTask, ForecastingTask)}  #: name → task class
 
 
 def task_class(name: str) -> type[Task]:

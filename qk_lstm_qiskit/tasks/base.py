@@ -33,7 +33,7 @@ from ..config import RunConfig
 
 __all__ = ["Task", "TaskData", "Step"]
 
-Step = tuple[torch.Tensor, int, float]  # (mean loss of the batch, its count, the metric's numerator summed over it)
+Step = tuple[torch.Tensor, int, float]  #: (mean loss of the batch, its count, the metric's numerator summed over it)
 
 
 @dataclass
@@ -48,7 +48,7 @@ class TaskData:
 class Task(abc.ABC):
     """What a run learns (see the module docstring).
 
-    Class attributes:
+    Attributes:
         name: the config's ``task`` and the checkpoint's ``task`` key.
         metric: the score that picks ``model.pt`` (``val_<metric>`` with validation data);
             :meth:`summarise` and :meth:`evaluate` return it next to ``loss``.
