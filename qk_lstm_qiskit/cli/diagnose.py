@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from ..nn.cell import QKLSTMCell
+    from ..nn.lstm import QKLSTM
 
 __all__ = ["add_command"]
 
@@ -82,7 +87,8 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
                                      paulis=tuple(m.paulis.split(",")), trainable_layers=m.trainable_layers,
                                      input_scaling=m.input_scaling, trainable_scaling=m.trainable_scaling)
 
-        report = diagnose(tagger.recurrent.cells[0].kernel, u, labels.tolist(), make_map=make_map,
+        first = cast("QKLSTMCell", cast("QKLSTM", tagger.recurrent).cells[0])
+        report = diagnose(first.kernel, u, labels.tolist(), make_map=make_map,
                           qubits=qubits, bandwidths=bandwidths, seed=config.train.seed)
     report["config"] = config.model.__dict__ | {"data": config.data.source}
     out.mkdir(parents=True, exist_ok=True)

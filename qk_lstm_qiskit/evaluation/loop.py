@@ -86,7 +86,7 @@ def sorted_batches(data: EvaluationData, batch_size: int, pad_index: int) -> lis
 def evaluate_tagger(
     model: nn.Module, data: EvaluationData, words: Vocabulary, tags: Vocabulary, *, batch_size: int = 32,
     batches: Iterable[Batch] | None = None,
-    tag: Callable[[nn.Module, Sequence[Batch]], TaggedTokens] | None = None,
+    tag: Callable[[nn.Module, Iterable[Batch]], TaggedTokens] | None = None,
 ) -> tuple[EvaluationResult, TaggedTokens]:
     """Tagging metrics of ``model`` on ``data`` (batches from :func:`sorted_batches` unless given,
     e.g. wrapped in a progress bar; ``tag`` runs them, default :func:`tag_batches`).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
@@ -58,7 +58,7 @@ class SequenceClassifier(nn.Module):
         check_choice(type(self).__name__, "pooling", pooling, POOLINGS)
         self.num_channels, self.num_classes, self.pooling = num_channels, num_classes, pooling
         self.recurrent = recurrent  # batch_first
-        self.head = nn.Linear(recurrent.hidden_size, num_classes)
+        self.head = nn.Linear(cast(int, recurrent.hidden_size), num_classes)
 
     def forward(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         owner = type(self).__name__

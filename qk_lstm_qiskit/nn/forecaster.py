@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
@@ -35,7 +35,7 @@ class Forecaster(nn.Module):
         check_int(type(self).__name__, "num_targets", num_targets, 1, optional=True)
         self.num_features, self.num_targets = num_features, num_targets
         self.recurrent = recurrent  # batch_first
-        self.head = nn.Linear(recurrent.hidden_size, num_targets or 1)
+        self.head = nn.Linear(cast(int, recurrent.hidden_size), num_targets or 1)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         if inputs.dim() != 3 or inputs.size(-1) != self.num_features:

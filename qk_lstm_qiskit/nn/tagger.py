@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
@@ -34,7 +34,7 @@ class Tagger(nn.Module):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
         self.recurrent = recurrent  # batch_first
-        self.classifier = nn.Linear(recurrent.hidden_size, num_tags)
+        self.classifier = nn.Linear(cast(int, recurrent.hidden_size), num_tags)
 
     def forward(self, words: torch.Tensor) -> torch.Tensor:
         if words.dim() != 2:
