@@ -122,6 +122,7 @@ def write_api_pages() -> None:
 
 def link_notebooks() -> None:
     """``docs/tutorials/<name>.ipynb`` → ``notebooks/<name>.ipynb`` for every committed notebook."""
+    (DOCS / "tutorials").mkdir(exist_ok=True)  # holds only these links (ignored by git): absent in a fresh clone
     for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
         link = DOCS / "tutorials" / notebook.name
         if not link.is_symlink():
