@@ -26,6 +26,7 @@ from qiskit.primitives import BaseSamplerV2
 from qk_lstm_qiskit.config import load_config
 from qk_lstm_qiskit.errors import ProductKernelWarning
 from qk_lstm_qiskit.evaluation.backend import evaluate_checkpoint
+from qk_lstm_qiskit.evaluation.options import JobPolicy
 from qk_lstm_qiskit.hardware.backends import ResolvedBackend, resolve_backend
 from qk_lstm_qiskit.training.experiment import run_training
 
@@ -83,7 +84,7 @@ def main() -> None:
                              shots=args.shots)
         start = time.perf_counter()
         metrics = evaluate_checkpoint(checkpoint, resolved=rb, max_sentences=args.sentences,
-                                      batch_size=args.batch_size, parallel_batches=workers,
+                                      batch_size=args.batch_size, jobs=JobPolicy(parallel_batches=workers),
                                       out_dir=work / f"eval-{workers}")
         rows[workers] = (time.perf_counter() - start, metrics)
     print(f"{args.sentences} sentences in batches of {args.batch_size}, {args.shots} shots, "

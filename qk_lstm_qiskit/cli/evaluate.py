@@ -46,121 +46,71 @@ def _add_backend_args(parser: argparse.ArgumentParser, default_backend: str = "f
     parser.add_argument("--max-circuits-per-job", type=int, help="split larger jobs (default: the device's limit)")
 
 
-def _hardware_options(args: argparse.Namespace) -> dict:
-    return {"mitigation": args.mitigation, "calibration_shots": args.calibration_shots,
-            "calibration_dir": args.calibration_dir, "target_error": args.target_error,
-            "parallel_batches": args.parallel_batches, "max_circuits_per_job": args.max_circuits_per_job}
+# evaluate/estimate flag (argparse dest) -> EvaluationRequest option it sets (dotted: group.field)
+OPTION_FLAGS = {
+    "backend": "backend", "data": "data", "out": "out_dir", "batch_size": "batch_size", "max_sentences": "max_items",
+    "shots": "sampling.shots", "seed": "sampling.seed", "optimization_level": "sampling.optimization_level",
+    "target_error": "sampling.target_error", "mitigation": "mitigation.method",
+    "calibration_shots": "mitigation.calibration_shots", "calibration_dir": "mitigation.calibration_dir",
+    "max_retries": "jobs.max_retries", "timeout": "jobs.timeout_seconds",
+    "max_circuits_per_job": "jobs.max_circuits_per_job", "parallel_batches": "jobs.parallel_batches",
+    "mode": "runtime.mode", "dd": "runtime.dynamical_decoupling", "twirl_gates": "runtime.twirl_gates",
+    "twirl_measure": "runtime.twirl_measure", "max_execution_time": "runtime.max_execution_time",
+    "dry_run": "budget.dry_run", "max_qpu_seconds": "budget.max_qpu_seconds",
+    "job_overhead": "budget.job_overhead_seconds", "resume": "resume",
+}
 
 
-def _cmd_evaluate_exact(args: argparse.Namespace) -> int:
-    """``--backend exact``: any model kind, torch executor; metrics.json + confusion.png (evaluation.py)."""
-    from ..evaluation.backend import default_eval_dir
-    from ..evaluation.exact import evaluate_exact
+def _request(args: argparse.Namespace):
+    """The :class:`~qk_lstm_qiskit.evaluation.options.EvaluationRequest` of the flags (errors name the flags)."""
+    from ..evaluation.options import Budget, EvaluationRequest, JobPolicy, Mitigation, RuntimeOptions, Sampling
 
-    for flag, given in (("--dry-run", args.dry_run), ("--resume", args.resume), ("--mitigation", args.mitigation != "none"),
-                        ("--target-error", args.target_error is not None)):
-        if given:
-            raise ValueError(f"evaluate: expected {flag} only with a sampler backend, got --backend exact")
-    out = args.out or default_eval_dir(args.checkpoint, "exact")
-    metrics = evaluate_exact(
-        args.checkpoint, out, data=args.data, batch_size=args.batch_size, max_sentences=args.max_sentences
+    groups: dict[str, dict] = {"": {}}
+    for dest, option in OPTION_FLAGS.items():
+        if hasattr(args, dest):  # estimate has no --out, --mode, …
+            group, _, name = option.rpartition(".")
+            value = getattr(args, dest)
+            groups.setdefault(group, {})[name] = Path(value) if dest == "out" and value is not None else value
+    labels = {option: "--" + dest.replace("_", "-") for dest, option in OPTION_FLAGS.items()}
+    labels.update({"runtime.dynamical_decoupling": "--dd", "jobs.timeout_seconds": "--timeout"})
+    return EvaluationRequest(
+        **groups[""], sampling=Sampling(**groups.get("sampling", {})), mitigation=Mitigation(**groups.get("mitigation", {})),
+        jobs=JobPolicy(**groups.get("jobs", {})), runtime=RuntimeOptions(**groups.get("runtime", {})),
+        budget=Budget(**groups.get("budget", {})), progress=not getattr(args, "no_progress", True), labels=labels,
     )
-    print(f"accuracy (exact): {metrics['accuracy']:.4f} on {metrics['tokens']} tokens of {metrics['data']}   "
-          f"macro F1: {metrics['macro_f1']:.4f}")
-    if metrics.get("accuracy_unknown_words") is not None:
-        print(f"unknown words: {metrics['unknown_word_rate']:.2%} of tokens, accuracy {metrics['accuracy_unknown_words']:.4f}")
-    print(f"outputs: {out}/metrics.json, {out}/confusion.png")
-    return 0
-
-
-def _cmd_evaluate_forecast(args: argparse.Namespace, checkpoint: Path) -> int:
-    """A forecasting run's ``model.pt``: test RMSE/MAE exact and, on a sampler backend, there too."""
-    from ..evaluation.backend import default_eval_dir
-    from ..evaluation.forecast import evaluate_forecast
-
-    unsupported = (("--data", args.data), ("--max-sentences", args.max_sentences), ("--dry-run", args.dry_run),
-                   ("--resume", args.resume), ("--max-qpu-seconds", args.max_qpu_seconds), ("--dd", args.dd),
-                   ("--twirl-gates", args.twirl_gates), ("--twirl-measure", args.twirl_measure),
-                   ("--max-execution-time", args.max_execution_time), ("--mode", args.mode != "job" and args.mode),
-                   ("--mitigation", args.mitigation != "none" and args.mitigation),
-                   ("--calibration-shots", args.calibration_shots), ("--calibration-dir", args.calibration_dir),
-                   ("--target-error", args.target_error), ("--parallel-batches", args.parallel_batches != 1 and args.parallel_batches),
-                   ("--max-circuits-per-job", args.max_circuits_per_job))
-    for flag, given in unsupported:  # the series comes from the checkpoint's config; no journal or cost estimate yet
-        if given:
-            raise ValueError(f"evaluate: expected no {flag} with a forecast checkpoint (supported: --backend, --shots, "
-                             f"--seed, --optimization-level, --out), got {flag} {given}")
-    out = args.out or default_eval_dir(checkpoint, args.backend)
-    metrics = evaluate_forecast(checkpoint, out, backend=args.backend, shots=args.shots, seed=args.seed,
-                                optimization_level=args.optimization_level)
-    if args.backend != "exact":
-        print(f"on {args.backend} ({args.shots} shots): test RMSE {metrics['test_rmse']:.4g}  MAE {metrics['test_mae']:.4g}  "
-              f"(exact {metrics['exact_test_rmse']:.4g}; RMSE backend vs exact {metrics['backend_rmse_vs_exact']:.4g})")
-    else:
-        print(f"exact: test RMSE {metrics['test_rmse']:.4g}  MAE {metrics['test_mae']:.4g}")
-    print(f"persistence: RMSE {metrics['persistence_rmse']:.4g}  MAE {metrics['persistence_mae']:.4g} "
-          f"on {metrics['test_windows']} test windows of {metrics['data']}")
-    print(f"outputs: {out}/metrics.json, {out}/forecast.png")
-    return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from ..checkpoint import is_forecast_checkpoint
-    from ..evaluation.backend import evaluate_checkpoint
+    """Any checkpoint: its task evaluates it (exact or on a sampler backend) and says what it found."""
+    from ..evaluation.backend import default_eval_dir
+    from ..hardware.journal import JOURNAL_NAME
+    from ..tasks import task_of_checkpoint
 
-    checkpoint = Path(args.checkpoint)
-    checkpoint = checkpoint / "model.pt" if checkpoint.is_dir() else checkpoint
-    if is_forecast_checkpoint(checkpoint):
-        return _cmd_evaluate_forecast(args, checkpoint)
-    if args.backend == "exact":
-        return _cmd_evaluate_exact(args)
-    options = {
-        "dynamical_decoupling": args.dd, "twirl_gates": args.twirl_gates, "twirl_measure": args.twirl_measure,
-        "max_execution_time": args.max_execution_time,
-    }
+    task, _ = task_of_checkpoint(args.checkpoint)
+    request = _request(args)
     try:
-        metrics = evaluate_checkpoint(
-            args.checkpoint, args.backend, shots=args.shots, data=args.data, out_dir=args.out,
-            batch_size=args.batch_size, max_sentences=args.max_sentences, seed=args.seed,
-            optimization_level=args.optimization_level, mode=args.mode, dry_run=args.dry_run,
-            max_qpu_seconds=args.max_qpu_seconds, resume=args.resume, max_retries=args.max_retries,
-            timeout_seconds=args.timeout, job_overhead_seconds=args.job_overhead, progress=not args.no_progress,
-            **_hardware_options(args), **options,
-        )
+        metrics = task.evaluate_checkpoint(Path(args.checkpoint), request)
     except KeyboardInterrupt:
-        print("qk-lstm evaluate: interrupted; submitted job ids are in the journal jobs.jsonl "
+        journal = (request.out_dir or default_eval_dir(args.checkpoint, args.backend)) / JOURNAL_NAME
+        if not journal.is_file():
+            raise
+        print(f"qk-lstm evaluate: interrupted; submitted job ids are in the journal {JOURNAL_NAME} "
               "(rerun with --resume to fetch them)", file=sys.stderr)
         return 130
-    print(metrics["estimate_summary"])
-    if args.dry_run:
-        print("dry run: nothing submitted")
-        return 0
-    print(f"accuracy on {metrics['backend']} ({metrics['shots']} shots): {metrics['accuracy']:.4f}   "
-          f"exact: {metrics['exact_accuracy']:.4f}   agreement: {metrics['agreement']:.4f}")
-    print(f"mean |k_backend - k_exact|: {metrics['kernel_mean_abs_diff']:.4f} (max {metrics['kernel_max_abs_diff']:.4f}, "
-          f"signed mean {metrics['kernel_mean_diff']:+.4f}, {metrics['kernel_values']} kernel values; "
-          f"mitigation {metrics['mitigation']})")
-    if metrics["calibration"]:
-        cal = metrics["calibration"]
-        print(f"readout calibration of qubits {cal['qubits']} ({cal['date']}): "
-              + ("measured now" if cal["paid"] else "reused from the cache"))
-    print(f"jobs: {metrics['jobs_submitted']} submitted, {metrics['jobs_resumed']} fetched again; "
-          f"outputs: {metrics['out_dir']}/metrics.json, {metrics['journal']}")
+    for line in task.evaluation_summary(metrics, request):
+        print(line)
     return 0
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
-    from ..evaluation.backend import estimate_checkpoint
     from ..rundir import check_out_file, make_out_dir, write_json_atomic
+    from ..tasks import task_of_checkpoint
 
     if args.json:
         check_out_file(args.json, command="estimate", flag="--json")  # before the estimate, not after
-    estimate = estimate_checkpoint(
-        args.checkpoint, args.backend, data=args.data, shots=args.shots, batch_size=args.batch_size,
-        max_sentences=args.max_sentences, training=args.training, epochs=args.epochs,
-        optimization_level=args.optimization_level, seed=args.seed, job_overhead_seconds=args.job_overhead,
-        **_hardware_options(args),
-    )
+    task, _ = task_of_checkpoint(args.checkpoint)
+    estimate = task.estimate_checkpoint(Path(args.checkpoint), _request(args), training=args.training,
+                                        epochs=args.epochs)
     print(estimate.summary())
     if args.json:
         make_out_dir(Path(args.json).parent)

@@ -15,9 +15,10 @@ Sentences are sorted by length before batching (stable), so a batch pads little:
 positions still cost circuits on the device. Each time step of a batch is one job (or several,
 above the device's circuits-per-job limit); ``parallel_batches`` batches run concurrently
 (threads; the journal numbers each batch's calls on its own, so resume is order-free).
-``mitigation`` (``none``, ``m3``, ``marginal``: :mod:`~qk_lstm_qiskit.hardware.mitigation`)
-corrects readout with a calibration measured first (or reused from ``calibration_dir``);
-``target_error`` picks the shots per circuit.
+Options come in groups (:mod:`~qk_lstm_qiskit.evaluation.options`): ``Mitigation`` (``none``,
+``m3``, ``marginal``: :mod:`~qk_lstm_qiskit.hardware.mitigation`) corrects readout with a
+calibration measured first (or reused from ``calibration_dir``); ``Sampling.target_error`` picks the
+shots per circuit; ``JobPolicy``, ``RuntimeOptions`` and ``Budget`` say how jobs run and what they may cost.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from tqdm.auto import tqdm
 
 from ..checkpoint import load_tagger
 from ..data.tasks import evaluation_data, evaluation_sentences
-from ..hardware.backends import DEFAULT_SHOTS, resolve_backend
+from ..hardware.backends import resolve_backend
 from ..hardware.cost import DryRunSampler, batch_shapes, check_budget, estimate_model_cost, sampler_kernels
 from ..hardware.journal import JOURNAL_NAME, JournaledSampler
 from ..hardware.mitigation import MITIGATIONS, MitigatedSampler, plan_mitigation, shots_for_target_error
@@ -45,6 +46,7 @@ from ..hardware.readout import DEFAULT_CALIBRATION_SHOTS
 from ..rundir import check_out_dir, make_out_dir, write_json_atomic
 from ..validation import check_choice, check_int
 from .loop import TaggedTokens, evaluate_tagger, sorted_batches, tag_batches
+from .options import Budget, JobPolicy, Mitigation, RuntimeOptions, Sampling
 from .metrics import write_confusion_png
 
 __all__ = ["estimate_checkpoint", "evaluate_checkpoint", "default_eval_dir"]
@@ -69,7 +71,7 @@ def _load_qk_tagger(checkpoint: str | Path, sampler=None, pass_manager=None):
     return model, words, tags, config
 
 
-def _plan(model, rb, mitigation: str, *, shots: int, target_error: float | None, calibration_shots: int,
+def _plan(model, rb, mitigation: str, *, shots: int | None, target_error: float | None, calibration_shots: int,
           cache_dir, any_date: bool):
     """The mitigation plan on the kernels' ISA circuit and the shots per circuit (from ``target_error``)."""
     kernels = sampler_kernels(model)
@@ -90,9 +92,11 @@ def _circuit_limit(rb, max_circuits_per_job: int | None) -> int | None:
 
 
 def _estimate(model, config, resolved, lengths: Sequence[int], batch_size: int, *, training: bool, epochs: int,
-              job_overhead_seconds: float | None, shots: int | None = None, plan=None, parallel_batches: int = 1,
-              max_circuits_per_job: int | None = None, target_error: float | None = None):
-    """The cost of ``model`` over sentences of ``lengths`` batched as the evaluation batches them (by length)."""
+              shots: int, plan, sampling: Sampling, jobs: JobPolicy, budget: Budget):
+    """The cost of ``model`` over sentences of ``lengths`` batched as the evaluation batches them (by length),
+    at ``shots`` per circuit with the mitigation ``plan``."""
+    job_overhead_seconds, target_error = budget.job_overhead_seconds, sampling.target_error
+    parallel_batches, max_circuits_per_job = jobs.parallel_batches, jobs.max_circuits_per_job
     mitigation = {}
     if plan is not None:
         mitigation = {"mitigation": plan.method, "calibration_circuits": plan.calibration_circuits,
@@ -113,20 +117,14 @@ def estimate_checkpoint(
     backend: str = "fake:manila",
     *,
     data: str | None = None,
-    shots: int = DEFAULT_SHOTS,
     batch_size: int = DEFAULT_BATCH_SIZE,
     max_sentences: int | None = None,
     training: bool = False,
     epochs: int = 1,
-    optimization_level: int = 2,
-    seed: int | None = 0,
-    job_overhead_seconds: float | None = None,
-    mitigation: str = "none",
-    calibration_shots: int | None = None,
-    calibration_dir: str | Path | None = None,
-    target_error: float | None = None,
-    parallel_batches: int = 1,
-    max_circuits_per_job: int | None = None,
+    sampling: Sampling | None = None,
+    mitigation: Mitigation | None = None,
+    jobs: JobPolicy | None = None,
+    budget: Budget | None = None,
     resolved=None,
 ):
     """:class:`~qk_lstm_qiskit.hardware.cost.CostEstimate` of tagging (or training on) ``data`` with a checkpoint's model.
@@ -134,21 +132,22 @@ def estimate_checkpoint(
     Only sentence lengths are read from ``data`` (default as :func:`evaluate_checkpoint`), so any
     CoNLL-U file works with any checkpoint. Nothing is submitted: the model is built on a
     :class:`~qk_lstm_qiskit.hardware.cost.DryRunSampler` with the backend's pass manager. The
-    mitigation, shot and parallelism arguments are those of :func:`evaluate_checkpoint`.
+    option groups are those of :func:`evaluate_checkpoint` (``budget``: its ``job_overhead_seconds``;
+    ``None``: the defaults).
     """
     check_int("estimate", "batch_size", batch_size, 1)
-    rb = resolved or resolve_backend(backend, shots=shots, seed=seed, optimization_level=optimization_level)
+    sampling, mitigation, jobs, budget = sampling or Sampling(), mitigation or Mitigation(), jobs or JobPolicy(), budget or Budget()
+    rb = resolved or resolve_backend(backend, shots=sampling.shots, seed=sampling.seed,
+                                     optimization_level=sampling.optimization_level)
     if rb.sampler is None:
         raise ValueError(f"estimate: expected a sampler backend (aer, aer-noisy:, fake:, ibm:), got {rb.name!r}")
     model, _, _, config = _load_qk_tagger(checkpoint, DryRunSampler(), rb.pass_manager)
     sentences, _ = evaluation_sentences(data, config.data, max_sentences=max_sentences)
-    plan, shots = _plan(model, rb, mitigation, shots=rb.shots, target_error=target_error,
-                        calibration_shots=calibration_shots or DEFAULT_CALIBRATION_SHOTS, cache_dir=calibration_dir,
-                        any_date=False)
+    plan, shots = _plan(model, rb, mitigation.method, shots=rb.shots, target_error=sampling.target_error,
+                        calibration_shots=mitigation.calibration_shots or DEFAULT_CALIBRATION_SHOTS,
+                        cache_dir=mitigation.calibration_dir, any_date=False)
     return _estimate(model, config, rb, [len(ws) for ws, _ in sentences], batch_size, training=training,
-                     epochs=epochs, job_overhead_seconds=job_overhead_seconds, shots=shots, plan=plan,
-                     parallel_batches=parallel_batches, max_circuits_per_job=max_circuits_per_job,
-                     target_error=target_error)
+                     epochs=epochs, shots=shots, plan=plan, sampling=sampling, jobs=jobs, budget=budget)
 
 
 class _KernelComparison:
@@ -251,67 +250,45 @@ def evaluate_checkpoint(
     checkpoint: str | Path,
     backend: str = "fake:manila",
     *,
-    shots: int = DEFAULT_SHOTS,
     data: str | None = None,
     out_dir: str | Path | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     max_sentences: int | None = None,
-    seed: int | None = 0,
-    optimization_level: int = 2,
-    mode: str = "job",
-    dry_run: bool = False,
-    max_qpu_seconds: float | None = None,
+    sampling: Sampling | None = None,
+    mitigation: Mitigation | None = None,
+    jobs: JobPolicy | None = None,
+    runtime: RuntimeOptions | None = None,
+    budget: Budget | None = None,
     resume: bool = False,
-    max_retries: int = 2,
-    backoff_seconds: float = 30.0,
-    timeout_seconds: float | None = None,
-    job_overhead_seconds: float | None = None,
     progress: bool = False,
-    mitigation: str = "none",
-    calibration_shots: int | None = None,
-    calibration_dir: str | Path | None = None,
-    target_error: float | None = None,
-    parallel_batches: int = 1,
-    max_circuits_per_job: int | None = None,
     resolved=None,
-    **backend_options: Any,
 ) -> dict[str, Any]:
     """Tag ``data`` with ``checkpoint`` on ``backend``; compare with the exact executor.
 
     Args:
         checkpoint: a ``model.pt`` written by ``qk-lstm train`` (a qk-lstm tagger).
         backend: ``aer``, ``aer-noisy:<fake>``, ``fake:<fake>``, ``ibm:<device>`` or ``ibm:least_busy``.
-        shots: per circuit (default 4096).
         data: ``"paper"``, a CoNLL-U path, or ``None`` (default): the checkpoint's validation
             split, else its training source (as the exact evaluation).
         out_dir: where ``metrics.json`` and the job journal ``jobs.jsonl`` go (default
             :func:`default_eval_dir`).
         batch_size: sentences per batch, i.e. per job (default 32).
         max_sentences: tag only the first sentences of ``data`` (default all).
-        seed: simulator and transpiler seed (default 0).
-        optimization_level, mode: passed to :func:`resolve_backend`.
-        **backend_options: passed to :func:`resolve_backend` too (``dynamical_decoupling``,
-            ``twirl_gates``, ``twirl_measure``, ``max_execution_time``, ``initial_layout``).
-        dry_run: return the estimate only; nothing is submitted or written.
-        max_qpu_seconds: refuse the run when the estimate exceeds it (default no limit).
+        sampling: shots per circuit (or ``target_error``), seed, optimization level (:class:`Sampling`;
+            this and every option group: ``None`` for its defaults).
+        mitigation: readout mitigation and its calibration (:class:`Mitigation`).
+        jobs: retries, time-outs, job splitting, parallel batches (:class:`JobPolicy`).
+        runtime: execution mode, dynamical decoupling, twirling, … for
+            :func:`~qk_lstm_qiskit.hardware.backends.resolve_backend` (:class:`RuntimeOptions`).
+        budget: dry run (the estimate only; nothing submitted or written), the QPU-second limit
+            and the estimate's per-job overhead (:class:`Budget`).
         resume: fetch the jobs recorded in ``out_dir/jobs.jsonl`` by id instead of resubmitting.
-        max_retries, backoff_seconds, timeout_seconds: job retry policy (:class:`JournaledSampler`).
-        job_overhead_seconds: ``t_job`` of the estimate (default 3 s).
         progress: show a progress bar over batches.
-        mitigation: ``"none"`` (default), ``"m3"`` or ``"marginal"`` (product kernels only):
-            readout calibration of the measured physical qubits first, then corrected kernels.
-        calibration_shots: preparations of each state per qubit (default 10,000).
-        calibration_dir: where calibrations are cached (default ``out_dir``); a calibration of
-            the same backend and qubits from today (any day, with ``resume``) is reused.
-        target_error: kernel standard error to reach; overrides ``shots`` with
-            ``⌈γ/(4E²)⌉`` (``γ``: the estimator's variance factor).
-        parallel_batches: sentence batches in flight at once (default 1; use ``mode="batch"``
-            on IBM devices so the jobs share a Runtime batch).
-        max_circuits_per_job: split larger jobs (default: the device's ``max_circuits``).
-        resolved: a ready :class:`ResolvedBackend` (tests, notebooks); overrides ``backend``.
+        resolved: a ready :class:`~qk_lstm_qiskit.hardware.backends.ResolvedBackend` (tests,
+            notebooks); overrides ``backend``, ``sampling.seed``/``optimization_level`` and ``runtime``.
 
     Returns:
-        The metrics (also written to ``out_dir/metrics.json`` unless ``dry_run``): ``accuracy``,
+        The metrics (also written to ``out_dir/metrics.json`` unless ``budget.dry_run``): ``accuracy``,
         ``exact_accuracy``, ``agreement``, ``backend``, ``device``, ``shots``, kernel differences,
         job counts, the ``estimate`` and ``seconds``; plus ``out_dir`` and ``estimate_summary``
         (the printable estimate with its formula).
@@ -320,20 +297,26 @@ def evaluate_checkpoint(
         ValueError: bad arguments, a non-qk-lstm checkpoint, data the vocabulary cannot encode.
         QKLSTMError: over budget, backend or job failures, an output folder with an old journal.
     """
+    sampling, mitigation, jobs = sampling or Sampling(), mitigation or Mitigation(), jobs or JobPolicy()
+    runtime, budget = runtime or RuntimeOptions(), budget or Budget()
+    shots, seed, target_error = sampling.shots, sampling.seed, sampling.target_error
+    calibration_dir, parallel_batches, dry_run = mitigation.calibration_dir, jobs.parallel_batches, budget.dry_run
     check_int("evaluate", "batch_size", batch_size, 1)
     check_int("evaluate", "parallel_batches", parallel_batches, 1)
+    calibration_shots = mitigation.calibration_shots
     calibration_shots = DEFAULT_CALIBRATION_SHOTS if calibration_shots is None else calibration_shots
     check_int("evaluate", "calibration_shots", calibration_shots, 1)
     start = time.perf_counter()
     rb = resolved or resolve_backend(
-        backend, shots=shots, seed=seed, optimization_level=optimization_level, mode=mode, **backend_options
+        backend, shots=shots, seed=seed, optimization_level=sampling.optimization_level, **runtime.backend_options()
     )
     if rb.sampler is None:
         raise ValueError(f"evaluate: expected a sampler backend (aer, aer-noisy:, fake:, ibm:), got {rb.name!r}")
-    check_choice("evaluate", "mitigation", mitigation, MITIGATIONS)
-    if mitigation != "none" and rb.device is None:
+    method = mitigation.method
+    check_choice("evaluate", "mitigation", method, MITIGATIONS)
+    if method != "none" and rb.device is None:
         raise ValueError(f"evaluate: expected a device backend (aer-noisy:, fake:, ibm:) for mitigation "
-                         f"{mitigation!r}, got {rb.name!r}")
+                         f"{method!r}, got {rb.name!r}")
     if parallel_batches > 1 and rb.kind == "ibm" and rb.mode == "job":
         logger.warning("evaluate: %d parallel batches in job mode; --mode batch groups their jobs in a Runtime batch",
                        parallel_batches)
@@ -352,28 +335,27 @@ def evaluate_checkpoint(
             journal_path = _prepare_out_dir(out, resume=resume, local_jobs=local_jobs)
             sampler = kernel_sampler = JournaledSampler(
                 rb.sampler, journal_path, service=rb.service, resume=resume and not local_jobs,
-                backend_name=rb.device_name or rb.name, max_retries=max_retries, backoff_seconds=backoff_seconds,
-                timeout_seconds=timeout_seconds, max_circuits_per_job=_circuit_limit(rb, max_circuits_per_job),
+                backend_name=rb.device_name or rb.name, max_retries=jobs.max_retries,
+                backoff_seconds=jobs.backoff_seconds, timeout_seconds=jobs.timeout_seconds,
+                max_circuits_per_job=_circuit_limit(rb, jobs.max_circuits_per_job),
             )
-            if mitigation != "none":
+            if method != "none":
                 kernel_sampler = MitigatedSampler(
-                    sampler, mitigation, device=rb.device, calibration_shots=calibration_shots, cache_dir=cache_dir,
+                    sampler, method, device=rb.device, calibration_shots=calibration_shots, cache_dir=cache_dir,
                     backend_name=rb.device_name, any_date=resume,
                 )
         model, _, _, _ = _load_qk_tagger(checkpoint, kernel_sampler, rb.pass_manager)
-        plan, shots = _plan(model, rb, mitigation, shots=rb.shots, target_error=target_error,
+        plan, shots = _plan(model, rb, method, shots=rb.shots, target_error=target_error,
                             calibration_shots=calibration_shots, cache_dir=cache_dir, any_date=resume)
         if not dry_run:
             sampler.shots = shots
         estimate = _estimate(model, config, rb, eval_data.lengths, batch_size, training=False, epochs=1,
-                             job_overhead_seconds=job_overhead_seconds, shots=shots, plan=plan,
-                             parallel_batches=parallel_batches, max_circuits_per_job=max_circuits_per_job,
-                             target_error=target_error)
+                             shots=shots, plan=plan, sampling=sampling, jobs=jobs, budget=budget)
         logger.info("evaluate: estimate\n%s", estimate.summary())
         if dry_run:
             return {"backend": rb.name, "device": rb.device_name, "shots": shots, "dry_run": True,
-                    "mitigation": mitigation, "estimate": estimate.to_dict(), "estimate_summary": estimate.summary()}
-        check_budget(estimate, max_qpu_seconds)
+                    "mitigation": method, "estimate": estimate.to_dict(), "estimate_summary": estimate.summary()}
+        check_budget(estimate, budget.max_qpu_seconds)
 
         calibration = None
         if plan.method != "none":
@@ -398,7 +380,7 @@ def evaluate_checkpoint(
             "shots": shots,
             "target_error": target_error,
             "kernel_standard_error": estimate.kernel_standard_error,
-            "mitigation": mitigation,
+            "mitigation": method,
             "calibration": None if calibration is None else {
                 **calibration.to_dict(), "paid": kernel_sampler.calibrations_run > 0,
             },

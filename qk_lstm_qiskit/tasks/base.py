@@ -10,8 +10,10 @@ A task is built from a :class:`~qk_lstm_qiskit.config.RunConfig` and owns
 * its loss and metric, as the trainer uses them: :meth:`Task.batches`, :meth:`Task.step`,
   :meth:`Task.count`, :meth:`Task.shard` (data-parallel ranks), :meth:`Task.summarise`,
   :meth:`Task.evaluate`, with :attr:`Task.metric` and :attr:`Task.higher_is_better`;
-* its report after training (:meth:`Task.report`, :meth:`Task.summary`) and its saved model
-  (:meth:`Task.load`; :func:`~qk_lstm_qiskit.tasks.task_of_checkpoint` finds the task of a file).
+* its report after training (:meth:`Task.report`, :meth:`Task.summary`), its saved model
+  (:meth:`Task.load`; :func:`~qk_lstm_qiskit.tasks.task_of_checkpoint` finds the task of a file) and
+  the evaluation of a checkpoint, exact or on a sampler backend, with its report
+  (:meth:`Task.evaluate_checkpoint`, :meth:`Task.evaluation_summary`, :meth:`Task.estimate_checkpoint`).
 
 A new task is one module defining a :class:`Task` subclass plus its name in
 :data:`qk_lstm_qiskit.tasks.TASKS`.
@@ -30,6 +32,7 @@ from torch import nn
 
 from ..checkpoint import load_checkpoint, restoring
 from ..config import RunConfig
+from ..evaluation.options import EvaluationRequest
 
 __all__ = ["Task", "TaskData", "Step"]
 
@@ -153,3 +156,22 @@ class Task(abc.ABC):
             model = self.build_model(sampler=sampler, pass_manager=pass_manager)
             model.load_state_dict(state["model_state"])
         return model.eval()
+
+    @abc.abstractmethod
+    def evaluate_checkpoint(self, checkpoint: Path, request: EvaluationRequest) -> dict[str, Any]:
+        """Score the model saved at ``checkpoint`` (a ``model.pt`` this task wrote) as ``request`` asks:
+        exact (``request.backend == "exact"``) or on a sampler backend; write the results under
+        ``request.out_dir`` (default ``<checkpoint folder>/eval-<backend>``) and return them with
+        ``out_dir``. Refuse options the task cannot take with a one-line ``ValueError`` naming
+        ``request.label(option)``."""
+
+    @abc.abstractmethod
+    def evaluation_summary(self, metrics: Mapping[str, Any], request: EvaluationRequest) -> list[str]:
+        """Lines ``qk-lstm evaluate`` prints about ``metrics`` (what :meth:`evaluate_checkpoint` returned)."""
+
+    def estimate_checkpoint(self, checkpoint: Path, request: EvaluationRequest, *, training: bool = False,
+                            epochs: int = 1) -> Any:
+        """The :class:`~qk_lstm_qiskit.hardware.cost.CostEstimate` of evaluating (or training on) the request's
+        data with the checkpoint's model on ``request.backend``; nothing is submitted."""
+        raise ValueError(f"estimate: expected a tagging checkpoint (no cost estimate for task {self.name!r} yet), "
+                         f"got {str(checkpoint)!r}")

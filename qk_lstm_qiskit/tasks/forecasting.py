@@ -18,7 +18,9 @@ from torch import nn
 
 from ..checkpoint import MODEL_FILE, load_checkpoint
 from ..data.series import Scaler, SeriesWindows, describe_source, is_series_source, prepare_series
-from ..evaluation.forecast import forecast_report, plot_forecast
+from ..evaluation.backend import default_eval_dir
+from ..evaluation.forecast import evaluate_forecast, forecast_report, plot_forecast
+from ..evaluation.options import EvaluationRequest
 from ..nn.forecaster import build_forecaster
 from .base import Step, Task, TaskData
 
@@ -133,3 +135,36 @@ class ForecastingTask(Task):
                  f"{result['persistence_rmse']:.4g}, MAE {result['persistence_mae']:.4g}) on {result['data']}"]
         out = result.get("out_dir")
         return lines + ([f"outputs: {out}/metrics.json, {out}/model.pt, {out}/forecast.png"] if out else [])
+
+    # ------------------------------------------------------------------ saved checkpoints
+    EVALUATION_OPTIONS = ("backend", "sampling.shots", "sampling.seed", "sampling.optimization_level", "out_dir",
+                          "batch_size", "progress")
+
+    def evaluate_checkpoint(self, checkpoint: Path, request: EvaluationRequest) -> dict[str, Any]:
+        """Test-span RMSE and MAE of the checkpoint's forecaster, exact and (qk-lstm) on a sampler backend
+        (:func:`~qk_lstm_qiskit.evaluation.forecast.evaluate_forecast`; the series comes from its config)."""
+        for name, value in request.changed().items():  # no journal, mitigation or cost estimate yet
+            if name not in self.EVALUATION_OPTIONS:
+                label = request.label(name)
+                supported = ", ".join(request.label(n) for n in self.EVALUATION_OPTIONS if n not in ("batch_size", "progress"))
+                raise ValueError(f"evaluate: expected no {label} with a forecast checkpoint (supported: {supported}), "
+                                 f"got {label} {value}")
+        checkpoint = checkpoint / MODEL_FILE if checkpoint.is_dir() else checkpoint
+        out = request.out_dir or default_eval_dir(checkpoint, request.backend)
+        sampling = request.sampling
+        metrics = evaluate_forecast(checkpoint, out, backend=request.backend, shots=sampling.shots, seed=sampling.seed,
+                                    optimization_level=sampling.optimization_level)
+        return {**metrics, "out_dir": str(out)}
+
+    def evaluation_summary(self, metrics: Mapping[str, Any], request: EvaluationRequest) -> list[str]:
+        lines = []
+        if request.backend != "exact":
+            lines.append(f"on {request.backend} ({request.sampling.shots} shots): test RMSE {metrics['test_rmse']:.4g}  "
+                         f"MAE {metrics['test_mae']:.4g}  (exact {metrics['exact_test_rmse']:.4g}; RMSE backend vs "
+                         f"exact {metrics['backend_rmse_vs_exact']:.4g})")
+        else:
+            lines.append(f"exact: test RMSE {metrics['test_rmse']:.4g}  MAE {metrics['test_mae']:.4g}")
+        out = metrics["out_dir"]
+        return lines + [f"persistence: RMSE {metrics['persistence_rmse']:.4g}  MAE {metrics['persistence_mae']:.4g} "
+                        f"on {metrics['test_windows']} test windows of {metrics['data']}",
+                        f"outputs: {out}/metrics.json, {out}/forecast.png"]

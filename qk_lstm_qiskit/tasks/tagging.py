@@ -2,7 +2,9 @@
 
 Data: ``data.source`` ``paper`` (the paper's two sentences) or a CoNLL-U file
 (:func:`~qk_lstm_qiskit.data.tasks.prepare_data`); model: :class:`~qk_lstm_qiskit.nn.tagger.Tagger`;
-checkpoints keep the word and tag vocabularies.
+checkpoints keep the word and tag vocabularies. A checkpoint is evaluated exactly
+(:func:`~qk_lstm_qiskit.evaluation.exact.evaluate_exact`) or on a sampler backend
+(:func:`~qk_lstm_qiskit.evaluation.backend.evaluate_checkpoint`: journal, estimate, budget, mitigation).
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from torch import nn
 from ..data.corpus import PAD_TAG, Batch, Vocabulary, make_batches
 from ..data.series import is_series_source
 from ..data.tasks import prepare_data
+from ..evaluation.backend import DEFAULT_BATCH_SIZE, default_eval_dir, estimate_checkpoint, evaluate_checkpoint
+from ..evaluation.exact import evaluate_exact
 from ..evaluation.loop import tag_batches
+from ..evaluation.options import EvaluationRequest
 from ..nn.tagger import build_tagger
 from .base import Step, Task, TaskData
 
@@ -127,3 +132,60 @@ class TaggingTask(Task):
 
     def sequence_lengths(self, examples: Encoded) -> list[int]:
         return [len(ws) for ws, _ in examples]
+
+    # ------------------------------------------------------------------ saved checkpoints
+    SAMPLER_ONLY = ("budget.dry_run", "resume", "mitigation.method", "sampling.target_error")
+
+    def evaluate_checkpoint(self, checkpoint: Path, request: EvaluationRequest) -> dict[str, Any]:
+        """Exact: any model kind (``metrics.json``, ``confusion.png``); on a sampler backend: a qk-lstm
+        tagger next to its exact self (kernel differences, agreement, job journal, cost estimate)."""
+        if request.backend == "exact":
+            changed = request.changed()
+            for name in self.SAMPLER_ONLY:
+                if name in changed:
+                    raise ValueError(f"evaluate: expected {request.label(name)} only with a sampler backend, "
+                                     f"got {request.label('backend')} exact")
+            out = request.out_dir or default_eval_dir(checkpoint, "exact")
+            metrics = evaluate_exact(checkpoint, out, data=request.data, batch_size=request.batch_size,
+                                     max_sentences=request.max_items)
+            return {**metrics, "out_dir": str(out)}
+        return evaluate_checkpoint(
+            checkpoint, request.backend, data=request.data, out_dir=request.out_dir,
+            batch_size=request.batch_size or DEFAULT_BATCH_SIZE, max_sentences=request.max_items,
+            sampling=request.sampling, mitigation=request.mitigation, jobs=request.jobs, runtime=request.runtime,
+            budget=request.budget, resume=request.resume, progress=request.progress,
+        )
+
+    def evaluation_summary(self, metrics: Mapping[str, Any], request: EvaluationRequest) -> list[str]:
+        out = metrics.get("out_dir")
+        if request.backend == "exact":
+            lines = [f"accuracy (exact): {metrics['accuracy']:.4f} on {metrics['tokens']} tokens of {metrics['data']}   "
+                     f"macro F1: {metrics['macro_f1']:.4f}"]
+            if metrics.get("accuracy_unknown_words") is not None:
+                lines.append(f"unknown words: {metrics['unknown_word_rate']:.2%} of tokens, accuracy "
+                             f"{metrics['accuracy_unknown_words']:.4f}")
+            return lines + [f"outputs: {out}/metrics.json, {out}/confusion.png"]
+        lines = [metrics["estimate_summary"]]
+        if metrics.get("dry_run"):
+            return lines + ["dry run: nothing submitted"]
+        lines += [
+            f"accuracy on {metrics['backend']} ({metrics['shots']} shots): {metrics['accuracy']:.4f}   "
+            f"exact: {metrics['exact_accuracy']:.4f}   agreement: {metrics['agreement']:.4f}",
+            f"mean |k_backend - k_exact|: {metrics['kernel_mean_abs_diff']:.4f} (max {metrics['kernel_max_abs_diff']:.4f}, "
+            f"signed mean {metrics['kernel_mean_diff']:+.4f}, {metrics['kernel_values']} kernel values; "
+            f"mitigation {metrics['mitigation']})",
+        ]
+        if metrics["calibration"]:
+            cal = metrics["calibration"]
+            lines.append(f"readout calibration of qubits {cal['qubits']} ({cal['date']}): "
+                         + ("measured now" if cal["paid"] else "reused from the cache"))
+        return lines + [f"jobs: {metrics['jobs_submitted']} submitted, {metrics['jobs_resumed']} fetched again; "
+                        f"outputs: {out}/metrics.json, {metrics['journal']}"]
+
+    def estimate_checkpoint(self, checkpoint: Path, request: EvaluationRequest, *, training: bool = False,
+                            epochs: int = 1) -> Any:
+        return estimate_checkpoint(
+            checkpoint, request.backend, data=request.data, batch_size=request.batch_size or DEFAULT_BATCH_SIZE,
+            max_sentences=request.max_items, training=training, epochs=epochs, sampling=request.sampling,
+            mitigation=request.mitigation, jobs=request.jobs, budget=request.budget,
+        )

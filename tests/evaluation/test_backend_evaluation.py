@@ -14,6 +14,7 @@ from qk_lstm_qiskit.cli import main
 from qk_lstm_qiskit.config import load_config
 from qk_lstm_qiskit.errors import QKLSTMError
 from qk_lstm_qiskit.evaluation.backend import default_eval_dir, estimate_checkpoint, evaluate_checkpoint
+from qk_lstm_qiskit.evaluation.options import Budget, JobPolicy, Mitigation, Sampling
 from qk_lstm_qiskit.training.experiment import run_training
 from qk_lstm_qiskit.circuits.feature_map import FeatureMap
 from qk_lstm_qiskit.kernels.kernel import QuantumKernel
@@ -51,7 +52,7 @@ def test_sampler_kernel_after_a_reversed_layout_matches_the_exact_kernel():
 def test_evaluate_on_a_fake_device(checkpoint, tmp_path, monkeypatch):
     monkeypatch.setenv("QISKIT_IBM_TOKEN", DUMMY_TOKEN)
     out = tmp_path / "eval"
-    metrics = evaluate_checkpoint(checkpoint, "fake:manila", shots=SHOTS, out_dir=out, seed=3)
+    metrics = evaluate_checkpoint(checkpoint, "fake:manila", sampling=Sampling(SHOTS, seed=3), out_dir=out)
     saved = json.loads((out / "metrics.json").read_text())
     for key in ("accuracy", "exact_accuracy", "backend", "shots", "kernel_mean_abs_diff", "agreement", "estimate"):
         assert key in saved
@@ -82,7 +83,8 @@ def test_evaluate_on_a_fake_device(checkpoint, tmp_path, monkeypatch):
 
 @pytest.mark.fake_backend
 def test_dry_run_submits_and_writes_nothing(checkpoint, tmp_path):
-    result = evaluate_checkpoint(checkpoint, "fake:manila", shots=SHOTS, out_dir=tmp_path / "dry", dry_run=True)
+    result = evaluate_checkpoint(checkpoint, "fake:manila", sampling=Sampling(SHOTS), out_dir=tmp_path / "dry",
+                                 budget=Budget(dry_run=True))
     assert result["dry_run"] and not (tmp_path / "dry").exists()
     assert result["estimate"]["circuits"] == 160 and result["estimate"]["jobs"] == 5
     assert "T_QPU ≈ J·t_job" in result["estimate_summary"]
@@ -91,7 +93,8 @@ def test_dry_run_submits_and_writes_nothing(checkpoint, tmp_path):
 @pytest.mark.fake_backend
 def test_budget_refuses_before_any_submission(checkpoint, tmp_path):
     with pytest.raises(QKLSTMError, match=r"needs ≈ [\d.,]+ QPU seconds on fake:manila .* over max_qpu_seconds=1"):
-        evaluate_checkpoint(checkpoint, "fake:manila", shots=SHOTS, out_dir=tmp_path / "b", max_qpu_seconds=1)
+        evaluate_checkpoint(checkpoint, "fake:manila", sampling=Sampling(SHOTS), out_dir=tmp_path / "b",
+                            budget=Budget(max_qpu_seconds=1))
     assert not (tmp_path / "b" / "jobs.jsonl").exists()
 
 
@@ -99,7 +102,7 @@ def test_budget_refuses_before_any_submission(checkpoint, tmp_path):
 def test_existing_journal_needs_resume(checkpoint, tmp_path):
     (tmp_path / "jobs.jsonl").write_text("")
     with pytest.raises(ValueError, match="holding jobs.jsonl; pass --resume to continue it"):
-        evaluate_checkpoint(checkpoint, "fake:manila", shots=SHOTS, out_dir=tmp_path)
+        evaluate_checkpoint(checkpoint, "fake:manila", sampling=Sampling(SHOTS), out_dir=tmp_path)
 
 
 class _Registry:
@@ -212,7 +215,7 @@ def test_cli_estimate_and_dry_run(checkpoint, capsys):
 
 @pytest.mark.fake_backend
 def test_estimate_of_training_counts_parameter_shifts(checkpoint):
-    est = estimate_checkpoint(checkpoint, "fake:manila", shots=100, training=True, epochs=2)
+    est = estimate_checkpoint(checkpoint, "fake:manila", sampling=Sampling(100), training=True, epochs=2)
     # references fixed → only the 8 x-angles are shifted: 16 circuits per forward binding
     assert est.shift_parameters == 8
     assert est.forward_circuits == 2 * 160 and est.backward_circuits == 16 * 2 * 160
@@ -231,7 +234,7 @@ def test_non_sampler_backend_is_refused(checkpoint):
 def test_training_folder_is_never_overwritten(checkpoint):
     before = (checkpoint.parent / "metrics.json").read_bytes()
     with pytest.raises(ValueError, match=r"holding metrics.json; pass --resume to continue it or choose another folder"):
-        evaluate_checkpoint(checkpoint, "aer", shots=SHOTS, out_dir=checkpoint.parent)
+        evaluate_checkpoint(checkpoint, "aer", sampling=Sampling(SHOTS), out_dir=checkpoint.parent)
     assert (checkpoint.parent / "metrics.json").read_bytes() == before
     assert not (checkpoint.parent / "jobs.jsonl").exists()
 
@@ -250,8 +253,8 @@ def test_an_exact_sampler_reproduces_the_exact_executor(checkpoint, tmp_path):
 
 def test_resume_on_a_local_simulator_reruns_and_keeps_the_old_journal(checkpoint, tmp_path, caplog):
     out = tmp_path / "aer"
-    first = evaluate_checkpoint(checkpoint, "aer", shots=SHOTS, out_dir=out, seed=1)
-    again = evaluate_checkpoint(checkpoint, "aer", shots=SHOTS, out_dir=out, seed=1, resume=True)
+    first = evaluate_checkpoint(checkpoint, "aer", sampling=Sampling(SHOTS, seed=1), out_dir=out)
+    again = evaluate_checkpoint(checkpoint, "aer", sampling=Sampling(SHOTS, seed=1), out_dir=out, resume=True)
     assert "cannot be fetched again; rerunning them" in caplog.text
     assert again["jobs_submitted"] == 5 and again["accuracy"] == first["accuracy"]
     assert len(list(out.glob("jobs.*.jsonl"))) == 1  # the first journal, kept aside
@@ -264,7 +267,8 @@ CAL_SHOTS = 400
 def test_interrupted_mitigated_parallel_evaluate_resumes_without_paying_twice(checkpoint, tmp_path):
     """Calibration, then two sentence batches in parallel; an interrupt mid-run; resume fetches
     every journaled job, reuses the cached calibration and ends with the uninterrupted numbers."""
-    options = {"mitigation": "m3", "calibration_shots": CAL_SHOTS, "batch_size": 1, "parallel_batches": 2}
+    options = {"mitigation": Mitigation("m3", calibration_shots=CAL_SHOTS), "batch_size": 1,
+               "jobs": JobPolicy(parallel_batches=2)}
     registry = _Registry()
     rb, sampler = _ibm_standin(registry, interrupt_at=3)
     out = tmp_path / "ibm"
@@ -283,7 +287,7 @@ def test_interrupted_mitigated_parallel_evaluate_resumes_without_paying_twice(ch
     assert metrics["calibration"]["paid"] is False
 
     clean = evaluate_checkpoint(checkpoint, resolved=_ibm_standin(_Registry())[0], out_dir=tmp_path / "clean",
-                                **{**options, "parallel_batches": 1})
+                                **{**options, "jobs": JobPolicy(parallel_batches=1)})
     assert clean["calibration"]["paid"] is True and clean["jobs_submitted"] == 1 + kernel_jobs
     for key in ("accuracy", "kernel_mean_abs_diff", "kernel_max_abs_diff", "kernel_mean_diff"):
         assert metrics[key] == clean[key]  # same seeded jobs and calibration: same numbers, in any order
@@ -295,8 +299,9 @@ def test_mitigation_corrects_the_readout_bias_and_reuses_a_shared_calibration(ch
     runs = {}
     for method in ("none", "marginal", "m3"):
         rb, _ = _ibm_standin(_Registry())
-        runs[method] = evaluate_checkpoint(checkpoint, resolved=rb, out_dir=tmp_path / method, mitigation=method,
-                                           calibration_shots=2000, calibration_dir=cal_dir, target_error=0.015)
+        runs[method] = evaluate_checkpoint(checkpoint, resolved=rb, out_dir=tmp_path / method,
+                                           mitigation=Mitigation(method, calibration_shots=2000, calibration_dir=cal_dir),
+                                           sampling=Sampling(target_error=0.015))
     assert runs["marginal"]["calibration"]["paid"] and not runs["m3"]["calibration"]["paid"]  # one calibration
     assert runs["m3"]["jobs_submitted"] == runs["none"]["jobs_submitted"] == 5
     assert runs["m3"]["estimate"]["calibration_circuits"] == 0  # cached: not counted again
@@ -312,26 +317,26 @@ def test_mitigation_corrects_the_readout_bias_and_reuses_a_shared_calibration(ch
 
 @pytest.mark.fake_backend
 def test_estimate_counts_the_calibration_and_picks_shots_for_a_target_error(checkpoint, tmp_path):
-    plain = estimate_checkpoint(checkpoint, "fake:manila", shots=1000)
-    m3 = estimate_checkpoint(checkpoint, "fake:manila", shots=1000, mitigation="m3", calibration_shots=1000)
+    plain = estimate_checkpoint(checkpoint, "fake:manila", sampling=Sampling(1000))
+    m3 = estimate_checkpoint(checkpoint, "fake:manila", sampling=Sampling(1000), mitigation=Mitigation("m3", calibration_shots=1000))
     assert (m3.calibration_circuits, m3.calibration_shots, m3.calibration_jobs) == (8, 250, 1)
     assert m3.qpu_seconds == pytest.approx(plain.qpu_seconds + m3.calibration_qpu_seconds)
     assert m3.calibration_qpu_seconds > m3.job_overhead_seconds
-    target = estimate_checkpoint(checkpoint, "fake:manila", mitigation="marginal", target_error=0.01)
+    target = estimate_checkpoint(checkpoint, "fake:manila", mitigation=Mitigation("marginal"), sampling=Sampling(target_error=0.01))
     assert target.shots == math.ceil(target.variance_factor / (4 * 0.01**2)) and target.variance_factor > 1
     assert target.kernel_standard_error <= 0.01
     assert "chosen for a kernel standard error ≤ 0.01" in target.summary()
     with pytest.raises(QKLSTMError, match="needs ≈ .* over max_qpu_seconds=60"):  # 56.9 s of kernels + 8 s calibration
-        evaluate_checkpoint(checkpoint, "fake:manila", shots=1024, mitigation="m3", out_dir=tmp_path / "b",
-                            max_qpu_seconds=60)
+        evaluate_checkpoint(checkpoint, "fake:manila", sampling=Sampling(1024), mitigation=Mitigation("m3"),
+                            out_dir=tmp_path / "b", budget=Budget(max_qpu_seconds=60))
     assert not (tmp_path / "b" / "jobs.jsonl").exists()
 
 
 def test_mitigation_needs_a_device_backend(checkpoint, tmp_path):
     with pytest.raises(ValueError, match="expected a device backend .* for mitigation 'm3', got 'aer'"):
-        evaluate_checkpoint(checkpoint, "aer", shots=SHOTS, out_dir=tmp_path / "x", mitigation="m3")
+        evaluate_checkpoint(checkpoint, "aer", sampling=Sampling(SHOTS), out_dir=tmp_path / "x", mitigation=Mitigation("m3"))
     with pytest.raises(ValueError, match=r"expected mitigation in \('none', 'm3', 'marginal'\), got 'trex'"):
-        evaluate_checkpoint(checkpoint, "aer", shots=SHOTS, out_dir=tmp_path / "x", mitigation="trex")
+        evaluate_checkpoint(checkpoint, "aer", sampling=Sampling(SHOTS), out_dir=tmp_path / "x", mitigation=Mitigation("trex"))
     assert not (tmp_path / "x").exists()
 
 
