@@ -72,7 +72,7 @@ def geometric_difference(quantum: np.ndarray, classical: np.ndarray, regularizat
         raise ValueError(f"geometric_difference: expected two (N, N) matrices, got {kq.shape} and {kc.shape}")
     root = _psd_sqrt(kq)
     inner = root @ np.linalg.solve(kc + regularization * np.eye(len(kc)), root)
-    return float(math.sqrt(max(np.linalg.norm(inner, ord=2), 0.0)))
+    return float(math.sqrt(max(float(np.linalg.norm(inner, ord=2)), 0.0)))
 
 
 def model_complexity(gram: np.ndarray, labels: np.ndarray, regularization: float = 1e-3) -> float:

@@ -262,12 +262,12 @@ class StatevectorExecutor:
         n, batch = self.num_qubits, values.size(0)
         form = self.product_form(values.dtype, values.device)
         if form is None:
-            bloch = values.new_zeros(n, 3, batch)
-            bloch[:, 2] = 1.0  # |0>
-            return bloch
+            zero = values.new_zeros(n, 3, batch)
+            zero[:, 2] = 1.0  # |0>
+            return zero
         psi = torch.addmm(form.angle_shift[:, None], form.angle_map.t(), values.t())  # (S'·n, B)
         ones = values.new_ones(n, 1, batch)
-        bloch = None
+        bloch: torch.Tensor | None = None
         for s, angle in enumerate(psi.view(psi.size(0) // n, n, 1, batch).unbind(0)):  # (n, 1, B) per slot
             coef = torch.cat([ones, torch.cos(angle), torch.sin(angle)], dim=1)  # (n, 3, B): 1, cos ψ, sin ψ
             if bloch is None:  # first slot on the folded constant vector: terms (n, 3 terms, 3)
@@ -275,6 +275,8 @@ class StatevectorExecutor:
             else:  # (n, 9, 3) @ (n, 3, B): A r, B r, C r for every qubit at once
                 terms = torch.bmm(form.rotations[s - 1], bloch).view(n, 3, 3, batch)
             bloch = (coef[:, :, None, :] * terms).sum(1)  # (n, 3, B)
+        if bloch is None:
+            raise ValueError(f"{type(self).__name__}: expected a product form with at least one parameterised slot")
         return bloch
 
     def probabilities(self, values: torch.Tensor) -> torch.Tensor:

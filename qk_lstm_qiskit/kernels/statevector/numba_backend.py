@@ -72,19 +72,20 @@ class NumbaBackend:
         ``(B, S₁, n, G)`` (each stage's ``G`` padded to the largest) and ``coef`` ``(S₁, n, G, 4)`` complex."""
         dtype = values.dtype
         if dtype not in self._modes:
-            n, singles = self.num_qubits, [s.modes for s in self.stages if isinstance(s, SingleQubitStage)]
+            n = self.num_qubits
+            singles = [s.modes for s in self.stages if isinstance(s, SingleQubitStage) and s.modes is not None]  # all
             width = max([m.arg_map.size(1) // n for m in singles], default=1)
-            arg_map = torch.zeros(self.num_parameters, len(singles), n, width, dtype=torch.float64)
-            arg_shift = torch.zeros(len(singles), n, width, dtype=torch.float64)
-            coef = torch.zeros(len(singles), n, width, 4, dtype=torch.complex128)
+            maps = torch.zeros(self.num_parameters, len(singles), n, width, dtype=torch.float64)
+            shifts = torch.zeros(len(singles), n, width, dtype=torch.float64)
+            coefs = torch.zeros(len(singles), n, width, 4, dtype=torch.complex128)
             for j, modes in enumerate(singles):
                 g = modes.arg_map.size(1) // n
-                arg_map[:, j, :, :g] = modes.arg_map.view(-1, n, g)
-                arg_shift[j, :, :g] = modes.arg_shift.view(n, g)
+                maps[:, j, :, :g] = modes.arg_map.view(-1, n, g)
+                shifts[j, :, :g] = modes.arg_shift.view(n, g)
                 entries = modes.to_entries.view(n, g, n, 4, 2).diagonal(dim1=0, dim2=2).permute(3, 0, 1, 2)  # (n, g, 4, 2)
-                coef[j, :, :g] = torch.view_as_complex(entries.contiguous())
-            self._modes[dtype] = (arg_map.flatten(1).to(dtype), arg_shift.flatten().to(dtype),
-                                  coef.to(complex_dtype(dtype)).numpy())
+                coefs[j, :, :g] = torch.view_as_complex(entries.contiguous())
+            self._modes[dtype] = (maps.flatten(1).to(dtype), shifts.flatten().to(dtype),
+                                  coefs.to(complex_dtype(dtype)).numpy())
         arg_map, arg_shift, coef = self._modes[dtype]
         return arg_map, torch.addmm(arg_shift, values, arg_map).view(values.size(0), *coef.shape[:3]), coef
 
@@ -92,7 +93,10 @@ class NumbaBackend:
         """``(program, perms, phases)`` of ``stages`` (a prefix of the CPU stages in ``dtype``)."""
         key = (dtype, len(stages))
         if key not in self._programs:
-            program, perms, phases, singles = [], [], [], 0
+            program: list[tuple[int, int]] = []
+            perms: list[np.ndarray] = []
+            phases: list[np.ndarray] = []
+            singles = 0
             for stage in stages:
                 if isinstance(stage, SingleQubitStage):
                     program.append((0, singles))

@@ -15,6 +15,7 @@ from typing import Callable
 
 import torch
 
+from .modes import UnitaryModes
 from .stages import MonomialStage, SingleQubitStage, complex_dtype
 
 __all__ = ["TorchBackend", "product_state", "zero_state"]
@@ -137,7 +138,11 @@ def _as_unitaries(entries: torch.Tensor, n: int) -> torch.Tensor:
 
 def _mode_args(stage: SingleQubitStage, values: torch.Tensor) -> torch.Tensor | None:
     """The arguments ``values W + w_0`` ``(B, n·G)`` of the stage's modes (``None`` without modes)."""
-    return None if stage.modes is None else torch.addmm(stage.modes.arg_shift, values, stage.modes.arg_map)
+    return None if stage.modes is None else _arguments(stage.modes, values)
+
+
+def _arguments(modes: UnitaryModes, values: torch.Tensor) -> torch.Tensor:
+    return torch.addmm(modes.arg_shift, values, modes.arg_map)
 
 
 def _stage_unitaries(stage: SingleQubitStage, values: torch.Tensor, args: torch.Tensor | None = None) -> torch.Tensor:
@@ -145,7 +150,7 @@ def _stage_unitaries(stage: SingleQubitStage, values: torch.Tensor, args: torch.
     ``args``: :func:`_mode_args`, when the caller has them."""
     if stage.modes is None:
         return _unitaries(stage, values)
-    args = _mode_args(stage, values) if args is None else args
+    args = _arguments(stage.modes, values) if args is None else args
     return _as_unitaries(torch.cos(args) @ stage.modes.to_entries, stage.a.size(1))
 
 
@@ -156,7 +161,7 @@ def _stage_tangents(stage: SingleQubitStage, values: torch.Tensor, tangents: tor
         unitary, derivative = _unitaries_and_derivatives(stage, values)  # (B, n, 2, 2), (B, S, n, 2, 2)
         rates = (tangents @ stage.angle_map).view(tangents.size(0), values.size(0), stage.a.size(0), n)  # φ̇ (K, B, S, n)
         return unitary, torch.einsum("kbsn,bsnij->kbnij", rates.to(derivative.dtype), derivative).contiguous()
-    args = _mode_args(stage, values)
+    args = _arguments(stage.modes, values)
     rates = -torch.sin(args) * (tangents @ stage.modes.arg_map)  # (K, B, n·G)
     return _as_unitaries(torch.cos(args) @ stage.modes.to_entries, n), _as_unitaries(rates @ stage.modes.to_entries, n)
 
@@ -169,6 +174,7 @@ def _stage_gradient(stage: SingleQubitStage, values: torch.Tensor, env: torch.Te
         _, derivative = _unitaries_and_derivatives(stage, values)
         return (derivative * env[:, None]).sum((-1, -2)).real.reshape(batch, -1) @ stage.angle_map.t()
     weights = torch.view_as_real(env).reshape(batch, -1) @ stage.modes.to_grads  # Re Σ_e env_e V_{m, e}  (B, n·G)
+    args = _arguments(stage.modes, values) if args is None else args
     return (weights * -torch.sin(args)) @ stage.modes.arg_map.t()
 
 
