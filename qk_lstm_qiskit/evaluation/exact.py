@@ -18,7 +18,7 @@ __all__ = ["OUTPUT_FILES", "evaluate_exact"]
 
 logger = logging.getLogger(__name__)
 
-OUTPUT_FILES = ("metrics.json", "confusion.png")
+OUTPUT_FILES = ("metrics.json", "confusion.png")  #: what an exact evaluation writes into its folder
 
 
 def evaluate_exact(

@@ -1,7 +1,7 @@
 """Kernels from ``U(x)`` measured alone in Pauli settings, against references known exactly.
 
 The reference side ``y`` of a QK-LSTM gate is classical, so its state is simulated exactly once
-(:meth:`MeasuredStateKernel.prepare`); only the input side runs on a device. Two estimators
+(``prepare``); only the input side runs on a device. Two estimators
 (statistics in :mod:`qk_lstm_qiskit.estimators`):
 
 * :class:`TomographyKernel` (product maps): 3 settings per input — all qubits in X, then Y,
@@ -33,9 +33,9 @@ from ..validation import check_int
 from .statevector import StatevectorExecutor
 
 __all__ = ["Measurements", "SamplerMeasurements", "SimulatedMeasurements", "MeasuredStateKernel",
-           "TomographyKernel", "ShadowKernel", "zero_marginals"]
+           "TomographyKernel", "ShadowKernel", "Readout", "zero_marginals"]
 
-Readout = Callable[[tuple[int, ...]], np.ndarray]  # physical qubits of clbits 0…n-1 → assignment (n, 2, 2)
+Readout = Callable[[tuple[int, ...]], np.ndarray]  #: physical qubits of clbits 0…n-1 → assignment (n, 2, 2)
 
 
 class Measurements(Protocol):
@@ -119,7 +119,7 @@ class MeasuredStateKernel:
     Args:
         feature_map: the map (its ``circuit``, ``parameters_order``, ``angles``).
         shots: per setting.
-        source: where outcome frequencies come from (default none yet: set :attr:`source`).
+        source: where outcome frequencies come from (default none yet: set ``source``).
     """
 
     settings_per_input: int = 0

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = ["POOLINGS", "SequenceClassifier", "build_classifier", "pool_hidden"]
 
-POOLINGS = ("last", "mean")
+POOLINGS = ("last", "mean")  #: how a sequence becomes one vector: the last hidden state, or the mean over steps
 
 
 def pool_hidden(hidden: torch.Tensor, lengths: torch.Tensor, pooling: str) -> torch.Tensor:
