@@ -11,7 +11,7 @@ from .config import RunConfig, load_config
 from .errors import ProductKernelWarning, QKLSTMError
 from .hardware.cost import estimate_cost
 from .training.experiment import run_training
-from .circuits.feature_map import CircuitFeatureMap, FeatureMap
+from .circuits.feature_map import CircuitFeatureMap, FeatureMap, PaperFeatureMap
 from .circuits.library import build_feature_map
 from .kernels.alignment import kernel_target_alignment, train_alignment
 from .kernels.diagnostics import diagnose
@@ -28,6 +28,7 @@ from .data.series import load_series, make_windows
 __all__ = [
     "FeatureMap",
     "CircuitFeatureMap",
+    "PaperFeatureMap",
     "build_feature_map",
     "QuantumKernel",
     "diagnose",

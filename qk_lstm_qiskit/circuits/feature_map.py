@@ -1,16 +1,19 @@
 """Quantum feature maps U(x) as parameterized Qiskit circuits: the paper's, or any circuit.
 
-:class:`FeatureMap` is the paper's circuit; :meth:`FeatureMap.from_circuit` wraps any
-parameterized Qiskit circuit (e.g. ``zz_feature_map``) as a :class:`CircuitFeatureMap`, with
-optional trainable weight parameters. Both give the kernel and the executors the same
-interface: ``circuit`` (angles ``θ`` as parameters), ``parameters_order``, ``angles(x)``,
-``num_parameters``, ``num_qubits``, ``num_features`` and ``fidelity_circuit()``.
+:class:`FeatureMap` is the abstract base every kernel and executor consumes: ``circuit`` (angles
+``θ`` as parameters), ``parameters_order``, ``angles(x)``, ``num_parameters``, ``num_qubits``,
+``num_features``, ``fidelity_circuit()`` and ``bound_circuit()``. Its two implementations are siblings:
+:class:`PaperFeatureMap`, the paper's circuit (what ``FeatureMap(num_qubits, …)`` builds), and
+:class:`CircuitFeatureMap` (:meth:`FeatureMap.from_circuit`), any parameterized Qiskit circuit (e.g.
+``zz_feature_map``) with optional trainable weight parameters.
 """
 
 from __future__ import annotations
 
-import torch
+from abc import ABC, abstractmethod
 from typing import Sequence
+
+import torch
 
 from qiskit.circuit import Parameter, ParameterVector, QuantumCircuit
 from torch import nn
@@ -18,7 +21,7 @@ from torch import nn
 from ..validation import check_choice, check_int, check_number
 from .compile import AngleExpressions, compile_circuit
 
-__all__ = ["FeatureMap", "CircuitFeatureMap", "ENTANGLEMENTS", "entangling_pairs"]
+__all__ = ["FeatureMap", "PaperFeatureMap", "CircuitFeatureMap", "ENTANGLEMENTS", "entangling_pairs"]
 
 ENTANGLEMENTS = ("linear", "circular", "full", "none")  #: CNOT patterns of the entangling layer
 MAX_QUBITS = 1024  # circuits are built gate by gate in Python; far beyond any device, and still quick to build
@@ -35,8 +38,86 @@ def entangling_pairs(num_qubits: int, entanglement: str) -> list[tuple[int, int]
     return []
 
 
-class FeatureMap(nn.Module):
-    """Hadamard → RY(φ1(x_i)) RZ(φ2(x_i)) on qubit i → CNOT entangler, repeated ``reps`` times.
+class FeatureMap(nn.Module, ABC):
+    """A feature map ``U(x)``: a parameterized circuit whose angles ``θ = angles(x)`` are computed in torch.
+
+    Subclasses set :attr:`num_qubits`, :attr:`circuit` (in the executor's gates, one angle per
+    parameterized gate) and :attr:`parameters_order` (the column order of :meth:`angles`), and implement
+    :meth:`angles` and :attr:`num_features`. ``FeatureMap(num_qubits, …)`` itself builds the paper's map
+    (:class:`PaperFeatureMap`), as ``pathlib.Path`` builds the path of the system.
+
+    Shape:
+        :meth:`angles`: ``(..., num_features)`` → ``(..., num_parameters)``.
+    """
+
+    num_qubits: int
+    circuit: QuantumCircuit
+    parameters_order: tuple[Parameter, ...]
+
+    def __new__(cls, *args, **kwargs):
+        return super().__new__(PaperFeatureMap if cls is FeatureMap else cls)
+
+    @classmethod
+    def from_circuit(
+        cls,
+        circuit: QuantumCircuit,
+        *,
+        input_params: Sequence[Parameter] | None = None,
+        weight_params: Sequence[Parameter] = (),
+        initial_weights: Sequence[float] | torch.Tensor | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> CircuitFeatureMap:
+        """Any parameterized Qiskit circuit as the feature map (see :class:`CircuitFeatureMap`).
+
+        Example:
+            >>> from qiskit.circuit.library import zz_feature_map
+            >>> fm = FeatureMap.from_circuit(zz_feature_map(3, reps=2))
+            >>> fm.angles(torch.zeros(5, 3)).shape
+            torch.Size([5, 12])
+        """
+        return CircuitFeatureMap(
+            circuit, input_params=input_params, weight_params=weight_params, initial_weights=initial_weights, dtype=dtype
+        )
+
+    @property
+    def num_parameters(self) -> int:
+        """Circuit parameters (angles) per input."""
+        return len(self.parameters_order)
+
+    @property
+    @abstractmethod
+    def num_features(self) -> int:
+        """Data features per input, ``d`` of ``angles(x)``'s ``(B, d)``."""
+
+    @abstractmethod
+    def angles(self, x: torch.Tensor) -> torch.Tensor:
+        """Rotation angles ``(..., num_parameters)`` for data ``x`` ``(..., num_features)``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.angles(x)  # a subclass's angles, also under torch.func.functional_call
+
+    def bound_circuit(self) -> QuantumCircuit:
+        """``U(x)`` with ``x`` as parameters and any trainable weights bound to their current values."""
+        return self.circuit
+
+    def fidelity_circuit(self) -> tuple[QuantumCircuit, ParameterVector, ParameterVector]:
+        """Compute-uncompute circuit ``U(x) U†(y)`` with ``measure_all``; P(0…0) = k(x, y).
+
+        Returns:
+            ``(circuit, x, y)``: the circuit and its two angle vectors (each ``num_parameters``
+            long, in :meth:`angles` order). A new circuit each call; transpile it for hardware.
+        """
+        x = ParameterVector("x", self.num_parameters)
+        y = ParameterVector("y", self.num_parameters)
+        circuit = QuantumCircuit(self.num_qubits, name="k(x,y)")
+        circuit.compose(self.circuit.assign_parameters(dict(zip(self.parameters_order, x))), inplace=True)
+        circuit.compose(self.circuit.assign_parameters(dict(zip(self.parameters_order, y))).inverse(), inplace=True)
+        circuit.measure_all()
+        return circuit, x, y
+
+
+class PaperFeatureMap(FeatureMap):
+    """The paper's map: Hadamard → RY(φ1(x_i)) RZ(φ2(x_i)) on qubit i → CNOT entangler, repeated ``reps`` times.
 
     .. math::
         U(x) = \\prod_{l=1}^{reps} \\Big[E \\bigotimes_i R_z(\\varphi_2(x_i)) R_y(\\varphi_1(x_i)) H\\Big],
@@ -91,28 +172,6 @@ class FeatureMap(nn.Module):
         self.circuit = self._build_circuit()
         self.parameters_order = tuple(self.circuit.parameters)  # θ[0] … θ[P-1]
 
-    @classmethod
-    def from_circuit(
-        cls,
-        circuit: QuantumCircuit,
-        *,
-        input_params: Sequence[Parameter] | None = None,
-        weight_params: Sequence[Parameter] = (),
-        initial_weights: Sequence[float] | torch.Tensor | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> CircuitFeatureMap:
-        """Any parameterized Qiskit circuit as the feature map (see :class:`CircuitFeatureMap`).
-
-        Example:
-            >>> from qiskit.circuit.library import zz_feature_map
-            >>> fm = FeatureMap.from_circuit(zz_feature_map(3, reps=2))
-            >>> fm.angles(torch.zeros(5, 3)).shape
-            torch.Size([5, 12])
-        """
-        return CircuitFeatureMap(
-            circuit, input_params=input_params, weight_params=weight_params, initial_weights=initial_weights, dtype=dtype
-        )
-
     @property
     def num_parameters(self) -> int:
         """Circuit parameters (angles) per input: ``2 · num_qubits · reps``."""
@@ -144,24 +203,6 @@ class FeatureMap(nn.Module):
         scaled = x * self.scaling
         layer = torch.atan(torch.cat([scaled, scaled * scaled], dim=-1))  # φ1, φ2 of every qubit
         return layer if self.reps == 1 else torch.cat([layer] * self.reps, dim=-1)  # cat: a fifth of repeat's cost
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.angles(x)  # a subclass's angles, also under torch.func.functional_call
-
-    def fidelity_circuit(self) -> tuple[QuantumCircuit, ParameterVector, ParameterVector]:
-        """Compute-uncompute circuit ``U(x) U†(y)`` with ``measure_all``; P(0…0) = k(x, y).
-
-        Returns:
-            ``(circuit, x, y)``: the circuit and its two angle vectors (each ``num_parameters``
-            long, in :meth:`angles` order). A new circuit each call; transpile it for hardware.
-        """
-        x = ParameterVector("x", self.num_parameters)
-        y = ParameterVector("y", self.num_parameters)
-        circuit = QuantumCircuit(self.num_qubits, name="k(x,y)")
-        circuit.compose(self.circuit.assign_parameters(dict(zip(self.parameters_order, x))), inplace=True)
-        circuit.compose(self.circuit.assign_parameters(dict(zip(self.parameters_order, y))).inverse(), inplace=True)
-        circuit.measure_all()
-        return circuit, x, y
 
     def extra_repr(self) -> str:
         trainable = isinstance(self.scaling, nn.Parameter)
@@ -207,7 +248,7 @@ class CircuitFeatureMap(FeatureMap):
         initial_weights: Sequence[float] | torch.Tensor | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        nn.Module.__init__(self)  # not FeatureMap.__init__: that builds the paper's circuit
+        super().__init__()
         owner = "FeatureMap.from_circuit"
         compiled = compile_circuit(circuit, owner)
         weight_params = tuple(weight_params)
@@ -242,20 +283,21 @@ class CircuitFeatureMap(FeatureMap):
         self.weights = nn.Parameter(initial) if weight_params else None
 
     @property
-    def num_parameters(self) -> int:
-        """Angles ``θ`` of the compiled circuit: one per parameterized gate."""
-        return len(self.parameters_order)
-
-    @property
     def num_features(self) -> int:
         return len(self.input_params)
+
+    def bound_circuit(self) -> QuantumCircuit:
+        """The source circuit with its weights bound to their current values."""
+        if self.weights is None:
+            return self.source
+        values = self.weights.detach().cpu().tolist()
+        return self.source.assign_parameters(dict(zip(self.weight_params, values)))
 
     def angles(self, x: torch.Tensor) -> torch.Tensor:
         """Gate angles ``(..., num_parameters)`` for data ``x`` ``(..., num_features)``."""
         if x.size(-1) != self.num_features:
             raise ValueError(f"FeatureMap: expected x.size(-1) == {self.num_features}, got {x.size(-1)}")
         return self._angles(x, self.weights)
-
 
     def extra_repr(self) -> str:
         return (

@@ -39,10 +39,15 @@ from tqdm.auto import tqdm
 from ..checkpoint import load_tagger
 from ..data.tasks import evaluation_data, evaluation_sentences
 from ..hardware.backends import resolve_backend
-from ..hardware.cost import DryRunSampler, batch_shapes, check_budget, estimate_model_cost, sampler_kernels
+from ..hardware.cost import (
+    CalibrationCost, DryRunSampler, JobLimits, batch_shapes, check_budget, estimate_model_cost, isa_circuit,
+    sampler_kernels,
+)
 from ..hardware.journal import JOURNAL_NAME, JournaledSampler
 from ..hardware.mitigation import MITIGATIONS, MitigatedSampler, plan_mitigation, shots_for_target_error
 from ..hardware.readout import DEFAULT_CALIBRATION_SHOTS
+from ..kernels.fidelity import Fidelity, Reference
+from ..kernels.kernel import exact_fidelity
 from ..rundir import check_out_dir, make_out_dir, write_json_atomic
 from ..validation import check_choice, check_int
 from .loop import TaggedTokens, evaluate_tagger, sorted_batches, tag_batches
@@ -74,9 +79,7 @@ def _load_qk_tagger(checkpoint: str | Path, sampler=None, pass_manager=None):
 def _plan(model, rb, mitigation: str, *, shots: int | None, target_error: float | None, calibration_shots: int,
           cache_dir, any_date: bool):
     """The mitigation plan on the kernels' ISA circuit and the shots per circuit (from ``target_error``)."""
-    kernels = sampler_kernels(model)
-    isa = kernels[0].sampler_fidelity.circuit if kernels else None
-    plan = plan_mitigation(mitigation, isa, rb.device, calibration_shots=calibration_shots, cache_dir=cache_dir,
+    plan = plan_mitigation(mitigation, isa_circuit(model), rb.device, calibration_shots=calibration_shots, cache_dir=cache_dir,
                            backend_name=rb.device_name, any_date=any_date)
     if target_error is not None:
         shots = shots_for_target_error(target_error, plan.variance_factor)
@@ -95,20 +98,13 @@ def _estimate(model, config, resolved, lengths: Sequence[int], batch_size: int, 
               shots: int, plan, sampling: Sampling, jobs: JobPolicy, budget: Budget):
     """The cost of ``model`` over sentences of ``lengths`` batched as the evaluation batches them (by length),
     at ``shots`` per circuit with the mitigation ``plan``."""
-    job_overhead_seconds, target_error = budget.job_overhead_seconds, sampling.target_error
-    parallel_batches, max_circuits_per_job = jobs.parallel_batches, jobs.max_circuits_per_job
-    mitigation = {}
-    if plan is not None:
-        mitigation = {"mitigation": plan.method, "calibration_circuits": plan.calibration_circuits,
-                      "calibration_shots": plan.calibration_shots, "calibration_circuit": plan.calibration_circuit,
-                      "variance_factor": plan.variance_factor}
+    calibration = CalibrationCost() if plan is None else CalibrationCost(
+        plan.method, plan.calibration_circuits, plan.calibration_shots, plan.calibration_circuit, plan.variance_factor)
     return estimate_model_cost(
-        model, batch_shapes(sorted(lengths), batch_size), resolved, num_references=config.model.num_references,
-        num_layers=config.model.num_layers, training=training, epochs=epochs,
-        differentiate_y=config.model.references == "learned" or config.model.trainable_scaling,
-        job_overhead_seconds=job_overhead_seconds, shots=shots,
-        max_circuits_per_job=_circuit_limit(resolved, max_circuits_per_job), parallel_batches=parallel_batches,
-        target_error=target_error, **mitigation,
+        model, batch_shapes(sorted(lengths), batch_size), resolved, training=training, epochs=epochs,
+        job_overhead_seconds=budget.job_overhead_seconds, shots=shots, target_error=sampling.target_error,
+        jobs=JobLimits(_circuit_limit(resolved, jobs.max_circuits_per_job), jobs.parallel_batches),
+        calibration=calibration,
     )
 
 
@@ -151,17 +147,17 @@ def estimate_checkpoint(
 
 
 class _KernelComparison:
-    """Forward hooks on each sampler kernel that compare its values with the exact kernel.
+    """Forward hooks on each device kernel's fidelity that compare its values with the exact kernel.
 
-    The hook sits on the :class:`~qk_lstm_qiskit.kernels.sampler.SamplerFidelity` module, whose
-    inputs are the angle matrices ``ax`` ``(N, P)`` and ``ay`` ``(M, P)``: the exact value
-    ``|<ψ(ay_m)|ψ(ax_n)>|²`` comes from the kernel's statevector executor on the same angles.
+    The hook sits on the kernel's :class:`~qk_lstm_qiskit.kernels.fidelity.Fidelity`, whose inputs are
+    the angles ``ax`` ``(N, P)`` and the prepared reference side: the exact value
+    ``|<ψ(ay_m)|ψ(ax_n)>|²`` comes from the map's exact fidelity on the same angles.
     """
 
     def __init__(self, kernels: list) -> None:
         self._by_batch: dict[int, list[torch.Tensor]] = {}  # batch index → diffs in call order
         self._local = threading.local()
-        self.handles = [k.sampler_fidelity.register_forward_hook(self._hook(k.executor)) for k in kernels]
+        self.handles = [k.fidelity.register_forward_hook(self._hook(exact_fidelity(k.feature_map))) for k in kernels]
 
     @contextmanager
     def batch(self, index: int):
@@ -176,13 +172,13 @@ class _KernelComparison:
     def diffs(self) -> list[torch.Tensor]:
         return [d for i in sorted(self._by_batch) for d in self._by_batch[i]]
 
-    def _hook(self, executor):
+    def _hook(self, exact: Fidelity):
         def hook(module, inputs, output):
-            ax, ay = inputs
+            ax, reference = inputs
             with torch.no_grad():
-                sx, sy = executor.statevectors(ax.detach()), executor.statevectors(ay.detach())  # (N, D), (M, D)
-                exact = (sx @ sy.conj().transpose(0, 1)).abs().square()  # (N, M)
-                diff = (output.detach().double() - exact.double()).flatten()  # signed
+                angles = reference.angles if isinstance(reference, Reference) else reference
+                exact_values = exact(ax.detach(), angles.detach().to(ax.dtype))  # (N, M)
+                diff = (output.detach().double() - exact_values.double()).flatten()  # signed
             self._by_batch.setdefault(getattr(self._local, "batch", None) or 0, []).append(diff)
 
         return hook

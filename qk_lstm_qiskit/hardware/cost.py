@@ -2,17 +2,20 @@
 
 A QK-LSTM cell evaluates, at every time step, the kernels of its ``G = 4`` gates between the
 ``N`` projected inputs of the batch and the ``R`` reference vectors of each gate, in ONE
-sampler call (one job, one PUB of ``N·G·R`` bindings). The time steps are sequential
+sampler call (one job, one PUB of ``N·G·R·f`` bindings). The time steps are sequential
 (``h_t`` needs ``h_{t-1}``), and so are the ``K`` stacked layers, so each batch costs
-``K·L`` job rounds for the forward pass. Training with the parameter-shift rule adds, per
-forward binding, two shifted evaluations for each of the ``P_s`` circuit parameters it
-differentiates, sent as one backward job per forward job.
+``K·L`` job rounds for the forward pass. Training adds ``b`` backward circuits per kernel value,
+sent as one backward job per forward job. ``f`` and ``b`` are the kernel fidelity's own count
+(:meth:`~qk_lstm_qiskit.kernels.fidelity.Fidelity.cost`): compute-uncompute runs ``f = 1`` circuit per
+value and shifts each of the ``P_s`` gate angles of the differentiated sides, ``b = 2 P_s``. Which sides
+are differentiated is read off the built model (:func:`estimate_model_cost`): the reference side when
+the references, the bandwidth or the map's trainable layers require gradients.
 
 Counts, for batches ``b`` of ``N_b`` sentences padded to length ``L_b`` (padding is computed
 too), ``E`` epochs (1 for inference) and ``S`` shots per circuit:
 
 .. math::
-    C_{fwd} = E \\sum_b K L_b N_b G R, \\qquad C_{bwd} = 2 P_s C_{fwd}\\ (training),\\ 0\\ (inference)
+    C_{fwd} = E \\sum_b K L_b N_b G R f, \\qquad C_{bwd} = E \\sum_b K L_b N_b G R b\\ (training),\\ 0\\ (inference)
 
     J = E \\sum_b K L_b \\cdot (1 + [training]), \\qquad \\text{shots} = S (C_{fwd} + C_{bwd})
 
@@ -47,14 +50,18 @@ from qiskit.primitives.primitive_job import PrimitiveJob
 
 from ..errors import QKLSTMError
 from .aer_sampler import submitted_job
+from ..kernels.fidelity import FidelityCost
 from ..kernels.kernel import QuantumKernel
-from ..kernels.sampler import SamplerFidelity
-from ..nn.cell import NUM_GATES
+from ..nn.cell import NUM_GATES, QKLSTMCell
 from ..validation import check_int
 
 __all__ = [
+    "CalibrationCost",
     "CostEstimate",
+    "DeviceTiming",
     "DryRunSampler",
+    "JobLimits",
+    "KernelLoad",
     "DEFAULT_JOB_OVERHEAD_S",
     "DEFAULT_REP_DELAY_S",
     "OPEN_PLAN_SECONDS",
@@ -63,9 +70,10 @@ __all__ = [
     "circuit_duration",
     "estimate_cost",
     "estimate_model_cost",
+    "isa_circuit",
+    "kernel_load",
     "rep_delay",
     "sampler_kernels",
-    "shift_parameters",
 ]
 
 logger = logging.getLogger(__name__)
@@ -75,7 +83,8 @@ DEFAULT_JOB_OVERHEAD_S = 3.0
 OPEN_PLAN_SECONDS = 600.0  # 10 QPU minutes per month
 _SECONDS_PER_UNIT = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9, "ps": 1e-12}
 FORMULA = (
-    "C_fwd = E·Σ_b K·L_b·N_b·G·R; C_bwd = 2·P_s·C_fwd if training else 0; "
+    "C_fwd = E·Σ_b K·L_b·N_b·G·R·f; C_bwd = E·Σ_b K·L_b·N_b·G·R·b if training else 0 (f, b: the fidelity's "
+    "circuits per kernel value; compute-uncompute f = 1, b = 2·P_s); "
     "J = E·Σ_b K·L_b·(2 if training else 1); shots = S·(C_fwd + C_bwd); "
     "T_QPU ≈ J·t_job + S·(C_fwd + C_bwd)·(t_circ + t_rep)"
 )
@@ -134,7 +143,8 @@ class CostEstimate:
         backend, device: backend name and device name (``None`` off-device).
         shots: ``S``; ``training``: forward + parameter-shift backward, else forward only.
         num_layers, num_gates, num_references: ``K``, ``G``, ``R``.
-        shift_parameters: ``P_s``; ``epochs``: ``E``; ``batches``: ``((N_b, L_b), …)``.
+        shift_parameters: ``P_s``; circuits_per_value, backward_circuits_per_value: ``f``, ``b``;
+        ``epochs``: ``E``; ``batches``: ``((N_b, L_b), …)``.
         circuit_seconds, rep_delay_seconds, job_overhead_seconds: ``t_circ``, ``t_rep``, ``t_job``.
         max_circuits_per_job: ``M`` (``None``: no limit); parallel_batches: ``W``.
         mitigation: ``none``, ``m3`` or ``marginal``; calibration_circuits, calibration_shots,
@@ -163,6 +173,8 @@ class CostEstimate:
     on_qpu: bool
     max_circuits_per_job: int | None = None
     parallel_batches: int = 1
+    circuits_per_value: int = 1
+    backward_circuits_per_value: int = 0
     mitigation: str = "none"
     calibration_circuits: int = 0
     calibration_shots: int = 0
@@ -182,20 +194,22 @@ class CostEstimate:
 
     def _jobs(self, bindings: int) -> int:
         limit = self.max_circuits_per_job
-        return 1 if limit is None else -(-bindings // limit)
+        return 0 if bindings == 0 else 1 if limit is None else -(-bindings // limit)
 
     def __post_init__(self) -> None:
-        per_step = self.num_gates * self.num_references
-        forward = self.epochs * sum(self.num_layers * length * size * per_step for size, length in self.batches)
-        backward = 2 * self.shift_parameters * forward if self.training else 0
+        per_step = self.num_gates * self.num_references  # kernel values per input row and step
+        values = self.epochs * sum(self.num_layers * length * size * per_step for size, length in self.batches)
+        backward_per_value = self.backward_circuits_per_value if self.training else 0
+        forward, backward = values * self.circuits_per_value, values * backward_per_value
         jobs = self.epochs * sum(
-            self.num_layers * length * (self._jobs(size * per_step)
-                                        + (self._jobs(2 * self.shift_parameters * size * per_step) if self.training else 0))
+            self.num_layers * length * (self._jobs(size * per_step * self.circuits_per_value)
+                                        + self._jobs(size * per_step * backward_per_value))
             for size, length in self.batches
         )
+        passes = (self.circuits_per_value > 0) + (backward_per_value > 0)  # job rounds per step
         workers = [0] * self.parallel_batches  # list scheduling of each batch's sequential rounds
         for _, length in self.batches:
-            workers[workers.index(min(workers))] += self.num_layers * length * (2 if self.training else 1)
+            workers[workers.index(min(workers))] += self.num_layers * length * passes
         rounds = self.epochs * max(workers, default=0)
         circuits = forward + backward
         cal_jobs = self._jobs(self.calibration_circuits) if self.calibration_circuits else 0
@@ -240,7 +254,8 @@ class CostEstimate:
             f"cost estimate for {self.backend}" + (f" ({self.device})" if self.device else ""),
             f"  mode: {'training (forward + parameter-shift backward)' if self.training else 'inference (forward only)'}",
             f"  model: K={self.num_layers} layer(s), G={self.num_gates} gates, R={self.num_references} references/gate, "
-            f"P_s={self.shift_parameters} shifted parameters/binding",
+            f"P_s={self.shift_parameters} shifted parameters/binding, f={self.circuits_per_value} forward and "
+            f"b={self.backward_circuits_per_value} backward circuits per kernel value",
             f"  data: {len(self.batches)} batch(es) × E={self.epochs} epoch(s); N_b in [{min(sizes, default=0)}, "
             f"{max(sizes, default=0)}], L_b in [{min(lengths, default=0)}, {max(lengths, default=0)}]",
             f"  circuits (bindings): {self.circuits:,} = {self.forward_circuits:,} forward + {self.backward_circuits:,} backward",
@@ -276,58 +291,100 @@ class CostEstimate:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class KernelLoad:
+    """What a model asks of the device per input row, time step and layer.
+
+    Attributes:
+        num_references: ``R`` reference vectors per gate; num_layers: ``K``; num_gates: ``G`` (default 4).
+        circuits_per_value, backward_circuits_per_value: ``f`` and ``b``, the fidelity's circuits per kernel
+            value forward and (training) backward (:class:`~qk_lstm_qiskit.kernels.fidelity.FidelityCost`).
+        shift_parameters: ``P_s``, gate angles shifted per value in the backward (reported).
+    """
+
+    num_references: int
+    num_layers: int = 1
+    num_gates: int = NUM_GATES
+    circuits_per_value: int = 1
+    backward_circuits_per_value: int = 0
+    shift_parameters: int = 0
+
+    @classmethod
+    def of(cls, cost: FidelityCost, *, num_references: int, num_layers: int = 1, num_gates: int = NUM_GATES) -> KernelLoad:
+        """The load of ``num_layers`` cells of ``G·R`` kernel values each, at the fidelity's ``cost`` per value."""
+        return cls(num_references, num_layers, num_gates, cost.forward, cost.backward, cost.shifted_parameters)
+
+
+@dataclass(frozen=True)
+class DeviceTiming:
+    """Where the circuits run and what a job costs in time.
+
+    Attributes:
+        device: the ``BackendV2`` (target durations, rep delay), or ``None`` off-device.
+        isa_circuit: the transpiled fidelity circuit, for ``t_circ`` (with ``device``).
+        backend: backend name for the report.
+        on_qpu: whether QPU time is spent (default ``None``: ``device`` is given).
+        job_overhead_seconds: ``t_job`` (default 3 s).
+    """
+
+    device: Any = None
+    isa_circuit: Any = None
+    backend: str = ""
+    on_qpu: bool | None = None
+    job_overhead_seconds: float = DEFAULT_JOB_OVERHEAD_S
+
+
+@dataclass(frozen=True)
+class JobLimits:
+    """``max_circuits_per_job``: ``M``, larger steps are split (``None``: no limit); ``parallel_batches``: ``W``."""
+
+    max_circuits_per_job: int | None = None
+    parallel_batches: int = 1
+
+
+@dataclass(frozen=True)
+class CalibrationCost:
+    """The readout calibration a mitigation runs first: ``method`` (``none``, ``m3``, ``marginal``),
+    ``circuits`` ``C_cal`` of ``shots`` ``S_cal`` each (0 circuits: cached), one ISA ``circuit`` for
+    ``t_cal``, and the estimator's variance factor ``γ`` (default 1)."""
+
+    method: str = "none"
+    circuits: int = 0
+    shots: int = 0
+    circuit: Any = None
+    variance_factor: float = 1.0
+
+
 def estimate_cost(
     batches: Iterable[tuple[int, int]],
+    load: KernelLoad,
     *,
-    num_references: int,
     shots: int,
-    num_layers: int = 1,
-    num_gates: int = NUM_GATES,
     training: bool = False,
-    shift_parameters: int = 0,
     epochs: int = 1,
-    isa_circuit=None,
-    device=None,
-    backend: str = "",
-    on_qpu: bool | None = None,
-    job_overhead_seconds: float = DEFAULT_JOB_OVERHEAD_S,
-    max_circuits_per_job: int | None = None,
-    parallel_batches: int = 1,
-    mitigation: str = "none",
-    calibration_circuits: int = 0,
-    calibration_shots: int = 0,
-    calibration_circuit: Any = None,
+    timing: DeviceTiming = DeviceTiming(),
+    jobs: JobLimits = JobLimits(),
+    calibration: CalibrationCost = CalibrationCost(),
     target_error: float | None = None,
-    variance_factor: float = 1.0,
 ) -> CostEstimate:
     """Count circuits, shots, jobs and QPU seconds of a run (formula in the module docstring).
 
     Args:
         batches: ``(N_b, L_b)`` per batch: sentences and padded length.
-        num_references: ``R`` reference vectors per gate.
+        load: the model's :class:`KernelLoad` (``R``, ``K``, ``G``, circuits per kernel value).
         shots: ``S`` per circuit.
-        num_layers: ``K`` stacked QK-LSTM layers (default 1).
-        num_gates: ``G`` (default 4).
-        training: add the parameter-shift backward (default False: inference).
-        shift_parameters: ``P_s`` circuit parameters shifted per binding (training only).
+        training: add the backward circuits (default False: inference).
         epochs: ``E`` (default 1).
-        isa_circuit: the transpiled fidelity circuit, for ``t_circ`` (with ``device``).
-        device: the ``BackendV2`` (target durations, rep delay), or ``None`` off-device.
-        backend: backend name for the report.
-        on_qpu: whether QPU time is spent (default: ``device`` is given).
-        job_overhead_seconds: ``t_job`` (default 3 s).
-        max_circuits_per_job: ``M``, jobs are split above it (default ``None``: no limit).
-        parallel_batches: ``W`` batches in flight at once (default 1).
-        mitigation, calibration_circuits, calibration_shots: the readout calibration to run
-            (``C_cal`` circuits of ``S_cal`` shots; 0 circuits when cached).
-        calibration_circuit: one ISA calibration circuit, for ``t_cal`` (with ``device``).
-        target_error, variance_factor: recorded ``E`` and the estimator's ``γ`` (default 1).
+        timing: the device and job overhead (:class:`DeviceTiming`; default off-device).
+        jobs: the :class:`JobLimits` (default no job limit, one batch at a time).
+        calibration: the readout calibration to run (:class:`CalibrationCost`; default none).
+        target_error: the kernel standard error the shots were chosen for (recorded).
 
     Raises:
         ValueError: a count or batch shape that is not a positive int.
 
     Example:
-        >>> est = estimate_cost([(2, 5)], num_references=4, shots=1000)
+        >>> est = estimate_cost([(2, 5)], KernelLoad(num_references=4), shots=1000)
         >>> est.circuits, est.jobs, est.total_shots
         (160, 5, 160000)
     """
@@ -336,33 +393,36 @@ def estimate_cost(
         if size < 1 or length < 1:
             raise ValueError(f"estimate_cost: expected batch {index} of >= 1 sentences of length >= 1, got {(size, length)}")
     for name, value, minimum in (
-        ("num_references", num_references, 1), ("shots", shots, 1), ("num_layers", num_layers, 1),
-        ("num_gates", num_gates, 1), ("shift_parameters", shift_parameters, 0), ("epochs", epochs, 1),
-        ("parallel_batches", parallel_batches, 1), ("calibration_circuits", calibration_circuits, 0),
-        ("calibration_shots", calibration_shots, 0),
+        ("num_references", load.num_references, 1), ("shots", shots, 1), ("num_layers", load.num_layers, 1),
+        ("num_gates", load.num_gates, 1), ("circuits_per_value", load.circuits_per_value, 0),
+        ("backward_circuits_per_value", load.backward_circuits_per_value, 0),
+        ("shift_parameters", load.shift_parameters, 0), ("epochs", epochs, 1),
+        ("parallel_batches", jobs.parallel_batches, 1), ("calibration_circuits", calibration.circuits, 0),
+        ("calibration_shots", calibration.shots, 0),
     ):
         check_int("estimate_cost", name, value, minimum)
-    if training and shift_parameters < 1:
-        raise ValueError(f"estimate_cost: expected shift_parameters >= 1 when training, got {shift_parameters}")
-    if not (math.isfinite(job_overhead_seconds) and job_overhead_seconds >= 0):
-        raise ValueError(f"estimate_cost: expected job_overhead_seconds >= 0, got {job_overhead_seconds!r}")
-    on_qpu = device is not None if on_qpu is None else on_qpu
-    if max_circuits_per_job is not None:
-        check_int("estimate_cost", "max_circuits_per_job", max_circuits_per_job, 1)
+    overhead = timing.job_overhead_seconds
+    if not (math.isfinite(overhead) and overhead >= 0):
+        raise ValueError(f"estimate_cost: expected job_overhead_seconds >= 0, got {overhead!r}")
+    if jobs.max_circuits_per_job is not None:
+        check_int("estimate_cost", "max_circuits_per_job", jobs.max_circuits_per_job, 1)
+    device = timing.device
+    on_qpu = device is not None if timing.on_qpu is None else timing.on_qpu
     t_circ = t_cal = None
-    if device is not None and isa_circuit is not None:
-        t_circ = circuit_duration(isa_circuit, device.target)
-    if device is not None and calibration_circuit is not None:
-        t_cal = circuit_duration(calibration_circuit, device.target)
+    if device is not None and timing.isa_circuit is not None:
+        t_circ = circuit_duration(timing.isa_circuit, device.target)
+    if device is not None and calibration.circuit is not None:
+        t_cal = circuit_duration(calibration.circuit, device.target)
     return CostEstimate(
-        backend=backend, device=None if device is None else str(device.name), shots=shots, training=training,
-        num_layers=num_layers, num_gates=num_gates, num_references=num_references,
-        shift_parameters=shift_parameters if training else 0, epochs=epochs, batches=batches,
+        backend=timing.backend, device=None if device is None else str(device.name), shots=shots, training=training,
+        num_layers=load.num_layers, num_gates=load.num_gates, num_references=load.num_references,
+        shift_parameters=load.shift_parameters if training else 0, epochs=epochs, batches=batches,
         circuit_seconds=t_circ, rep_delay_seconds=rep_delay(device) if device is not None else DEFAULT_REP_DELAY_S,
-        job_overhead_seconds=job_overhead_seconds, on_qpu=on_qpu, max_circuits_per_job=max_circuits_per_job,
-        parallel_batches=parallel_batches, mitigation=mitigation, calibration_circuits=calibration_circuits,
-        calibration_shots=calibration_shots, calibration_circuit_seconds=t_cal, target_error=target_error,
-        variance_factor=variance_factor,
+        job_overhead_seconds=overhead, on_qpu=on_qpu, max_circuits_per_job=jobs.max_circuits_per_job,
+        parallel_batches=jobs.parallel_batches, circuits_per_value=load.circuits_per_value,
+        backward_circuits_per_value=load.backward_circuits_per_value, mitigation=calibration.method,
+        calibration_circuits=calibration.circuits, calibration_shots=calibration.shots,
+        calibration_circuit_seconds=t_cal, target_error=target_error, variance_factor=calibration.variance_factor,
     )
 
 
@@ -434,41 +494,50 @@ class DryRunSampler(BaseSamplerV2):
 
 
 def sampler_kernels(model: torch.nn.Module) -> list[QuantumKernel]:
-    """The kernels of ``model`` that run on a sampler (``[]`` on the exact executor)."""
-    return [m for m in model.modules() if isinstance(m, QuantumKernel) and m.sampler_fidelity is not None]
+    """The kernels of ``model`` whose fidelity runs circuits on a device (``[]`` on the exact executor)."""
+    return [m for m in model.modules() if isinstance(m, QuantumKernel) and m.fidelity.circuits()]
 
 
-def shift_parameters(kernel: QuantumKernel, pass_manager, differentiate_y: bool) -> int:
-    """Circuit parameters shifted per binding in the sampler kernel's backward, counted by a dry run."""
-    dry = DryRunSampler()
-    fm = kernel.feature_map
-    fidelity = SamplerFidelity(fm, dry, pass_manager=pass_manager)
-    with torch.enable_grad():
-        ax = fm.angles(torch.zeros(1, fm.num_qubits)).detach().requires_grad_(True)
-        ay = fm.angles(torch.zeros(1, fm.num_qubits)).detach().requires_grad_(differentiate_y)
-        fidelity(ax, ay).sum().backward()
-    return dry.calls[-1][0] // 2
+def isa_circuit(model: torch.nn.Module) -> Any:
+    """The circuit the first device kernel of ``model`` submits (``None`` when none runs circuits)."""
+    kernels = sampler_kernels(model)
+    return kernels[0].fidelity.circuits()[0] if kernels else None
+
+
+def kernel_load(model: torch.nn.Module, *, training: bool) -> KernelLoad:
+    """The :class:`KernelLoad` of the built ``model``: its QK-LSTM cells (``K``, ``R``) and their kernel
+    fidelity's cost per value, with the reference side differentiated when training and any of its tensors
+    requires gradients (learned references, a trainable bandwidth, the map's trainable layers).
+
+    Raises:
+        ValueError: ``model`` has no QK-LSTM cell.
+    """
+    cells = [m for m in model.modules() if isinstance(m, QKLSTMCell)]
+    if not cells:
+        raise ValueError(f"estimate: expected a model with QK-LSTM cells, got {type(model).__name__}")
+    cell = cells[0]
+    reference_side = [cell.references, *cell.kernel.feature_map.parameters()]
+    differentiate_y = training and any(t.requires_grad for t in reference_side)
+    return KernelLoad.of(cell.kernel.fidelity.cost(differentiate_y=differentiate_y),
+                         num_references=cell.num_references, num_layers=len(cells))
 
 
 def estimate_model_cost(
-    model: torch.nn.Module, batches: Iterable[tuple[int, int]], resolved, *, num_references: int, num_layers: int,
-    training: bool, epochs: int = 1, differentiate_y: bool = False, job_overhead_seconds: float | None = None,
-    shots: int | None = None, **options: Any,
+    model: torch.nn.Module, batches: Iterable[tuple[int, int]], resolved, *, training: bool, epochs: int = 1,
+    job_overhead_seconds: float | None = None, shots: int | None = None, target_error: float | None = None,
+    jobs: JobLimits = JobLimits(), calibration: CalibrationCost = CalibrationCost(),
 ) -> CostEstimate:
-    """:func:`estimate_cost` of running ``model`` (built on ``resolved``'s pass manager) over ``batches``.
+    """:func:`estimate_cost` of running the built ``model`` (on ``resolved``'s pass manager) over ``batches``.
 
-    The ISA circuit comes from the model's first sampler kernel, the shifted-parameter count from
-    a dry run of its backward (``differentiate_y``: references or bandwidth are trained too).
-    ``shots`` overrides ``resolved.shots``; ``options`` (job limit, parallel batches, mitigation)
-    go to :func:`estimate_cost`.
+    The load comes from the model itself (:func:`kernel_load`), the ISA circuit from its first device
+    kernel. ``shots`` overrides ``resolved.shots``.
     """
-    kernels = sampler_kernels(model)
-    shift = shift_parameters(kernels[0], resolved.pass_manager, differentiate_y) if training and kernels else 0
-    return estimate_cost(
-        batches, num_references=num_references, shots=shots or resolved.shots or 1, num_layers=num_layers,
-        training=training, shift_parameters=shift, epochs=epochs,
-        isa_circuit=kernels[0].sampler_fidelity.circuit if kernels else None, device=resolved.device,
-        backend=resolved.name, on_qpu=resolved.kind in ("fake", "ibm"),
+    timing = DeviceTiming(
+        device=resolved.device, isa_circuit=isa_circuit(model), backend=resolved.name,
+        on_qpu=resolved.kind in ("fake", "ibm"),
         job_overhead_seconds=DEFAULT_JOB_OVERHEAD_S if job_overhead_seconds is None else job_overhead_seconds,
-        **options,
+    )
+    return estimate_cost(
+        batches, kernel_load(model, training=training), shots=shots or resolved.shots or 1, training=training,
+        epochs=epochs, timing=timing, jobs=jobs, calibration=calibration, target_error=target_error,
     )

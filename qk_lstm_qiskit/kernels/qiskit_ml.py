@@ -64,9 +64,7 @@ class QiskitKernel(BaseKernel):
         if not (isinstance(kernel, torch.nn.Module) and callable(getattr(kernel, "prepare", None))
                 and hasattr(kernel, "feature_map")):
             raise TypeError(f"QiskitKernel: expected kernel to be a QuantumKernel, got {type(kernel).__name__}")
-        feature_map = kernel.feature_map
-        circuit = getattr(feature_map, "source", feature_map.circuit)
-        super().__init__(feature_map=circuit, enforce_psd=enforce_psd)
+        super().__init__(feature_map=kernel.feature_map.bound_circuit(), enforce_psd=enforce_psd)
         self.kernel = kernel
 
     @property
@@ -76,12 +74,7 @@ class QiskitKernel(BaseKernel):
     @property
     def feature_map(self):
         """The circuit ``U(x)`` (current weights bound)."""
-        feature_map = self.kernel.feature_map
-        weights = getattr(feature_map, "weights", None)
-        if weights is None:
-            return getattr(feature_map, "source", feature_map.circuit)
-        values = weights.detach().cpu().tolist()
-        return feature_map.source.assign_parameters(dict(zip(feature_map.weight_params, values)))
+        return self.kernel.feature_map.bound_circuit()
 
     def _as_matrix(self, name: str, vec) -> torch.Tensor:
         array = np.asarray(vec, dtype=float)

@@ -21,11 +21,12 @@ from qiskit.primitives import BaseSamplerV2
 from qiskit_machine_learning.connectors import TorchConnector
 from qiskit_machine_learning.exceptions import QiskitMachineLearningError
 from qiskit_machine_learning.neural_networks import SamplerQNN
-from torch import nn
 
 from ..circuits.feature_map import FeatureMap
 from ..errors import QKLSTMError
 from ..gradients.parameter_shift import BatchedParamShiftSamplerGradient, job_id, probabilities
+from .exact import exact_executor
+from .fidelity import Fidelity, FidelityCost, Reference, register_fidelity
 
 __all__ = ["SamplerFidelity"]
 
@@ -98,13 +99,15 @@ class _KernelQNN(SamplerQNN):
             raise error from (error.__cause__ or exc.__cause__ or exc)
 
 
-class SamplerFidelity(nn.Module):
+@register_fidelity("compute-uncompute")
+class SamplerFidelity(Fidelity):
     """Fidelity-kernel matrix from a Sampler: ``K[n, m] = P(0…0)`` of ``U†(y_m) U(x_n)|0⟩``.
 
     .. math:: K_{nm} = |\\langle 0 | U^\\dagger(\\theta^y_m) U(\\theta^x_n) | 0 \\rangle|^2
 
-    Autograd runs through qiskit-machine-learning: a ``SamplerQNN`` (``input_gradients=True``,
-    output ``[P(0…0), 1 − P(0…0)]``) in a ``TorchConnector``, with
+    The compute-uncompute fidelity on a device, one circuit per value (registered as
+    ``"compute-uncompute"``). Autograd runs through qiskit-machine-learning: a ``SamplerQNN``
+    (``input_gradients=True``, output ``[P(0…0), 1 − P(0…0)]``) in a ``TorchConnector``, with
     :class:`BatchedParamShiftSamplerGradient`. One forward is one ``sampler.run`` holding one
     PUB with the ``N·M`` bindings; its backward is one more ``run`` with one PUB of shifted
     bindings (``N·M·2P`` rows, or ``N·M·4P`` when ``ay`` requires grad). The module holds no
@@ -135,7 +138,6 @@ class SamplerFidelity(nn.Module):
     """
 
     def __init__(self, feature_map: FeatureMap, sampler: BaseSamplerV2, *, pass_manager=None) -> None:
-        super().__init__()
         if not isinstance(feature_map, FeatureMap):
             raise TypeError(
                 f"SamplerFidelity: expected feature_map to be a FeatureMap, got {type(feature_map).__name__}"
@@ -149,7 +151,8 @@ class SamplerFidelity(nn.Module):
             raise TypeError(
                 f"SamplerFidelity: expected pass_manager to have a run(circuit) method, got {type(pass_manager).__name__}"
             )
-        self.num_parameters = feature_map.num_parameters
+        super().__init__(feature_map)
+        self._product = exact_executor(feature_map).is_product_circuit  # compiled only, nothing simulated
         circuit, x, y = feature_map.fidelity_circuit()
         if pass_manager is not None:
             circuit = self._transpile(circuit, pass_manager)
@@ -183,11 +186,15 @@ class SamplerFidelity(nn.Module):
         logger.info("SamplerFidelity: transpiled fidelity circuit, depth %d, ops %s", isa.depth(), dict(isa.count_ops()))
         return isa
 
+    def _constant(self, differentiate_y: bool) -> range:
+        """Columns of the y angles (after x's in the inputs) when they are not differentiated."""
+        p = self.num_parameters
+        return range(0) if differentiate_y else range(p, 2 * p)
+
     def connector(self, differentiate_y: bool = True) -> TorchConnector:
         """The cached ``TorchConnector(SamplerQNN)``; ``differentiate_y=False`` skips the y shifts."""
         if differentiate_y not in self._connectors:
-            p = self.num_parameters
-            constant = () if differentiate_y else range(p, 2 * p)  # y angles come after x in the inputs
+            constant = self._constant(differentiate_y)
             qnn = _KernelQNN(
                 circuit=self.circuit,
                 sampler=self.sampler,
@@ -200,13 +207,12 @@ class SamplerFidelity(nn.Module):
             self._connectors[differentiate_y] = TorchConnector(qnn)
         return self._connectors[differentiate_y]
 
-    def forward(self, ax: torch.Tensor, ay: torch.Tensor) -> torch.Tensor:
-        p = self.num_parameters
-        for name, rows, t in (("ax", "N", ax), ("ay", "M", ay)):
-            if t.dim() != 2 or t.size(1) != p:
-                raise ValueError(f"SamplerFidelity: expected {name} of shape ({rows}, {p}), got {tuple(t.shape)}")
-            if not t.is_floating_point():
-                raise TypeError(f"SamplerFidelity: expected {name} to be a floating-point tensor, got {t.dtype}")
+    @property
+    def is_product(self) -> bool:
+        return self._product
+
+    def evaluate(self, ax: torch.Tensor, reference: Reference) -> torch.Tensor:
+        ay = reference.angles
         n, m = ax.size(0), ay.size(0)
         if n == 0 or m == 0:
             return ax.new_zeros(n, m)
@@ -215,6 +221,17 @@ class SamplerFidelity(nn.Module):
         differentiate_y = torch.is_grad_enabled() and ay.requires_grad
         out = self.connector(differentiate_y)(pairs)  # (N·M, 2) float32: [P(0…0), 1 − P(0…0)]
         return out[:, 0].to(ax.dtype).reshape(n, m)
+
+    def circuits(self) -> tuple[QuantumCircuit, ...]:
+        """The composed, measured (and transpiled) fidelity circuit."""
+        return (self.circuit,)
+
+    def cost(self, *, differentiate_y: bool = False) -> FidelityCost:
+        """One circuit per value forward; the backward shifts every gate angle of the differentiated sides
+        (:meth:`~qk_lstm_qiskit.gradients.parameter_shift.BatchedParamShiftSamplerGradient.shifted_angles`)."""
+        gradient = BatchedParamShiftSamplerGradient(self.sampler, constant_columns=self._constant(differentiate_y))
+        shifted = gradient.shifted_angles(self.circuit)
+        return FidelityCost(forward=1, backward=2 * shifted, shifted_parameters=shifted)
 
     def extra_repr(self) -> str:
         return (

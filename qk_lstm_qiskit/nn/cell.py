@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 from ..circuits.library import build_feature_map
-from ..kernels.fused import fused_layer, supports_fused
 from ..kernels.kernel import PreparedSide, QuantumKernel, warn_if_product
 from ..validation import check_choice, check_finite, check_int, check_pair, check_tensor
+from . import update
+from .fused import fused_layer
 
 __all__ = ["GatedCell", "QKLSTMCell", "WEIGHTINGS", "REFERENCE_MODES"]
 
@@ -89,7 +90,11 @@ class GatedCell(nn.Module):
 
         Returns the hidden states of all steps ``(L, N, H)`` and the last ``h, c`` ``(N, H)``.
         """
-        prepared, outputs = self.prepare(), []
+        return self._loop(x, h, c, self.prepare())
+
+    def _loop(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, prepared: Any
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        outputs = []
         for x_t in x:
             h, c = self.step(x_t, h, c, prepared)
             outputs.append(h)
@@ -99,10 +104,7 @@ class GatedCell(nn.Module):
         self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, prepared: Any = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One unchecked update on batched tensors: ``x`` ``(N, in)``, ``h, c`` ``(N, H)``."""
-        z = self.gates(torch.cat([h, x], dim=-1), prepared)  # (N, 4, H)
-        i, f, g, o = z.unbind(1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
+        h, c, _, _ = update.lstm_update(self.gates(torch.cat([h, x], dim=-1), prepared), c)  # gates (N, 4, H)
         return h, c
 
 
@@ -130,14 +132,17 @@ class QKLSTMCell(GatedCell):
         weighting: ``"paper"`` (default) or ``"per_gate"``.
         references: ``"fixed"`` (random N(0, 1) buffer, default), ``"learned"`` (parameter), or
             ``"data"`` (buffer set from projected training inputs, see :meth:`set_references`).
+        fidelity: how kernels are computed: a registered name or a factory ``feature_map → Fidelity``
+            (:class:`~qk_lstm_qiskit.kernels.kernel.QuantumKernel`; default: exact, or the sampler's).
         sampler, pass_manager: evaluate kernels on a Qiskit ``BaseSamplerV2`` (default exact).
         memory_limit: bytes the exact executor may allocate per call (default: a fraction of the available memory).
         warn: warn once when the kernel is a product kernel (default True).
 
-    Over a sequence (:meth:`run_sequence`) on the exact executor (the product kernel, or any
-    map on up to :data:`~qk_lstm_qiskit.kernels.fused.MAX_STATEVECTOR_QUBITS` qubits), the layer
-    runs as one fused autograd node (:mod:`qk_lstm_qiskit.kernels.fused`), same values and
-    gradients; set ``fused = False`` to force the per-step loop.
+    Over a sequence (:meth:`run_sequence`), when the kernel's fidelity provides a route (the exact
+    product kernel, or any exact map on up to
+    :data:`~qk_lstm_qiskit.kernels.routes.MAX_STATEVECTOR_QUBITS` qubits), the layer runs as one fused
+    autograd node (:mod:`qk_lstm_qiskit.nn.fused`), same values and gradients; set ``fused = False`` to
+    force the per-step loop.
 
     Shape:
         ``input``: ``(N, input_size)`` or ``(input_size,)`` → ``h_1, c_1``: ``(N, H)`` or ``(H,)``.
@@ -149,7 +154,7 @@ class QKLSTMCell(GatedCell):
         torch.Size([2, 6])
     """
 
-    fused = True  # run_sequence uses FusedQKLSTMLayer when supports_fused(kernel)
+    fused = True  # run_sequence uses FusedQKLSTMLayer when the kernel provides a route
 
     def __init__(
         self,
@@ -167,6 +172,7 @@ class QKLSTMCell(GatedCell):
         trainable_layers: int = 0,
         weighting: str = "paper",
         references: str = "fixed",
+        fidelity=None,
         sampler=None,
         pass_manager=None,
         memory_limit: int | None = None,
@@ -185,7 +191,7 @@ class QKLSTMCell(GatedCell):
             trainable_layers=trainable_layers, input_scaling=input_scaling, trainable_scaling=trainable_scaling, dtype=dtype,
         ).to(device)
         self.kernel = QuantumKernel(
-            feature_map, sampler=sampler, pass_manager=pass_manager, warn=False, memory_limit=memory_limit
+            feature_map, fidelity, sampler=sampler, pass_manager=pass_manager, warn=False, memory_limit=memory_limit
         )
         if warn:
             warn_if_product(type(self).__name__, [self.kernel])
@@ -242,11 +248,13 @@ class QKLSTMCell(GatedCell):
         ``u_t = P [h_{t-1}; x_t] + p = (x_t W_x^T + p) + h_{t-1} W_h^T`` with ``P = [W_h | W_x]``:
         the input half is one matrix product for all steps.
         """
-        if not (self.fused and supports_fused(self.kernel)):
-            return super().run_sequence(x, h, c)
+        prepared = self.prepare()
+        route = self.kernel.route(prepared) if self.fused else None
+        if route is None:
+            return self._loop(x, h, c, prepared)
         weight = self.projection.weight  # (q, H + input_size)
         xp = nn.functional.linear(x, weight[:, self.hidden_size :], self.projection.bias)  # (L, N, q)
-        hs, c = fused_layer(self.kernel, xp, h, c, weight[:, : self.hidden_size], self.weight, self.bias, self.prepare())
+        hs, c = fused_layer(route, xp, h, c, weight[:, : self.hidden_size], self.weight, self.bias)
         return hs, hs[-1], c
 
     def extra_repr(self) -> str:

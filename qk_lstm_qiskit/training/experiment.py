@@ -157,9 +157,5 @@ def estimate_training(config: RunConfig, *, resolved=None, job_overhead_seconds:
         raise ValueError(f"train: expected a sampler backend for --dry-run/--max-qpu-seconds, got {rb.name!r}")
     lengths = sorted(task.sequence_lengths(task.prepare().train))
     model = task.build_model(sampler=DryRunSampler(), pass_manager=rb.pass_manager)
-    return estimate_model_cost(
-        model, batch_shapes(lengths, config.train.batch_size), rb, num_references=config.model.num_references,
-        num_layers=config.model.num_layers, training=True, epochs=config.train.epochs,
-        differentiate_y=config.model.references == "learned" or config.model.trainable_scaling,
-        job_overhead_seconds=job_overhead_seconds,
-    )
+    return estimate_model_cost(model, batch_shapes(lengths, config.train.batch_size), rb, training=True,
+                               epochs=config.train.epochs, job_overhead_seconds=job_overhead_seconds)

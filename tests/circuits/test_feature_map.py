@@ -213,3 +213,17 @@ def test_wrong_x_size_raises():
 def test_all_entanglements_are_accepted():
     for entanglement in ENTANGLEMENTS:
         assert FeatureMap(3, entanglement=entanglement).entanglement == entanglement
+
+
+def test_feature_map_is_an_abstract_base_with_two_siblings():
+    """``FeatureMap(n, …)`` builds the paper's map; the circuit map is its sibling, not its subclass."""
+    from qk_lstm_qiskit.circuits.feature_map import CircuitFeatureMap, PaperFeatureMap
+
+    assert type(FeatureMap(2)) is PaperFeatureMap
+    assert issubclass(CircuitFeatureMap, FeatureMap) and not issubclass(CircuitFeatureMap, PaperFeatureMap)
+
+    class Incomplete(FeatureMap):
+        pass
+
+    with pytest.raises(TypeError, match="abstract"):
+        Incomplete()

@@ -17,10 +17,9 @@ from qiskit_machine_learning.primitives import QMLSampler
 from torch.func import functional_call
 
 from _assertions import raises_one_line
-from qk_lstm_qiskit.circuits.feature_map import FeatureMap
+from qk_lstm_qiskit.circuits.feature_map import FeatureMap, PaperFeatureMap
 from qk_lstm_qiskit.circuits.library import build_feature_map
 from qk_lstm_qiskit.errors import ProductKernelWarning
-from qk_lstm_qiskit.kernels.fused import supports_fused
 from qk_lstm_qiskit.kernels.kernel import QuantumKernel
 
 from _references import kernel_of, qiskit_states
@@ -103,7 +102,7 @@ def test_named_maps_match_qiskit_and_the_paper_class(rng):
     zz = kernel_of(build_feature_map("zz", 3, reps=2, entanglement="full", dtype=torch.float64))
     reference = qiskit_states(zz_feature_map(3, reps=2, entanglement="full"), x.numpy())
     assert np.abs(zz.states(x).numpy() - reference).max() <= 1e-12
-    assert type(build_feature_map("paper", 3, reps=2)) is FeatureMap  # no trainable layer: the paper's class
+    assert type(build_feature_map("paper", 3, reps=2)) is PaperFeatureMap  # no trainable layer: the paper's class
     # the paper map as a circuit with zero-initialised trainable layers gives the paper's kernel
     layered = kernel_of(build_feature_map("paper", 3, reps=2, trainable_layers=2, dtype=torch.float64))
     paper = kernel_of(FeatureMap(3, reps=2, dtype=torch.float64))
@@ -203,7 +202,8 @@ def test_config_keys_build_the_map_and_checkpoints_carry_its_weights(tmp_path):
     state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["model_state"]
     weights = state["recurrent.cells.0.kernel.feature_map.weights"]
     assert torch.equal(fm.weights.detach(), weights) and weights[-1:].ne(math.log(0.1)).all()  # the log-bandwidth was trained
-    assert supports_fused(tagger.recurrent.cells[0].kernel)  # the statevector route: trainable weights
+    cell = tagger.recurrent.cells[0]
+    assert cell.kernel.route(cell.prepare()) is not None  # the statevector route: trainable weights
     sentence = torch.tensor([words.encode(["The", "dog", "eat"])])
     with torch.no_grad():
         assert (tagger(sentence) - on_sampler(sentence)).abs().max() <= 1e-5

@@ -10,10 +10,15 @@ from qk_lstm_qiskit.errors import QKLSTMError
 from qk_lstm_qiskit.hardware.cost import (
     DEFAULT_JOB_OVERHEAD_S,
     DEFAULT_REP_DELAY_S,
+    CalibrationCost,
+    DeviceTiming,
+    JobLimits,
+    KernelLoad,
     batch_shapes,
     check_budget,
     circuit_duration,
     estimate_cost,
+    kernel_load,
     rep_delay,
 )
 from qk_lstm_qiskit.circuits.feature_map import FeatureMap
@@ -22,7 +27,7 @@ from qk_lstm_qiskit.circuits.feature_map import FeatureMap
 def test_counts_match_a_hand_count_for_inference():
     # Batch 1: 2 sentences padded to 3 steps; batch 2: 1 sentence of 2 steps. R = 2, G = 4, K = 1.
     # Step jobs: 3 + 2 = 5. Bindings: 3 steps·2 sentences·4 gates·2 refs = 48, plus 2·1·4·2 = 16.
-    est = estimate_cost([(2, 3), (1, 2)], num_references=2, shots=100)
+    est = estimate_cost([(2, 3), (1, 2)], KernelLoad(num_references=2), shots=100)
     assert (est.forward_circuits, est.backward_circuits, est.circuits) == (64, 0, 64)
     assert est.jobs == 5 and est.rounds == 5
     assert est.total_shots == 6400
@@ -32,8 +37,8 @@ def test_counts_match_a_hand_count_for_inference():
 def test_counts_match_a_hand_count_for_training():
     # Same data, 2 epochs, 2 layers, parameter shift over 3 parameters: 2·3 = 6 shifted circuits
     # per forward binding. Forward per epoch 2 layers·64 = 128, so 256 over 2 epochs; backward 6·256.
-    est = estimate_cost([(2, 3), (1, 2)], num_references=2, shots=10, num_layers=2, training=True,
-                        shift_parameters=3, epochs=2)
+    load = KernelLoad(num_references=2, num_layers=2, backward_circuits_per_value=6, shift_parameters=3)
+    est = estimate_cost([(2, 3), (1, 2)], load, shots=10, training=True, epochs=2)
     assert est.forward_circuits == 256
     assert est.backward_circuits == 1536
     assert est.circuits == 1792
@@ -68,7 +73,8 @@ def test_qpu_seconds_follow_the_stated_formula():
     rb = resolve_backend("fake:manila", shots=1000, seed=1)
     circuit, _, _ = FeatureMap(4, reps=2).fidelity_circuit()
     isa = rb.pass_manager.run(circuit)
-    est = estimate_cost([(2, 3)], num_references=4, shots=1000, isa_circuit=isa, device=rb.device, backend=rb.name)
+    est = estimate_cost([(2, 3)], KernelLoad(num_references=4), shots=1000,
+                        timing=DeviceTiming(device=rb.device, isa_circuit=isa, backend=rb.name))
     t_circ = circuit_duration(isa, rb.device.target)
     assert t_circ > 0 and est.circuit_seconds == t_circ
     assert est.rep_delay_seconds == rep_delay(rb.device) == 250e-6  # manila's default_rep_delay
@@ -89,7 +95,8 @@ def test_budget_refuses_a_run_over_it():
     device = fake_backend("manila")
     circuit = QuantumCircuit(1, 1)
     circuit.measure(0, 0)
-    est = estimate_cost([(4, 10)], num_references=4, shots=4096, isa_circuit=circuit, device=device, backend="fake:manila")
+    est = estimate_cost([(4, 10)], KernelLoad(num_references=4), shots=4096,
+                        timing=DeviceTiming(device=device, isa_circuit=circuit, backend="fake:manila"))
     check_budget(est, est.qpu_seconds + 1)
     check_budget(est, None)
     with pytest.raises(QKLSTMError, match=r"needs ≈ [\d,.]+ QPU seconds on fake:manila \(10 jobs, 640 circuits × 4,096 shots\), over max_qpu_seconds=60") as info:
@@ -98,7 +105,8 @@ def test_budget_refuses_a_run_over_it():
 
 
 def test_budget_needs_durations():
-    est = estimate_cost([(1, 1)], num_references=1, shots=1, device=fake_backend("manila"), backend="fake:manila")
+    est = estimate_cost([(1, 1)], KernelLoad(num_references=1), shots=1,
+                        timing=DeviceTiming(device=fake_backend("manila"), backend="fake:manila"))
     assert est.qpu_seconds is None
     with pytest.raises(QKLSTMError, match="cannot check max_qpu_seconds=5 on fake:manila"):
         check_budget(est, 5)
@@ -106,19 +114,21 @@ def test_budget_needs_durations():
 
 @pytest.mark.parametrize(
     "kwargs, error, message",
-    [({"num_references": 0}, ValueError, "expected num_references >= 1, got 0"),
+    [({"load": KernelLoad(num_references=0)}, ValueError, "expected num_references >= 1, got 0"),
      ({"shots": 1.5}, TypeError, "expected shots to be an int, got float 1.5"),
-     ({"training": True}, ValueError, "expected shift_parameters >= 1 when training, got 0")],
+     ({"load": KernelLoad(4, backward_circuits_per_value=-2)}, ValueError,
+      "expected backward_circuits_per_value >= 0, got -2"),
+     ({"jobs": JobLimits(max_circuits_per_job=0)}, ValueError, "expected max_circuits_per_job >= 1, got 0")],
 )
 def test_bad_counts_are_rejected(kwargs, error, message):
-    args = {"num_references": 4, "shots": 100, **kwargs}
+    args = {"load": KernelLoad(num_references=4), "shots": 100, **kwargs}
     with pytest.raises(error, match=message):
         estimate_cost([(1, 2)], **args)
 
 
 def test_bad_batch_is_rejected():
     with pytest.raises(ValueError, match=r"expected batch 1 of >= 1 sentences of length >= 1, got \(2, 0\)"):
-        estimate_cost([(1, 2), (2, 0)], num_references=1, shots=1)
+        estimate_cost([(1, 2), (2, 0)], KernelLoad(num_references=1), shots=1)
 
 
 def test_batch_shapes():
@@ -148,8 +158,9 @@ def test_formula_matches_what_the_model_submits(training):
             if training:
                 log_probs.sum().backward()
     shift = 2 * config.num_qubits * config.reps  # x angles only: references are fixed
-    est = estimate_cost(shapes, num_references=3, shots=1, num_layers=2, training=training,
-                        shift_parameters=shift if training else 0)
+    load = KernelLoad(num_references=3, num_layers=2, backward_circuits_per_value=2 * shift, shift_parameters=shift)
+    est = estimate_cost(shapes, load, shots=1, training=training)
+    assert kernel_load(model, training=True) == load  # read off the model
     assert len(dry.calls) == est.jobs
     assert dry.bindings == est.circuits
     forward_sizes = {n * 4 * 3 for n, _ in shapes}  # N_b·G·R bindings per forward call
@@ -159,13 +170,14 @@ def test_formula_matches_what_the_model_submits(training):
 def test_job_limit_splits_steps_and_parallel_batches_shorten_the_rounds():
     # Batches (N_b, L_b): (2, 3), (1, 2), (3, 4); R = 2, G = 4: steps carry 16, 8, 24 bindings.
     batches = [(2, 3), (1, 2), (3, 4)]
-    est = estimate_cost(batches, num_references=2, shots=10, max_circuits_per_job=10)
+    load = KernelLoad(num_references=2)
+    est = estimate_cost(batches, load, shots=10, jobs=JobLimits(max_circuits_per_job=10))
     assert est.jobs == 3 * 2 + 2 * 1 + 4 * 3  # ⌈16/10⌉ = 2, ⌈8/10⌉ = 1, ⌈24/10⌉ = 3 jobs per step
     assert est.rounds == 3 + 2 + 4  # one worker: every step waits for the previous one
-    parallel = estimate_cost(batches, num_references=2, shots=10, parallel_batches=2)
+    parallel = estimate_cost(batches, load, shots=10, jobs=JobLimits(parallel_batches=2))
     # list scheduling in batch order: worker A takes 3 steps, B takes 2, then (free first) 4 more
     assert parallel.rounds == 6 and parallel.jobs == 9 and parallel.circuits == est.circuits
-    assert estimate_cost(batches, num_references=2, shots=10, parallel_batches=3).rounds == 4
+    assert estimate_cost(batches, load, shots=10, jobs=JobLimits(parallel_batches=3)).rounds == 4
 
 
 def test_calibration_is_priced_with_its_own_circuit():
@@ -173,13 +185,37 @@ def test_calibration_is_priced_with_its_own_circuit():
     calibration = QuantumCircuit(5, 2)
     calibration.x(1)
     calibration.measure([1, 2], [0, 1])
-    base = dict(num_references=2, shots=100, device=device, job_overhead_seconds=2.0, isa_circuit=calibration)
-    plain = estimate_cost([(1, 2)], **base)
-    est = estimate_cost([(1, 2)], **base, mitigation="m3", calibration_circuits=4, calibration_shots=500,
-                        calibration_circuit=calibration)
+    base = dict(shots=100, timing=DeviceTiming(device=device, job_overhead_seconds=2.0, isa_circuit=calibration))
+    plain = estimate_cost([(1, 2)], KernelLoad(num_references=2), **base)
+    est = estimate_cost([(1, 2)], KernelLoad(num_references=2), **base,
+                        calibration=CalibrationCost("m3", circuits=4, shots=500, circuit=calibration))
     t_cal = device.target["x"][(1,)].duration + max(device.target["measure"][(q,)].duration for q in (1, 2))
     expected = 2.0 + 4 * 500 * (t_cal + rep_delay(device))
     assert est.calibration_jobs == 1 and est.calibration_qpu_seconds == pytest.approx(expected, rel=1e-9)
     assert est.qpu_seconds == pytest.approx(plain.qpu_seconds + expected, rel=1e-12)
     assert "readout mitigation: m3; 4 calibration circuits × 500 shots in 1 job(s)" in est.summary()
     assert est.kernel_standard_error == pytest.approx(0.05)  # √(1 / (4·100))
+
+
+@pytest.mark.parametrize("options, reference_side", [
+    ({}, False), ({"references": "learned"}, True), ({"trainable_scaling": True}, True),
+    ({"feature_map": "paper", "trainable_layers": 1, "reps": 2}, True),
+])
+def test_a_training_estimate_counts_what_the_model_submits(options, reference_side):
+    """The training estimate is read off the built model: a ``trainable_layers`` map's weights (like learned
+    references or a trainable bandwidth) make the reference side require gradients, so its angles are shifted
+    too; the estimate's circuits equal the dry-run sampler's count of a real forward and backward."""
+    import torch
+
+    from qk_lstm_qiskit.hardware.cost import DryRunSampler
+    from qk_lstm_qiskit.nn.lstm import QKLSTM
+
+    dry = DryRunSampler()
+    model = QKLSTM(3, 2, num_layers=2, batch_first=True, num_qubits=2, num_references=1, sampler=dry, **options)
+    x = torch.randn(2, 3, 3, generator=torch.Generator().manual_seed(0))  # N = 2 rows, L = 3 steps
+    model(x)[0].sum().backward()
+    load = kernel_load(model, training=True)
+    est = estimate_cost([(2, 3)], load, shots=1, training=True)
+    assert dry.bindings == est.circuits and len(dry.calls) == est.jobs
+    x_angles = model.cells[0].kernel.feature_map.num_parameters
+    assert load.shift_parameters == (2 * x_angles if reference_side else x_angles)

@@ -120,7 +120,7 @@ def test_gradcheck_wrt_trainable_scaling(reps, gen):
 def test_autograd_equals_parameter_shift_rule_on_angles(gen):
     """NOTES eq. 9–13: ∂k/∂θ = [k(θ + π/2) − k(θ − π/2)] / 2 for each angle of U(x) (each appears once)."""
     kernel = KERNELS["reps2"]
-    executor = kernel.executor
+    executor = kernel.fidelity.executor
     theta_x = torch.randn(1, kernel.feature_map.num_parameters, dtype=torch.float64, generator=gen)
     theta_y = torch.randn(1, kernel.feature_map.num_parameters, dtype=torch.float64, generator=gen)
     state_y = executor.statevectors(theta_y)
@@ -246,7 +246,7 @@ def test_prepared_reference_states_are_reused_and_differentiable(gen):
     kernel = KERNELS["reps2"]
     y = torch.randn(4, N, dtype=torch.float64, generator=gen, requires_grad=True)
     prepared = kernel.prepare(y)
-    assert prepared.states is not None and prepared.states.shape == (4, 2**N)
+    assert prepared.prepared.shape == (4, 2**N)  # the statevector fidelity keeps the references' states
     steps = [torch.randn(2, N, dtype=torch.float64, generator=gen) for _ in range(3)]
     total = sum(kernel.evaluate(x, prepared).sum() for x in steps)  # one y-side adjoint sweep for all steps
     (grad,) = torch.autograd.grad(total, y)

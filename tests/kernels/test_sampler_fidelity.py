@@ -150,7 +150,7 @@ def test_pass_manager_with_nontrivial_layout_keeps_logical_outcomes():
     )
     counting = CountingSampler(exact_sampler())
     sampled = QuantumKernel(fm, sampler=counting, pass_manager=pm)
-    circuit = sampled.sampler_fidelity.circuit
+    (circuit,) = sampled.fidelity.circuits()
     measured = [
         (circuit.find_bit(i.qubits[0]).index, circuit.find_bit(i.clbits[0]).index)
         for i in circuit.data

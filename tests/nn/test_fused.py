@@ -1,4 +1,5 @@
-"""The fused QK-LSTM layer (product and statevector routes) equals the per-step loop: values and all gradients."""
+"""The fused QK-LSTM layer (product and statevector routes) equals the per-step loop: values and all gradients;
+both run the one LSTM update (nn/update.py)."""
 
 from __future__ import annotations
 
@@ -8,22 +9,25 @@ import pytest
 import torch
 
 from qk_lstm_qiskit.nn.cell import REFERENCE_MODES, WEIGHTINGS, QKLSTMCell
-from qk_lstm_qiskit.circuits.feature_map import FeatureMap
-from qk_lstm_qiskit.kernels.fused import (
-    MAX_STATEVECTOR_QUBITS,
-    FusedQKLSTMLayer,
-    ProductRoute,
-    StatevectorRoute,
-    _exclusive_prod,
-    _expansion,
-    fused_layer,
-    fused_route,
-    supports_fused,
-)
+from qk_lstm_qiskit.circuits.feature_map import FeatureMap, PaperFeatureMap
 from qk_lstm_qiskit.kernels.kernel import QuantumKernel
+from qk_lstm_qiskit.kernels.routes import MAX_STATEVECTOR_QUBITS, ProductRoute, StatevectorRoute, _exclusive_prod
+from qk_lstm_qiskit.kernels.shift import ParameterShiftFidelity
+from qk_lstm_qiskit.kernels.statevector import FourierBloch
+from qk_lstm_qiskit.nn import update
+from qk_lstm_qiskit.nn.fused import FusedQKLSTMLayer, fused_layer
 from qk_lstm_qiskit.nn.lstm import QKLSTM
 
 F64 = torch.float64
+
+
+def route_of(kernel: QuantumKernel):
+    """The route the kernel's fidelity provides against two references (``None``: the per-step loop)."""
+    return kernel.route(kernel.prepare(torch.zeros(2, kernel.num_features, dtype=F64)))
+
+
+def expansion(kernel: QuantumKernel) -> FourierBloch:
+    return FourierBloch.of(kernel.fidelity.executor.product_form(F64))
 
 
 def set_fused(model: QKLSTM, fused: bool) -> None:
@@ -122,10 +126,11 @@ def test_fused_equals_loop_float32(weighting, gen):
 @pytest.mark.parametrize("weighting", WEIGHTINGS)
 def test_fused_layer_gradcheck(weighting, gen):
     cell = QKLSTMCell(2, 3, num_qubits=2, num_references=2, weighting=weighting, input_scaling=0.8, dtype=F64)
-    by = cell.prepare().bloch.detach()
-    bloch = _expansion(cell.kernel, F64, by.device)
+    by = cell.prepare().prepared.detach()
+    bloch = expansion(cell.kernel)
+
     def layer(xp, h0, c0, w_h, alpha, beta, by):
-        return FusedQKLSTMLayer.apply(xp, h0, c0, w_h, alpha, beta, ProductRoute(cell.kernel.feature_map, bloch), by)
+        return FusedQKLSTMLayer.apply(xp, h0, c0, w_h, alpha, beta, ProductRoute(cell.kernel.feature_map, bloch, by), by)
 
     inputs = (
         torch.randn(4, 2, 2, dtype=F64, generator=gen), torch.randn(2, 3, dtype=F64, generator=gen),
@@ -144,8 +149,9 @@ def test_statevector_route_gradcheck(reps, entanglement, layers, gen):
     cell = QKLSTMCell(2, 3, num_qubits=3, num_references=2, reps=reps, entanglement=entanglement,
                       trainable_layers=layers, weighting="per_gate", dtype=F64, warn=False)
     kernel = cell.kernel
-    assert fused_route(kernel) == "statevector"
-    states = kernel.executor.statevectors(cell.prepare().angles.detach(), drop_constant_tail=True)
+    assert isinstance(route_of(kernel), StatevectorRoute)
+    executor = kernel.fidelity.executor
+    states = executor.statevectors(cell.prepare().angles.detach(), drop_constant_tail=True)
     weights = tuple(p for p in kernel.feature_map.parameters() if p.requires_grad)
     assert len(weights) == (1 if layers else 0)
     if weights:
@@ -153,7 +159,8 @@ def test_statevector_route_gradcheck(reps, entanglement, layers, gen):
             weights[0].normal_(generator=gen)
 
     def layer(xp, h0, c0, w_h, alpha, beta, states, *weights):
-        return FusedQKLSTMLayer.apply(xp, h0, c0, w_h, alpha, beta, StatevectorRoute(kernel), states, *weights)
+        route = StatevectorRoute(executor, kernel.feature_map, states)
+        return FusedQKLSTMLayer.apply(xp, h0, c0, w_h, alpha, beta, route, states, *weights)
 
     inputs = (
         torch.randn(3, 2, 3, dtype=F64, generator=gen), torch.randn(2, 3, dtype=F64, generator=gen),
@@ -185,7 +192,7 @@ def test_statevector_route_equals_loop_float64(options, weighting, references, g
     if references == "data":
         model.init_references_from_data(x, generator=gen)
     hx = tuple(torch.randn(2, 3, 4, dtype=F64, generator=gen) for _ in range(2))
-    assert all(fused_route(cell.kernel) == "statevector" for cell in model.cells)
+    assert all(isinstance(route_of(cell.kernel), StatevectorRoute) for cell in model.cells)
     grads = assert_fused_equals_loop(model, x, hx, 1e-10)
     trainable = [name for name in grads if "feature_map" in name or "references" in name]
     assert all(grads[name].abs().max() > 0 for name in trainable)
@@ -201,7 +208,8 @@ def test_statevector_route_float32_and_chunked_jacobian(gen):
                   dtype=F64)
     wide.load_state_dict({k: v.double() for k, v in model.state_dict().items()})
     for cell in wide.cells:
-        cell.kernel.executor.memory_limit = cell.kernel.executor.state_bytes(8 * 4, F64)  # one row × q directions
+        executor = cell.kernel.fidelity.executor
+        executor.memory_limit = executor.state_bytes(8 * 4, F64)  # one row × q directions
     wide_values, wide_grads = outputs_and_grads(wide, x.double(), tuple(t.double() for t in hx), fused=True)
     assert values["out"].dtype == torch.float32
     assert_same({k: v.double() for k, v in values.items()}, wide_values, 1e-5)
@@ -212,9 +220,9 @@ def test_statevector_route_float32_and_chunked_jacobian(gen):
 def test_fourier_expansion_reproduces_product_bloch(reps, entanglement):
     kernel = QuantumKernel(FeatureMap(3, reps, entanglement, dtype=F64))
     values = kernel.feature_map.angles(torch.randn(7, 3, dtype=F64) * 2)  # (B, P)
-    bloch = _expansion(kernel)
+    bloch = expansion(kernel)
     modes = torch.cos(values @ bloch.arg_map + bloch.arg_shift)
-    expected = kernel.executor.product_bloch(values).permute(2, 0, 1).reshape(7, -1)  # (B, (n, 3))
+    expected = kernel.fidelity.executor.product_bloch(values).permute(2, 0, 1).reshape(7, -1)  # (B, (n, 3))
     torch.testing.assert_close(modes @ bloch.to_bloch, expected, rtol=0, atol=1e-12)
 
 
@@ -233,17 +241,19 @@ def test_unsupported_kernels_run_the_loop(gen):
     sampled = QKLSTM(3, 4, batch_first=True, num_qubits=2, num_references=2, sampler=QMLSampler(shots=None), dtype=F64)
     large = QKLSTM(3, 4, batch_first=True, num_qubits=MAX_STATEVECTOR_QUBITS + 1, num_references=1, reps=2, dtype=F64)
     shift = QKLSTM(3, 4, batch_first=True, num_qubits=2, num_references=2, reps=2, dtype=F64)
-    shift.cells[0].kernel.gradient = "parameter-shift"
+    shift.cells[0].kernel.fidelity = ParameterShiftFidelity(shift.cells[0].kernel.feature_map)
     for model in (sampled, large, shift):
-        assert fused_route(model.cells[0].kernel) is None and not supports_fused(model.cells[0].kernel)
+        assert route_of(model.cells[0].kernel) is None
         assert not uses_fused(model, torch.randn(2, 3, 3, dtype=F64, generator=gen))
 
 
 def test_routes_of_product_kernels():
     """A product kernel takes the Fourier route unless the map has trainable weights or too many slot angles."""
-    assert fused_route(QuantumKernel(FeatureMap(3, dtype=F64), warn=False)) == "product"
-    assert fused_route(QuantumKernel(FeatureMap(3, trainable_scaling=True, dtype=F64), warn=False)) == "statevector"
-    assert fused_route(QuantumKernel(FeatureMap(2, reps=3, entanglement="none", dtype=F64), warn=False)) == "statevector"
+    assert isinstance(route_of(QuantumKernel(FeatureMap(3, dtype=F64), warn=False)), ProductRoute)
+    trainable = QuantumKernel(FeatureMap(3, trainable_scaling=True, dtype=F64), warn=False)
+    assert isinstance(route_of(trainable), StatevectorRoute)
+    many_slots = QuantumKernel(FeatureMap(2, reps=3, entanglement="none", dtype=F64), warn=False)
+    assert isinstance(route_of(many_slots), StatevectorRoute)
 
 
 def test_fused_layer_returns_all_hidden_states_and_last_cell_state(gen):
@@ -252,7 +262,7 @@ def test_fused_layer_returns_all_hidden_states_and_last_cell_state(gen):
     h0, c0 = torch.zeros(5, 3, dtype=F64), torch.zeros(5, 3, dtype=F64)
     weight = cell.projection.weight
     xp = torch.nn.functional.linear(x, weight[:, 3:], cell.projection.bias)
-    hs, c = fused_layer(cell.kernel, xp, h0, c0, weight[:, :3], cell.weight, cell.bias, cell.prepare())
+    hs, c = fused_layer(cell.kernel.route(cell.prepare()), xp, h0, c0, weight[:, :3], cell.weight, cell.bias)
     h, c_loop = h0, c0
     for t in range(4):
         h, c_loop = cell.step(x[t], h, c_loop, cell.prepare())
@@ -260,7 +270,7 @@ def test_fused_layer_returns_all_hidden_states_and_last_cell_state(gen):
     torch.testing.assert_close(c, c_loop, rtol=0, atol=1e-12)
 
 
-class _ShiftedEncoding(FeatureMap):
+class _ShiftedEncoding(PaperFeatureMap):
     """A feature map whose encoding differs from the paper's (still one feature per qubit)."""
 
     def angles(self, x: torch.Tensor) -> torch.Tensor:
@@ -272,7 +282,7 @@ def test_fused_layer_uses_the_feature_maps_encoding(gen):
     model = QKLSTM(3, 4, batch_first=True, num_qubits=3, num_references=2, references="learned", dtype=F64)
     cell = model.cells[0]
     cell.kernel.feature_map = _ShiftedEncoding(3, dtype=F64)
-    assert supports_fused(cell.kernel)
+    assert route_of(cell.kernel) is not None
     x = torch.randn(2, 5, 3, dtype=F64, generator=gen)
     hx = tuple(torch.randn(1, 2, 4, dtype=F64, generator=gen) for _ in range(2))
     assert_fused_equals_loop(model, x, hx, 1e-10)
@@ -281,7 +291,7 @@ def test_fused_layer_uses_the_feature_maps_encoding(gen):
     assert (paper(x, hx)[0] - model(x, hx)[0]).abs().max() > 1e-3  # the encodings really differ
 
 
-class _Mixing(FeatureMap):
+class _Mixing(PaperFeatureMap):
     """A product circuit whose angles mix features: not qubit-local, so no Fourier route."""
 
     def angles(self, x):
@@ -290,9 +300,42 @@ class _Mixing(FeatureMap):
 
 def test_feature_map_mixing_features_takes_the_statevector_route(gen):
     kernel = QuantumKernel(_Mixing(3, dtype=F64))
-    assert kernel.is_product_kernel and fused_route(kernel) == "statevector"
+    assert kernel.is_product_kernel and isinstance(route_of(kernel), StatevectorRoute)
     model = QKLSTM(3, 4, batch_first=True, num_qubits=3, num_references=2, references="learned", dtype=F64)
     model.cells[0].kernel.feature_map = _Mixing(3, dtype=F64)
     x = torch.randn(2, 5, 3, dtype=F64, generator=gen)
     hx = tuple(torch.randn(1, 2, 4, dtype=F64, generator=gen) for _ in range(2))
     assert_fused_equals_loop(model, x, hx, 1e-10)
+
+
+def test_routes_are_immutable_once_built():
+    route = route_of(QuantumKernel(FeatureMap(2, dtype=F64), warn=False))
+    with pytest.raises(AttributeError, match="ProductRoute: a route is immutable once built"):
+        route.by = torch.zeros(2, 3, 2, dtype=F64)
+
+
+def test_the_fused_layer_and_the_cells_share_one_lstm_update(gen, monkeypatch):
+    """Both paths run nn.update.lstm_update: replace it by another update and both follow it, still equal (a copy
+    of the update in either path would keep the old values there and fail)."""
+    model = QKLSTM(3, 4, batch_first=True, num_qubits=3, num_references=2, references="learned", dtype=F64)
+    x = torch.randn(2, 5, 3, dtype=F64, generator=gen)
+    hx = tuple(torch.randn(1, 2, 4, dtype=F64, generator=gen) for _ in range(2))
+    assert uses_fused(model, x)
+    before = model(x, hx)[0]
+    original = update.lstm_update
+
+    def variant(z, c):  # another recurrence: half the forget pre-activation, a leaky cell state
+        return original(z * z.new_tensor([1.0, 0.5, 1.0, 1.0]).view(4, 1), 0.9 * c)
+
+    monkeypatch.setattr(update, "lstm_update", variant)
+    fused, _ = outputs_and_grads_forward(model, x, hx, fused=True)
+    loop, _ = outputs_and_grads_forward(model, x, hx, fused=False)
+    assert_same(fused, loop, 1e-12)
+    assert (fused["out"] - before).abs().max() > 1e-3  # the replacement really ran
+
+
+def outputs_and_grads_forward(model: QKLSTM, x: torch.Tensor, hx, fused: bool):
+    set_fused(model, fused)
+    with torch.no_grad():
+        out, (h, c) = model(x, hx)
+    return {"out": out, "h": h, "c": c}, None
