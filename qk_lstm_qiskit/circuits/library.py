@@ -18,6 +18,7 @@ an untrained map is the plain map. ``paper`` without trainable layers or bandwid
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from qiskit.circuit import Parameter, ParameterVector, QuantumCircuit
@@ -26,7 +27,7 @@ from qiskit.circuit.library import pauli_feature_map, z_feature_map
 from ..validation import check_choice, check_int, check_number
 from .feature_map import ENTANGLEMENTS, FeatureMap, entangling_pairs
 
-__all__ = ["FEATURE_MAPS", "encoding_layer", "build_feature_map"]
+__all__ = ["FEATURE_MAPS", "FeatureMapSpec", "encoding_layer", "build_feature_map"]
 
 FEATURE_MAPS = ("paper", "zz", "z", "pauli")  #: names :func:`build_feature_map` (and ``model.feature_map``) accept
 
@@ -107,3 +108,36 @@ def build_feature_map(
     return FeatureMap.from_circuit(
         circuit, input_params=list(x), weight_params=weight_params, initial_weights=initial, dtype=dtype
     )
+
+
+@dataclass(frozen=True)
+class FeatureMapSpec:
+    """Which feature map to build (:func:`build_feature_map`): one value travels instead of eight options.
+
+    Attributes:
+        kind: ``paper`` (default) | ``zz`` | ``z`` | ``pauli``.
+        num_qubits: qubits = features (default 4).
+        reps: repetitions of the encoding (default 1, the paper's circuit).
+        entanglement: ``linear`` (default), ``circular``, ``full`` or ``none``.
+        paulis: the ``pauli`` map's terms (default ``("Z", "ZZ")``).
+        trainable_layers: RY·RZ layers before every repetition (default 0).
+        input_scaling: the initial bandwidth ``s > 0`` (default 1.0).
+        trainable_scaling: learn the bandwidth (default False).
+    """
+
+    kind: str = "paper"
+    num_qubits: int = 4
+    reps: int = 1
+    entanglement: str = "linear"
+    paulis: tuple[str, ...] = ("Z", "ZZ")
+    trainable_layers: int = 0
+    input_scaling: float = 1.0
+    trainable_scaling: bool = False
+
+    def build(self, *, dtype: torch.dtype | None = None) -> FeatureMap:
+        """The map (validated by :func:`build_feature_map`)."""
+        return build_feature_map(
+            self.kind, self.num_qubits, reps=self.reps, entanglement=self.entanglement, paulis=tuple(self.paulis),
+            trainable_layers=self.trainable_layers, input_scaling=self.input_scaling,
+            trainable_scaling=self.trainable_scaling, dtype=dtype,
+        )

@@ -45,12 +45,11 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     import warnings
 
     from ..checkpoint import load_tagger
-    from ..circuits.library import build_feature_map
     from ..config import load_config
     from ..data.tasks import prepare_data
     from ..errors import ProductKernelWarning
     from ..kernels.diagnostics import diagnose, plot_diagnostics
-    from ..nn.tagger import build_tagger
+    from ..nn.tagger import build_tagger, feature_map_spec
     from ..rundir import write_json_atomic
     from ..training.trainer import seed_everything
 
@@ -80,12 +79,10 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
             seed_everything(config.train.seed)
             tagger = build_tagger(config.model, len(data.words), len(data.tags)).eval()
         u, labels = _projected_inputs(tagger, data.train, args.max_points)
-        m = config.model
+        spec = feature_map_spec(config.model)
 
         def make_map(n: int):
-            return build_feature_map(m.feature_map, n, reps=m.reps, entanglement=m.entanglement,
-                                     paulis=tuple(m.paulis.split(",")), trainable_layers=m.trainable_layers,
-                                     input_scaling=m.input_scaling, trainable_scaling=m.trainable_scaling)
+            return dataclasses.replace(spec, num_qubits=n).build()
 
         first = cast("QKLSTMCell", cast("QKLSTM", tagger.recurrent).cells[0])
         report = diagnose(first.kernel, u, labels.tolist(), make_map=make_map,

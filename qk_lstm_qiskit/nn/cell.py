@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..circuits.library import build_feature_map
+from ..circuits.feature_map import FeatureMap
+from ..circuits.library import FeatureMapSpec
 from ..kernels.kernel import PreparedSide, QuantumKernel, warn_if_product
 from ..validation import check_choice, check_finite, check_int, check_pair, check_tensor
 from . import update
@@ -124,11 +125,9 @@ class QKLSTMCell(GatedCell):
 
     Args:
         input_size, hidden_size: as ``nn.LSTMCell``.
-        num_qubits: qubits of the feature map (default 4).
+        feature_map: a :class:`~qk_lstm_qiskit.circuits.library.FeatureMapSpec` (default: the paper's map on 4
+            qubits) or a built :class:`~qk_lstm_qiskit.circuits.feature_map.FeatureMap`.
         num_references: reference vectors per gate, R (default 4).
-        reps, entanglement, input_scaling, trainable_scaling: passed to :class:`FeatureMap`.
-        feature_map, paulis, trainable_layers: the map ``paper`` (default) | ``zz`` | ``z`` |
-            ``pauli`` with ``trainable_layers`` RY·RZ layers (:func:`~qk_lstm_qiskit.circuits.library.build_feature_map`).
         weighting: ``"paper"`` (default) or ``"per_gate"``.
         references: ``"fixed"`` (random N(0, 1) buffer, default), ``"learned"`` (parameter), or
             ``"data"`` (buffer set from projected training inputs, see :meth:`set_references`).
@@ -161,15 +160,8 @@ class QKLSTMCell(GatedCell):
         input_size: int,
         hidden_size: int,
         *,
-        num_qubits: int = 4,
+        feature_map: FeatureMapSpec | FeatureMap = FeatureMapSpec(),
         num_references: int = 4,
-        reps: int = 1,
-        entanglement: str = "linear",
-        input_scaling: float = 1.0,
-        trainable_scaling: bool = False,
-        feature_map: str = "paper",
-        paulis: tuple[str, ...] = ("Z", "ZZ"),
-        trainable_layers: int = 0,
         weighting: str = "paper",
         references: str = "fixed",
         fidelity=None,
@@ -184,17 +176,18 @@ class QKLSTMCell(GatedCell):
         check_int("QKLSTMCell", "num_references", num_references, 1)
         check_choice("QKLSTMCell", "weighting", weighting, WEIGHTINGS)
         check_choice("QKLSTMCell", "references", references, REFERENCE_MODES)
+        if not isinstance(feature_map, (FeatureMapSpec, FeatureMap)):
+            raise TypeError(f"QKLSTMCell: expected feature_map to be a FeatureMapSpec or a FeatureMap, "
+                            f"got {type(feature_map).__name__}")
         factory = {"device": device, "dtype": dtype}
         self.num_references, self.weighting, self.reference_mode = num_references, weighting, references
-        feature_map = build_feature_map(
-            feature_map, num_qubits, reps=reps, entanglement=entanglement, paulis=paulis,
-            trainable_layers=trainable_layers, input_scaling=input_scaling, trainable_scaling=trainable_scaling, dtype=dtype,
-        ).to(device)
+        built = feature_map.build(dtype=dtype) if isinstance(feature_map, FeatureMapSpec) else feature_map
         self.kernel = QuantumKernel(
-            feature_map, fidelity, sampler=sampler, pass_manager=pass_manager, warn=False, memory_limit=memory_limit
+            built.to(device), fidelity, sampler=sampler, pass_manager=pass_manager, warn=False, memory_limit=memory_limit
         )
         if warn:
             warn_if_product(type(self).__name__, [self.kernel])
+        num_qubits = self.kernel.num_features
         self.projection = nn.Linear(input_size + hidden_size, num_qubits, **factory)
         refs = torch.empty(NUM_GATES, num_references, num_qubits, **factory)  # (4, R, q)
         if references == "learned":

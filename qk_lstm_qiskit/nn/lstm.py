@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Callable, cast
 
 import torch
 from torch import nn
 
+from ..circuits.library import FeatureMapSpec
 from ..kernels.kernel import warn_if_product
 from .cell import GatedCell, QKLSTMCell
 from ..validation import check_finite, check_int, check_pair, check_tensor
 
 __all__ = ["RecurrentStack", "QKLSTM"]
+
+_MAP_OPTIONS = {f.name for f in fields(FeatureMapSpec)} - {"kind", "num_qubits"}
 
 
 class RecurrentStack(nn.Module):
@@ -89,8 +93,11 @@ class QKLSTM(RecurrentStack):
     Args:
         input_size, hidden_size, num_layers, batch_first: as ``nn.LSTM``.
         num_qubits, num_references: per cell (defaults 4 and 4, the paper's).
-        **cell_kwargs: the rest of :class:`QKLSTMCell`'s options (``reps``, ``entanglement``,
-            ``weighting``, ``references``, ``sampler``, ``pass_manager``, ``device``, ``dtype``, …).
+        feature_map: the map's kind (``"paper"`` default, ``"zz"``, ``"z"``, ``"pauli"``) with its options
+            among ``**options`` (``reps``, ``entanglement``, ``paulis``, ``trainable_layers``, ``input_scaling``,
+            ``trainable_scaling``), or a whole :class:`~qk_lstm_qiskit.circuits.library.FeatureMapSpec`.
+        **options: the map's options and the rest of :class:`QKLSTMCell`'s (``weighting``, ``references``,
+            ``fidelity``, ``sampler``, ``pass_manager``, ``memory_limit``, ``device``, ``dtype``).
 
     Shape: see :class:`RecurrentStack`.
 
@@ -103,12 +110,15 @@ class QKLSTM(RecurrentStack):
 
     def __init__(
         self, input_size: int, hidden_size: int, *, num_layers: int = 1, batch_first: bool = False,
-        num_qubits: int = 4, num_references: int = 4, **cell_kwargs,
+        num_qubits: int = 4, num_references: int = 4, feature_map: str | FeatureMapSpec = "paper", **options,
     ) -> None:
+        if isinstance(feature_map, FeatureMapSpec):
+            spec = feature_map
+        else:
+            spec = FeatureMapSpec(feature_map, num_qubits, **{k: options.pop(k) for k in list(options) if k in _MAP_OPTIONS})
+
         def make_cell(size: int, layer: int) -> QKLSTMCell:
-            return QKLSTMCell(
-                size, hidden_size, num_qubits=num_qubits, num_references=num_references, warn=False, **cell_kwargs
-            )
+            return QKLSTMCell(size, hidden_size, feature_map=spec, num_references=num_references, warn=False, **options)
 
         super().__init__(make_cell, input_size, hidden_size, num_layers, batch_first)
         warn_if_product(type(self).__name__, [cast(QKLSTMCell, cell).kernel for cell in self.cells])  # once per model

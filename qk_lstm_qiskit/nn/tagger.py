@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING, cast
 import torch
 from torch import nn
 
+from ..circuits.library import FeatureMapSpec
 from .lstm import QKLSTM
 from .qlstm import QLSTM
 
 if TYPE_CHECKING:
     from ..config import ModelConfig
 
-__all__ = ["MODEL_KINDS", "Tagger", "build_recurrent", "build_tagger", "count_parameters"]
+__all__ = ["MODEL_KINDS", "Tagger", "build_recurrent", "build_tagger", "count_parameters", "feature_map_spec"]
 
 MODEL_KINDS = ("qk-lstm", "lstm", "qlstm")  #: the recurrent layers a model can use (``model.kind``)
 
@@ -48,6 +49,15 @@ class Tagger(nn.Module):
         return torch.log_softmax(self.classifier(hidden), dim=-1)
 
 
+def feature_map_spec(config: ModelConfig) -> FeatureMapSpec:
+    """The feature map a QK-LSTM of ``config`` builds."""
+    return FeatureMapSpec(
+        config.feature_map, config.num_qubits, reps=config.reps, entanglement=config.entanglement,
+        paulis=tuple(config.paulis.split(",")), trainable_layers=config.trainable_layers,
+        input_scaling=config.input_scaling, trainable_scaling=config.trainable_scaling,
+    )
+
+
 def build_recurrent(
     config: ModelConfig, input_size: int, *, sampler=None, pass_manager=None, memory_limit: int | None = None
 ) -> nn.Module:
@@ -63,12 +73,9 @@ def build_recurrent(
         )
     if config.kind == "qk-lstm":
         return QKLSTM(
-            input_size, h, num_layers=config.num_layers, batch_first=True, num_qubits=config.num_qubits,
-            num_references=config.num_references, reps=config.reps, entanglement=config.entanglement,
-            input_scaling=config.input_scaling, trainable_scaling=config.trainable_scaling,
-            feature_map=config.feature_map, paulis=tuple(config.paulis.split(",")), trainable_layers=config.trainable_layers,
-            weighting=config.weighting, references=config.references, sampler=sampler, pass_manager=pass_manager,
-            memory_limit=memory_limit,
+            input_size, h, num_layers=config.num_layers, batch_first=True, num_references=config.num_references,
+            feature_map=feature_map_spec(config), weighting=config.weighting, references=config.references,
+            sampler=sampler, pass_manager=pass_manager, memory_limit=memory_limit,
         )
     raise ValueError(f"build_recurrent: expected kind in {MODEL_KINDS}, got {config.kind!r}")
 

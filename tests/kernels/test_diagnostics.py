@@ -71,7 +71,7 @@ def test_diagnose_report_and_plot(tmp_path, rng):
     assert (tmp_path / "c.png").stat().st_size > 1000
     with raises_one_line(ValueError, r"expected x of shape \(N >= 2, 3\), got \(1, 3\)"):
         diagnose(kernel, x[:1])
-    with raises_one_line(TypeError, "expected kernel to be a QuantumKernel, got FeatureMap"):
+    with raises_one_line(TypeError, "expected kernel to be a QuantumKernel, got PaperFeatureMap"):
         diagnose(FeatureMap(3), x)
     with raises_one_line(ValueError, r"expected a square \(N, N\) matrix with N >= 2"):
         offdiagonal_stats(np.ones((2, 3)))

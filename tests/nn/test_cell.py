@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from qk_lstm_qiskit.circuits.library import FeatureMapSpec
 from qk_lstm_qiskit.nn.cell import NUM_GATES, REFERENCE_MODES, WEIGHTINGS, GatedCell, QKLSTMCell
 
 from _assertions import raises_one_line
@@ -71,7 +72,7 @@ def reference_step(cell: QKLSTMCell, x: torch.Tensor, h: torch.Tensor, c: torch.
 @pytest.mark.parametrize("weighting", WEIGHTINGS)
 @pytest.mark.parametrize("references", REFERENCE_MODES)
 def test_cell_equals_torch_only_reference_step(weighting, references, gen):
-    cell = QKLSTMCell(5, 3, num_qubits=4, num_references=3, weighting=weighting, references=references, dtype=F64)
+    cell = QKLSTMCell(5, 3, feature_map=FeatureMapSpec(num_qubits=4), num_references=3, weighting=weighting, references=references, dtype=F64)
     x = torch.randn(4, 5, dtype=F64, generator=gen)
     h, c = torch.randn(4, 3, dtype=F64, generator=gen), torch.randn(4, 3, dtype=F64, generator=gen)
     h1, c1 = cell(x, (h, c))
@@ -83,7 +84,7 @@ def test_cell_equals_torch_only_reference_step(weighting, references, gen):
 
 def test_gate_order_is_torch_i_f_g_o(gen):
     """Only the forget gate multiplies c: with i → 0 (z_i = -inf) c_1 = σ(z_f) c_0 exactly."""
-    cell = QKLSTMCell(2, 2, num_qubits=2, num_references=1, weighting="per_gate", dtype=F64)
+    cell = QKLSTMCell(2, 2, feature_map=FeatureMapSpec(num_qubits=2), num_references=1, weighting="per_gate", dtype=F64)
     with torch.no_grad():
         cell.weight.zero_()
         cell.bias.copy_(torch.tensor([[-1e4, -1e4], [0.3, -0.2], [0.0, 0.0], [0.0, 0.0]], dtype=F64))
@@ -119,7 +120,7 @@ def test_shapes_match_nn_lstm_cell(batched, with_hx, gen):
 
 
 def test_default_state_is_zeros_on_input_dtype(gen):
-    cell = QKLSTMCell(4, 3, num_qubits=2, dtype=F64)
+    cell = QKLSTMCell(4, 3, feature_map=FeatureMapSpec(num_qubits=2), dtype=F64)
     x = torch.randn(2, 4, dtype=F64, generator=gen)
     zeros = torch.zeros(2, 3, dtype=F64)
     h1, c1 = cell(x)
@@ -131,7 +132,7 @@ def test_default_state_is_zeros_on_input_dtype(gen):
 
 
 def test_float64_cell_has_float64_parameters_and_buffers():
-    cell = QKLSTMCell(4, 3, dtype=F64, trainable_scaling=True)
+    cell = QKLSTMCell(4, 3, feature_map=FeatureMapSpec(trainable_scaling=True), dtype=F64)
     assert {t.dtype for t in cell.state_dict().values()} == {F64}
     assert cell.kernel.feature_map.scaling.dtype == F64
 
@@ -162,7 +163,7 @@ def test_reset_parameters_redraws_within_linear_bounds():
 
 
 def test_set_references_accepts_both_shapes(gen):
-    cell = QKLSTMCell(3, 2, num_qubits=2, num_references=3, references="data", dtype=F64)
+    cell = QKLSTMCell(3, 2, feature_map=FeatureMapSpec(num_qubits=2), num_references=3, references="data", dtype=F64)
     flat = torch.randn(12, 2, dtype=F64, generator=gen)
     cell.set_references(flat)
     torch.testing.assert_close(cell.references, flat.reshape(4, 3, 2), atol=0, rtol=0)
@@ -186,7 +187,7 @@ def gradcheck_cell(cell: GatedCell, x: torch.Tensor, h: torch.Tensor, c: torch.T
 @pytest.mark.parametrize("weighting", WEIGHTINGS)
 @pytest.mark.parametrize("references", REFERENCE_MODES)
 def test_gradcheck_qklstm_cell(weighting, references, gen):
-    cell = QKLSTMCell(3, 2, num_qubits=2, num_references=2, weighting=weighting, references=references, dtype=F64)
+    cell = QKLSTMCell(3, 2, feature_map=FeatureMapSpec(num_qubits=2), num_references=2, weighting=weighting, references=references, dtype=F64)
     if references == "data":
         cell.set_references(torch.randn(8, 2, dtype=F64, generator=gen))
     x = torch.randn(2, 3, dtype=F64, generator=gen)
@@ -195,10 +196,7 @@ def test_gradcheck_qklstm_cell(weighting, references, gen):
 
 
 def test_gradcheck_qklstm_cell_entangled_with_trainable_scaling(gen):
-    cell = QKLSTMCell(
-        3, 2, num_qubits=3, num_references=1, reps=2, entanglement="circular", trainable_scaling=True,
-        references="learned", dtype=F64,
-    )
+    cell = QKLSTMCell(3, 2, feature_map=FeatureMapSpec(num_qubits=3, reps=2, entanglement="circular", trainable_scaling=True), num_references=1, references="learned", dtype=F64)
     assert "kernel.feature_map.scaling" in dict(cell.named_parameters())
     x = torch.randn(2, 3, dtype=F64, generator=gen)
     h, c = torch.randn(2, 2, dtype=F64, generator=gen), torch.randn(2, 2, dtype=F64, generator=gen)
@@ -254,8 +252,14 @@ def test_wrong_hx_shapes_raise_with_expected_and_actual():
 )
 def test_bad_constructor_arguments_raise(kwargs, error, match):
     args = {"input_size": 8, "hidden_size": 6, **kwargs}
+    map_options = {k: args.pop(k) for k in ("num_qubits", "reps", "entanglement") if k in args}
     with raises_one_line(error, match):
-        QKLSTMCell(args.pop("input_size"), args.pop("hidden_size"), **args)
+        QKLSTMCell(args.pop("input_size"), args.pop("hidden_size"), feature_map=FeatureMapSpec(**map_options), **args)
+
+
+def test_a_feature_map_that_is_neither_spec_nor_map_is_refused():
+    with raises_one_line(TypeError, "QKLSTMCell: expected feature_map to be a FeatureMapSpec or a FeatureMap, got str"):
+        QKLSTMCell(8, 6, feature_map="zz")
 
 
 def test_bad_references_raise():

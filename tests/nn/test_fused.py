@@ -8,6 +8,7 @@ import itertools
 import pytest
 import torch
 
+from qk_lstm_qiskit.circuits.library import FeatureMapSpec
 from qk_lstm_qiskit.nn.cell import REFERENCE_MODES, WEIGHTINGS, QKLSTMCell
 from qk_lstm_qiskit.circuits.feature_map import FeatureMap, PaperFeatureMap
 from qk_lstm_qiskit.kernels.kernel import QuantumKernel
@@ -125,7 +126,7 @@ def test_fused_equals_loop_float32(weighting, gen):
 
 @pytest.mark.parametrize("weighting", WEIGHTINGS)
 def test_fused_layer_gradcheck(weighting, gen):
-    cell = QKLSTMCell(2, 3, num_qubits=2, num_references=2, weighting=weighting, input_scaling=0.8, dtype=F64)
+    cell = QKLSTMCell(2, 3, feature_map=FeatureMapSpec(num_qubits=2, input_scaling=0.8), num_references=2, weighting=weighting, dtype=F64)
     by = cell.prepare().prepared.detach()
     bloch = expansion(cell.kernel)
 
@@ -146,8 +147,7 @@ def test_fused_layer_gradcheck(weighting, gen):
 ])
 def test_statevector_route_gradcheck(reps, entanglement, layers, gen):
     """gradcheck of the fused layer on the statevector route: inputs, references' states, circuit weights."""
-    cell = QKLSTMCell(2, 3, num_qubits=3, num_references=2, reps=reps, entanglement=entanglement,
-                      trainable_layers=layers, weighting="per_gate", dtype=F64, warn=False)
+    cell = QKLSTMCell(2, 3, feature_map=FeatureMapSpec(num_qubits=3, reps=reps, entanglement=entanglement, trainable_layers=layers), num_references=2, weighting="per_gate", dtype=F64, warn=False)
     kernel = cell.kernel
     assert isinstance(route_of(kernel), StatevectorRoute)
     executor = kernel.fidelity.executor
@@ -257,7 +257,7 @@ def test_routes_of_product_kernels():
 
 
 def test_fused_layer_returns_all_hidden_states_and_last_cell_state(gen):
-    cell = QKLSTMCell(2, 3, num_qubits=2, num_references=2, dtype=F64)
+    cell = QKLSTMCell(2, 3, feature_map=FeatureMapSpec(num_qubits=2), num_references=2, dtype=F64)
     x = torch.randn(4, 5, 2, dtype=F64, generator=gen)
     h0, c0 = torch.zeros(5, 3, dtype=F64), torch.zeros(5, 3, dtype=F64)
     weight = cell.projection.weight
