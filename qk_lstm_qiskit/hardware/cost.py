@@ -249,7 +249,7 @@ class CostEstimate:
     def summary(self) -> str:
         """Multi-line human-readable report: inputs, counts, QPU time and the formula."""
         sizes = [n for n, _ in self.batches]
-        lengths = [l for _, l in self.batches]
+        lengths = [length for _, length in self.batches]
         lines = [
             f"cost estimate for {self.backend}" + (f" ({self.device})" if self.device else ""),
             f"  mode: {'training (forward + parameter-shift backward)' if self.training else 'inference (forward only)'}",
@@ -388,7 +388,7 @@ def estimate_cost(
         >>> est.circuits, est.jobs, est.total_shots
         (160, 5, 160000)
     """
-    batches = tuple((int(n), int(l)) for n, l in batches)
+    batches = tuple((int(n), int(length)) for n, length in batches)
     for index, (size, length) in enumerate(batches):
         if size < 1 or length < 1:
             raise ValueError(f"estimate_cost: expected batch {index} of >= 1 sentences of length >= 1, got {(size, length)}")

@@ -20,6 +20,7 @@ __all__ = ["GatedCell", "QKLSTMCell", "WEIGHTINGS", "REFERENCE_MODES"]
 WEIGHTINGS = ("paper", "per_gate")
 REFERENCE_MODES = ("fixed", "learned", "data")
 NUM_GATES = 4  # input, forget, cell candidate, output (torch's i, f, g, o order)
+PAPER_MAP = FeatureMapSpec()  # the paper's feature map on 4 qubits: the default of QKLSTMCell
 
 
 class GatedCell(nn.Module):
@@ -160,7 +161,7 @@ class QKLSTMCell(GatedCell):
         input_size: int,
         hidden_size: int,
         *,
-        feature_map: FeatureMapSpec | FeatureMap = FeatureMapSpec(),
+        feature_map: FeatureMapSpec | FeatureMap = PAPER_MAP,
         num_references: int = 4,
         weighting: str = "paper",
         references: str = "fixed",
