@@ -25,7 +25,7 @@ from qiskit.circuit import Parameter, ParameterVector, QuantumCircuit
 from qiskit.circuit.library import pauli_feature_map, z_feature_map
 
 from ..validation import check_choice, check_int, check_number
-from .feature_map import ENTANGLEMENTS, FeatureMap, entangling_pairs
+from .feature_map import ENTANGLEMENTS, FeatureMap, PaperFeatureMap, entangling_pairs
 
 __all__ = ["FEATURE_MAPS", "FeatureMapSpec", "encoding_layer", "build_feature_map"]
 
@@ -79,7 +79,7 @@ def build_feature_map(
     check_int("build_feature_map", "trainable_layers", trainable_layers, 0)
     check_choice("build_feature_map", "kind", kind, FEATURE_MAPS)
     if kind == "paper" and trainable_layers == 0:  # the paper's class validates its own arguments
-        return FeatureMap(
+        return PaperFeatureMap(
             num_qubits, reps, entanglement, input_scaling=input_scaling, trainable_scaling=trainable_scaling, dtype=dtype
         )
     check_int("build_feature_map", "num_qubits", num_qubits, 1)

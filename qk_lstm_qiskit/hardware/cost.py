@@ -105,6 +105,7 @@ def circuit_duration(circuit, target) -> float | None:
         if not qubits:
             continue
         start = max(free[q] for q in qubits)
+        duration: float | None
         if op.name == "barrier":
             duration = 0.0
         elif op.name == "delay":
@@ -198,9 +199,9 @@ class CostEstimate:
 
     def __post_init__(self) -> None:
         per_step = self.num_gates * self.num_references  # kernel values per input row and step
-        values = self.epochs * sum(self.num_layers * length * size * per_step for size, length in self.batches)
+        kernel_values = self.epochs * sum(self.num_layers * length * size * per_step for size, length in self.batches)
         backward_per_value = self.backward_circuits_per_value if self.training else 0
-        forward, backward = values * self.circuits_per_value, values * backward_per_value
+        forward, backward = kernel_values * self.circuits_per_value, kernel_values * backward_per_value
         jobs = self.epochs * sum(
             self.num_layers * length * (self._jobs(size * per_step * self.circuits_per_value)
                                         + self._jobs(size * per_step * backward_per_value))
@@ -281,7 +282,7 @@ class CostEstimate:
         elif self.qpu_seconds is None:
             lines.append("  QPU seconds: unknown (the device target has no gate durations)")
         else:
-            t_circ = self.circuit_seconds * 1e6
+            t_circ = (self.circuit_seconds or 0.0) * 1e6  # known whenever qpu_seconds is
             lines.append(
                 f"  QPU seconds: ≈ {self.qpu_seconds:,.1f} (= {self.qpu_seconds / OPEN_PLAN_SECONDS:.2f} × the open "
                 f"plan's 600 s/month) with t_circ = {t_circ:.2f} µs, t_rep = {self.rep_delay_seconds * 1e6:.0f} µs, "

@@ -1,8 +1,10 @@
-"""Fidelity kernels k(x, y) = |<0|U†(y)U(x)|0>|² and the executors that evaluate them.
+"""Fidelity kernels k(x, y) = |<0|U†(y)U(x)|0>|² and the ways to compute them.
 
-``statevector``: the exact torch executor of a Qiskit circuit; ``kernel``: :class:`QuantumKernel`
-(exact path, or a sampler); ``sampler``: the SamplerQNN + TorchConnector fidelity; ``fused``: the
-one-node QK-LSTM layer for product kernels; ``diagnostics``: concentration, geometric difference,
-effective dimension; ``alignment``: kernel-target alignment training; ``qiskit_ml``: the
-qiskit-machine-learning ``BaseKernel`` adapter.
+``kernel``: :class:`QuantumKernel`, a feature map and one fidelity; ``fidelity``: the protocol every
+way of computing kernels implements, and its registry; one file per fidelity: ``exact`` (statevectors,
+adjoint gradient), ``product`` (Bloch vectors), ``shift`` (the parameter-shift reference), ``sampler``
+(compute–uncompute on a ``BaseSamplerV2``), ``measured`` (``U(x)`` measured alone against known
+references); ``routes``: the kernels a fused recurrent layer runs; ``statevector``: the exact executor;
+``diagnostics``: concentration, geometric difference, effective dimension; ``alignment``: kernel-target
+alignment training; ``qiskit_ml``: the qiskit-machine-learning ``BaseKernel`` adapter.
 """

@@ -86,14 +86,14 @@ class Fidelity(nn.Module, ABC):
         """``(N, M)`` kernel of angles ``ax`` ``(N, P)`` against a prepared reference (unchecked)."""
 
     def forward(self, ax: torch.Tensor, y: Reference | torch.Tensor) -> torch.Tensor:
-        reference = y if isinstance(y, Reference) else None
-        for name, rows, t in (("ax", "N", ax), ("ay", "M", y if reference is None else y.angles)):
+        ay = y.angles if isinstance(y, Reference) else y
+        for name, rows, t in (("ax", "N", ax), ("ay", "M", ay)):
             if not isinstance(t, torch.Tensor) or t.dim() != 2 or t.size(1) != self.num_parameters:
                 shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
                 raise ValueError(f"{type(self).__name__}: expected {name} of shape ({rows}, {self.num_parameters}), got {shape}")
             if not t.is_floating_point():
                 raise TypeError(f"{type(self).__name__}: expected {name} to be a floating-point tensor, got {t.dtype}")
-        return self.evaluate(ax, self.prepare(y) if reference is None else reference)
+        return self.evaluate(ax, y if isinstance(y, Reference) else self.prepare(ay))
 
     def circuits(self) -> tuple[QuantumCircuit, ...]:
         """The circuits this fidelity submits to a device, as submitted (``()``: it runs none)."""

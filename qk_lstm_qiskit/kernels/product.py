@@ -58,15 +58,15 @@ class ProductFidelity(StatevectorFidelity):
         return bloch
 
     def route(self, feature_map: FeatureMap, reference: Reference) -> KernelRoute | None:
-        if not any(p.requires_grad for p in feature_map.parameters()):
-            if self._local is None:
-                self._local = is_qubit_local(feature_map, self.executor.product_form(torch.float64))
+        form = self.executor.product_form(torch.float64)
+        if form is not None and not any(p.requires_grad for p in feature_map.parameters()):
+            if self._local is None:  # the map this fidelity was built for: checked once
+                self._local = is_qubit_local(feature_map, form)
             if self._local:
                 dtype, device = reference.angles.dtype, reference.angles.device
                 key = (dtype, torch.device(device))
                 if key not in self._expansions:
-                    self._expansions[key] = FourierBloch(
-                        *(t.to(device, dtype) for t in FourierBloch.of(self.executor.product_form(torch.float64))))
+                    self._expansions[key] = FourierBloch(*(t.to(device, dtype) for t in FourierBloch.of(form)))
                 return ProductRoute(feature_map, self._expansions[key], self.bloch(reference, dtype))
         return super().route(feature_map, reference)
 

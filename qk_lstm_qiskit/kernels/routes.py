@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch.autograd import forward_ad
 
+from ..circuits.feature_map import FeatureMap
 from .statevector import MAX_MODES, FourierBloch, ProductForm, StatevectorExecutor
 
 __all__ = ["KernelRoute", "ProductRoute", "StatevectorRoute", "MAX_STATEVECTOR_QUBITS", "forward_ad_works",
@@ -65,12 +66,12 @@ class KernelRoute(ABC):
         """Gradients of :attr:`inputs` from ``dk = ∂L/∂k`` ``(B, M)`` of all steps."""
 
 
-def map_tensors(feature_map: torch.nn.Module) -> dict[str, torch.Tensor]:
+def map_tensors(feature_map: FeatureMap) -> dict[str, torch.Tensor]:
     """The map's parameters and buffers by name, as :func:`torch.func.functional_call` takes them."""
     return {**dict(feature_map.named_parameters()), **dict(feature_map.named_buffers())}
 
 
-def forward_ad_works(feature_map: torch.nn.Module) -> bool:
+def forward_ad_works(feature_map: FeatureMap) -> bool:
     """True when ``feature_map.angles`` propagates forward-mode tangents."""
     probe = torch.zeros(1, feature_map.num_features, dtype=torch.float64)
     try:
@@ -81,7 +82,7 @@ def forward_ad_works(feature_map: torch.nn.Module) -> bool:
         return False
 
 
-def is_qubit_local(feature_map: torch.nn.Module, form: ProductForm | None) -> bool:
+def is_qubit_local(feature_map: FeatureMap, form: ProductForm | None) -> bool:
     """True when the slot angles of qubit ``q`` read only angle columns that depend on feature ``q`` alone
     (as in :class:`~qk_lstm_qiskit.circuits.feature_map.FeatureMap`; read off the Jacobian of
     ``feature_map.angles`` at random points), and the product form has at most ``MAX_MODES`` modes per qubit."""
@@ -98,7 +99,7 @@ def is_qubit_local(feature_map: torch.nn.Module, form: ProductForm | None) -> bo
 
 
 def _angles_and_slopes(
-    feature_map: torch.nn.Module, tensors: dict[str, torch.Tensor], u: torch.Tensor, tangent: torch.Tensor
+    feature_map: FeatureMap, tensors: dict[str, torch.Tensor], u: torch.Tensor, tangent: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The map's angles of ``u`` and their derivative along ``tangent`` (forward mode, the map's own
     ``angles``). The map's floating tensors enter as duals with zero tangent: torch's forward mode of an
@@ -136,7 +137,7 @@ class ProductRoute(KernelRoute):
     whose angle slopes come from forward-mode autograd through the feature map's own ``angles``.
     """
 
-    def __init__(self, feature_map: torch.nn.Module, bloch: FourierBloch, by: torch.Tensor) -> None:
+    def __init__(self, feature_map: FeatureMap, bloch: FourierBloch, by: torch.Tensor) -> None:
         self.feature_map, self.tensors, self.bloch, self.inputs = feature_map, map_tensors(feature_map), bloch, (by,)
         self.by = by.detach()
         self.factor_map, self.half = self.bloch.to_bloch @ _kernel_map(self.by), self.by.new_tensor(0.5)  # (n·G, n·M)
@@ -179,7 +180,7 @@ class StatevectorRoute(KernelRoute):
     trainable weights, one adjoint sweep of ``λ = W φ`` over all rows gives ``∂L/∂angles``.
     """
 
-    def __init__(self, executor: StatevectorExecutor, feature_map: torch.nn.Module, states: torch.Tensor) -> None:
+    def __init__(self, executor: StatevectorExecutor, feature_map: FeatureMap, states: torch.Tensor) -> None:
         self.feature_map, self.executor = feature_map, executor
         # the map's tensors as they are now (functional_call may swap them back before the backward runs)
         self.tensors = map_tensors(feature_map)

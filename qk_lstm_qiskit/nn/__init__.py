@@ -1,1 +1,2 @@
-"""torch modules: QK-LSTM cells and stacks (nn.LSTM contract), the VQC-QLSTM baseline, the tagger."""
+"""torch modules: QK-LSTM cells and stacks (nn.LSTM contract), the fused QK-LSTM layer, the one LSTM update
+they share, the VQC-QLSTM baseline, the tagger."""

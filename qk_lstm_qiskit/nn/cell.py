@@ -180,7 +180,7 @@ class QKLSTMCell(GatedCell):
         if not isinstance(feature_map, (FeatureMapSpec, FeatureMap)):
             raise TypeError(f"QKLSTMCell: expected feature_map to be a FeatureMapSpec or a FeatureMap, "
                             f"got {type(feature_map).__name__}")
-        factory = {"device": device, "dtype": dtype}
+        factory: dict[str, Any] = {"device": device, "dtype": dtype}
         self.num_references, self.weighting, self.reference_mode = num_references, weighting, references
         built = feature_map.build(dtype=dtype) if isinstance(feature_map, FeatureMapSpec) else feature_map
         self.kernel = QuantumKernel(

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .cell import NUM_GATES, GatedCell
-from ..circuits.feature_map import FeatureMap
+from ..circuits.feature_map import PaperFeatureMap
 from ..circuits.vqc import vqc_circuit
 from .lstm import RecurrentStack
 from ..kernels.statevector import StatevectorExecutor
@@ -45,7 +45,7 @@ class QLSTMCell(GatedCell):
         super().__init__(input_size, hidden_size)
         check_int("QLSTMCell", "depth", depth, 1)
         factory: dict[str, Any] = {"device": device, "dtype": dtype}
-        self.feature_map = FeatureMap(num_qubits, **factory)
+        self.feature_map = PaperFeatureMap(num_qubits, **factory)
         circuit, weights = vqc_circuit(self.feature_map, depth)
         self.executor = StatevectorExecutor(circuit, [*self.feature_map.parameters_order, *weights],
                                            memory_limit=memory_limit)

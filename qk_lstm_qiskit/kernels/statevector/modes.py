@@ -131,13 +131,12 @@ class ProductForm(NamedTuple):
 
     def bloch(self, psi: torch.Tensor) -> torch.Tensor:
         """Bloch vectors ``(G, n, 3)`` after the slots at slot angles ``psi`` ``(G, S', n)``."""
-        r = None
-        for j, angle in enumerate(psi.unbind(1)):  # (G, n)
-            coef = torch.stack([torch.ones_like(angle), torch.cos(angle), torch.sin(angle)], -1)  # (G, n, k)
-            if r is None:
-                r = torch.einsum("gnk,kni->gni", coef, self.first)
-            else:
-                r = torch.einsum("gnk,nkij,gnj->gni", coef, self.rotations[j - 1].view(-1, 3, 3, 3), r)
+        slots = psi.unbind(1)  # S' × (G, n); a product form has at least one slot
+        coef = torch.stack([torch.ones_like(slots[0]), torch.cos(slots[0]), torch.sin(slots[0])], -1)  # (G, n, k)
+        r = torch.einsum("gnk,kni->gni", coef, self.first)
+        for j, angle in enumerate(slots[1:], start=1):
+            coef = torch.stack([torch.ones_like(angle), torch.cos(angle), torch.sin(angle)], -1)
+            r = torch.einsum("gnk,nkij,gnj->gni", coef, self.rotations[j - 1].view(-1, 3, 3, 3), r)
         return r
 
 

@@ -211,7 +211,7 @@ def _bloch_form(gate: _Gate1Q) -> np.ndarray:
 def move_stages(stages: list, dtype: torch.dtype, device: torch.device) -> list:
     """Copies of the compiled (float64 / complex128) ``stages`` in ``dtype`` on ``device``; monomial
     stages are fresh (their permutation is built on first use, on that device)."""
-    cdtype, moved = complex_dtype(dtype), []
+    cdtype, moved = complex_dtype(dtype), list[SingleQubitStage | MonomialStage]()
     for s in stages:
         if isinstance(s, SingleQubitStage):
             complex_parts = (t.to(device, cdtype) for t in (s.a, s.b, s.c))
