@@ -37,7 +37,7 @@ from qk_lstm_qiskit.estimators.depolarizing import correct_depolarizing, depolar
 from qk_lstm_qiskit.estimators.shadows import shadow_variance
 from qk_lstm_qiskit.estimators.tomography import kernel_variance
 from qk_lstm_qiskit.hardware.backends import resolve_backend
-from qk_lstm_qiskit.hardware.cost import circuit_duration, rep_delay
+from qk_lstm_qiskit.hardware.timing import circuit_duration, rep_delay
 from qk_lstm_qiskit.hardware.mitigation import MitigatedSampler
 from qk_lstm_qiskit.hardware.readout import measured_qubits, run_calibration
 from qk_lstm_qiskit.kernels.kernel import QuantumKernel

@@ -50,6 +50,7 @@ from qiskit.primitives.primitive_job import PrimitiveJob
 
 from ..errors import QKLSTMError
 from .aer_sampler import submitted_job
+from .timing import DEFAULT_REP_DELAY_S, circuit_duration, rep_delay
 from ..kernels.fidelity import FidelityCost
 from ..kernels.kernel import QuantumKernel
 from ..nn.cell import NUM_GATES, QKLSTMCell
@@ -63,25 +64,20 @@ __all__ = [
     "JobLimits",
     "KernelLoad",
     "DEFAULT_JOB_OVERHEAD_S",
-    "DEFAULT_REP_DELAY_S",
     "OPEN_PLAN_SECONDS",
     "batch_shapes",
     "check_budget",
-    "circuit_duration",
     "estimate_cost",
     "estimate_model_cost",
     "isa_circuit",
     "kernel_load",
-    "rep_delay",
     "sampler_kernels",
 ]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_REP_DELAY_S = 250e-6
 DEFAULT_JOB_OVERHEAD_S = 3.0
 OPEN_PLAN_SECONDS = 600.0  # 10 QPU minutes per month
-_SECONDS_PER_UNIT = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9, "ps": 1e-12}
 FORMULA = (
     "C_fwd = E·Σ_b K·L_b·N_b·G·R·f; C_bwd = E·Σ_b K·L_b·N_b·G·R·b if training else 0 (f, b: the fidelity's "
     "circuits per kernel value; compute-uncompute f = 1, b = 2·P_s); "
@@ -89,51 +85,6 @@ FORMULA = (
     "T_QPU ≈ J·t_job + S·(C_fwd + C_bwd)·(t_circ + t_rep)"
 )
 CALIBRATION_FORMULA = " + J_cal·t_job + S_cal·C_cal·(t_cal + t_rep)"
-
-
-def circuit_duration(circuit, target) -> float | None:
-    """Critical-path duration in seconds of an ISA ``circuit`` on ``target`` (ASAP schedule).
-
-    Every instruction starts when all its qubits are free and lasts
-    ``target[name][physical qubits].duration``; barriers align their qubits; ``delay`` lasts its
-    own duration. Returns ``None`` when some instruction has no duration in ``target``.
-    """
-    free = [0.0] * circuit.num_qubits  # time each qubit becomes free
-    for instruction in circuit.data:
-        op = instruction.operation
-        qubits = tuple(circuit.find_bit(q).index for q in instruction.qubits)
-        if not qubits:
-            continue
-        start = max(free[q] for q in qubits)
-        duration: float | None
-        if op.name == "barrier":
-            duration = 0.0
-        elif op.name == "delay":
-            scale = target.dt if op.unit == "dt" else _SECONDS_PER_UNIT.get(op.unit)
-            duration = None if scale is None else float(op.duration) * scale
-        else:
-            try:
-                props = target[op.name][qubits]
-            except KeyError:
-                return None
-            duration = None if props is None else props.duration
-        if duration is None:
-            return None
-        for q in qubits:
-            free[q] = start + duration
-    return max(free, default=0.0)
-
-
-def rep_delay(device) -> float:
-    """The device's default repetition delay in seconds (``DEFAULT_REP_DELAY_S`` if unknown)."""
-    for getter in (lambda: device.default_rep_delay, lambda: device.configuration().default_rep_delay):
-        try:
-            value = getter()
-        except Exception:
-            continue
-        if value is not None and math.isfinite(float(value)) and float(value) >= 0:
-            return float(value)
-    return DEFAULT_REP_DELAY_S
 
 
 @dataclass(frozen=True)

@@ -9,18 +9,16 @@ from qk_lstm_qiskit.hardware.backends import fake_backend, resolve_backend
 from qk_lstm_qiskit.errors import QKLSTMError
 from qk_lstm_qiskit.hardware.cost import (
     DEFAULT_JOB_OVERHEAD_S,
-    DEFAULT_REP_DELAY_S,
     CalibrationCost,
     DeviceTiming,
     JobLimits,
     KernelLoad,
     batch_shapes,
     check_budget,
-    circuit_duration,
     estimate_cost,
     kernel_load,
-    rep_delay,
 )
+from qk_lstm_qiskit.hardware.timing import DEFAULT_REP_DELAY_S, circuit_duration, rep_delay
 from qk_lstm_qiskit.circuits.feature_map import FeatureMap
 
 
