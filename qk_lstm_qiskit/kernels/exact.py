@@ -11,7 +11,7 @@ from .routes import MAX_STATEVECTOR_QUBITS, KernelRoute, StatevectorRoute, forwa
 from .statevector import StatevectorExecutor
 from .statevector.stages import complex_dtype
 
-__all__ = ["StatevectorFidelity", "exact_executor"]
+__all__ = ["ExecutorFidelity", "StatevectorFidelity", "exact_executor"]
 
 
 def exact_executor(feature_map: FeatureMap, memory_limit: int | None = None) -> StatevectorExecutor:
@@ -67,11 +67,8 @@ class _AdjointFidelity(torch.autograd.Function):
         return grad_ax, grad_sy, None
 
 
-@register_fidelity("statevector")
-class StatevectorFidelity(Fidelity):
-    """Exact ``k = |⟨φ_m|ψ_n⟩|²`` from statevectors: ``N + M`` state preparations per ``(N, M)`` matrix,
-    the backward one adjoint sweep per state (about three more). Memory ``O((N + M)·2^n)``, in row
-    chunks within the executor's memory limit. The reference side keeps its states (up to the constant tail).
+class ExecutorFidelity(Fidelity):
+    """A fidelity computed on the exact executor of the map's circuit (the base of the exact fidelities).
 
     Args:
         feature_map: the map.
@@ -83,11 +80,25 @@ class StatevectorFidelity(Fidelity):
                  executor: StatevectorExecutor | None = None) -> None:
         super().__init__(feature_map)
         self.executor = executor if executor is not None else exact_executor(feature_map, memory_limit)
-        self._forward_ad: bool | None = None  # the map's angles support forward mode (checked on first route)
 
     @property
     def is_product(self) -> bool:
         return self.executor.is_product_circuit
+
+
+@register_fidelity("statevector")
+class StatevectorFidelity(ExecutorFidelity):
+    """Exact ``k = |⟨φ_m|ψ_n⟩|²`` from statevectors: ``N + M`` state preparations per ``(N, M)`` matrix,
+    the backward one adjoint sweep per state (about three more). Memory ``O((N + M)·2^n)``, in row
+    chunks within the executor's memory limit. The reference side keeps its states (up to the constant tail).
+
+    Args: as :class:`ExecutorFidelity`.
+    """
+
+    def __init__(self, feature_map: FeatureMap, *, memory_limit: int | None = None,
+                 executor: StatevectorExecutor | None = None) -> None:
+        super().__init__(feature_map, memory_limit=memory_limit, executor=executor)
+        self._forward_ad: bool | None = None  # the map's angles support forward mode (checked on first route)
 
     def _prepare(self, ay: torch.Tensor) -> torch.Tensor:
         return self.executor.statevectors(ay, drop_constant_tail=True)  # (M, D)

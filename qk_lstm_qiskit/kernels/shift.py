@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ..circuits.feature_map import FeatureMap
-from .exact import exact_executor
-from .fidelity import Fidelity, Reference, register_fidelity
+from .exact import ExecutorFidelity
+from .fidelity import Reference, register_fidelity
 from .statevector import StatevectorExecutor
 
 __all__ = ["ParameterShiftFidelity"]
@@ -59,25 +58,13 @@ class _ShiftRuleFidelity(torch.autograd.Function):
 
 
 @register_fidelity("parameter-shift")
-class ParameterShiftFidelity(Fidelity):
+class ParameterShiftFidelity(ExecutorFidelity):
     """Exact fidelities whose backward is the two-term shift rule on ``2P(N + M)`` exactly simulated
     states: the reference for the sampler path's gradient. A parameter outside a single rotation
     (no shift rule) falls back to autograd through the states (adjoint).
 
-    Args:
-        feature_map: the map.
-        memory_limit: bytes the executor may allocate per call (default: a fraction of the available memory).
-        executor: an executor of the map's circuit to share (default: a new one).
+    Args: as :class:`~.exact.ExecutorFidelity`.
     """
-
-    def __init__(self, feature_map: FeatureMap, *, memory_limit: int | None = None,
-                 executor: StatevectorExecutor | None = None) -> None:
-        super().__init__(feature_map)
-        self.executor = executor if executor is not None else exact_executor(feature_map, memory_limit)
-
-    @property
-    def is_product(self) -> bool:
-        return self.executor.is_product_circuit
 
     def evaluate(self, ax: torch.Tensor, reference: Reference) -> torch.Tensor:
         ay, scales = reference.angles.to(ax.dtype), self.executor.shift_scales
