@@ -79,8 +79,8 @@ def _load_qk_tagger(checkpoint: str | Path, sampler=None, pass_manager=None):
 def _plan(model, rb, mitigation: str, *, shots: int | None, target_error: float | None, calibration_shots: int,
           cache_dir, any_date: bool):
     """The mitigation plan on the kernels' ISA circuit and the shots per circuit (from ``target_error``)."""
-    plan = plan_mitigation(mitigation, isa_circuit(model), rb.device, calibration_shots=calibration_shots, cache_dir=cache_dir,
-                           backend_name=rb.device_name, any_date=any_date)
+    plan = plan_mitigation(mitigation, isa_circuit(model), rb.device, calibration_shots=calibration_shots,
+                           cache_dir=cache_dir, backend_name=rb.device_name, any_date=any_date)
     if target_error is not None:
         shots = shots_for_target_error(target_error, plan.variance_factor)
     return plan, shots
