@@ -214,12 +214,11 @@ def move_stages(stages: list, dtype: torch.dtype, device: torch.device) -> list:
     cdtype, moved = complex_dtype(dtype), list[SingleQubitStage | MonomialStage]()
     for s in stages:
         if isinstance(s, SingleQubitStage):
-            complex_parts = (t.to(device, cdtype) for t in (s.a, s.b, s.c))
-            real_parts = (
-                t.to(device, dtype) for t in (s.angle_map, s.angle_shift, s.bloch_first, s.bloch_abc, s.bloch_map, s.bloch_shift)
-            )
+            complex_parts = {name: getattr(s, name).to(device, cdtype) for name in ("a", "b", "c")}
+            real_parts = {name: getattr(s, name).to(device, dtype) for name in
+                          ("angle_map", "angle_shift", "bloch_first", "bloch_abc", "bloch_map", "bloch_shift")}
             modes = None if s.modes is None else UnitaryModes(*(t.to(device, dtype) for t in s.modes))
-            moved.append(SingleQubitStage(*complex_parts, *real_parts, modes))
+            moved.append(SingleQubitStage(**complex_parts, **real_parts, modes=modes))
         else:
             moved.append(MonomialStage(s.gates))
     return moved
