@@ -48,3 +48,31 @@ def test_load_checkpoint_errors(tmp_path):
     torch.save({"model_state": {}}, tmp_path / "partial.pt")
     with pytest.raises(ValueError, match=r"lacks \['config', 'tags', 'words'\]"):
         load_checkpoint(tmp_path / "partial.pt")
+
+
+def test_checkpoints_of_format_2_keep_their_task(tmp_path):
+    """Files written before tasks were named (format 2: no ``task`` for taggers, ``"forecast"`` for forecasters,
+    configs without ``task``) load, evaluate and resume as the task they were."""
+    from qk_lstm_qiskit.checkpoint import checkpoint_task, load_forecaster
+    from qk_lstm_qiskit.tasks import task_of_checkpoint
+    from qk_lstm_qiskit.training.experiment import run_training
+
+    configs = {"tagging": with_train(load_config(PAPER_CONFIG), epochs=1),
+               "forecasting": load_config(PAPER_CONFIG.parent / "forecast_lstm.yaml",
+                                          {"train": {"epochs": 1}, "forecast": {"length": 60}})}
+    for name, config in configs.items():
+        run = tmp_path / name
+        run_training(config, run, progress=False)
+        for file in ("model.pt", "last.pt"):  # as format 2 wrote them
+            state = torch.load(run / file, weights_only=True)
+            del state["task"], state["config"]["task"]
+            if name == "forecasting":
+                state["task"] = "forecast"
+            torch.save({**state, "format": 2}, run / file)
+        state = load_checkpoint(run / "model.pt")
+        assert state["format"] == 2 and checkpoint_task(state) == name
+        task, _ = task_of_checkpoint(run)
+        assert task.name == name and task.config.task == name
+        (load_tagger if name == "tagging" else load_forecaster)(run)
+        resumed = run_training(with_train(config, epochs=2), run, resume=True, progress=False)
+        assert [e["epoch"] for e in resumed["epochs"]] == [1, 2]

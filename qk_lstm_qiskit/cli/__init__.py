@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, help="train.lr: learning rate, > 0 (default 0.1)")
     train.add_argument("--optimizer", choices=tuple(OPTIMIZERS), help="train.optimizer (default adam)")
     train.add_argument("--batch-size", type=int, help="train.batch_size: sentences per step, >= 1 (default 1)")
-    train.add_argument("--data", help="data.source: 'paper' (default), a CoNLL-U file, or a series to forecast: shm, bessel, co2, FILE.csv")
+    train.add_argument("--data", help="data.source: 'paper' (default), a CoNLL-U file, or a series to forecast: shm, "
+                       "bessel, co2, FILE.csv (with a forecasting config or --task forecasting)")
     train.add_argument("--column", help="forecast.column: the CSV column to forecast (with --data FILE.csv)")
     train.add_argument("--backend", help="executor.backend: exact (default), aer, aer-noisy:<device>, fake:<device> or ibm:<device>")
     train.add_argument("--shots", type=int, help="executor.shots per circuit on a sampler backend, >= 1 (default: the sampler's)")
