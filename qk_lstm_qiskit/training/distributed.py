@@ -8,7 +8,8 @@ The loss of rank ``r`` is its task loss summed over its units (tokens, windows: 
 divided by the batch's total count, times the world size, so the averaged gradient is exactly the
 one-process gradient of the whole batch: ``W`` ranks follow the same trajectory as one process (up
 to float summation order). Every task trains this way (``Task.shard`` gives a rank its rows).
-Only rank 0 writes metrics and checkpoints; every rank reads ``last.pt`` to resume.
+Only rank 0 writes metrics, checkpoints and the task's report (every rank returns rank 0's
+report); every rank reads ``last.pt`` to resume.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .trainer import Trainer
 
-__all__ = ["world", "setup", "barrier", "DistributedTrainer"]
+__all__ = ["world", "setup", "barrier", "from_rank_zero", "DistributedTrainer"]
 
 
 def world() -> tuple[int, int]:
@@ -46,6 +47,15 @@ def setup(device: str = "cpu") -> bool:
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+def from_rank_zero(value: Any) -> Any:
+    """Rank 0's ``value`` (picklable) on every rank; ``value`` itself without a process group."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 class DistributedTrainer(Trainer):

@@ -134,7 +134,8 @@ def _train(
         with restoring(out_dir / LAST_FILE):
             trainer.load_state(resume_state)
     history = trainer.fit(data.train, data.validation)
-    extra = task.report(model, data, history, out_dir)
+    # rank 0 reports (it wrote model.pt and writes the plots); every rank returns its report
+    extra = distributed.from_rank_zero(task.report(model, data, history, out_dir) if distributed.world()[0] == 0 else None)
     trainer.write_metrics(**extra)
     meta = {k: v for k, v in metadata.items() if k not in task.private_keys}
     return {**meta, "epochs": history, **extra, "out_dir": None if out_dir is None else str(out_dir)}

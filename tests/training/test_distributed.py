@@ -95,3 +95,28 @@ def test_torchrun_two_ranks_train_write_once_and_resume(tmp_path):
     resumed = json.loads((out / "metrics.json").read_text())
     assert [e["epoch"] for e in resumed["epochs"]] == [1, 2]
     assert resumed["epochs"][:1] == metrics["epochs"]
+
+
+@pytest.mark.slow
+def test_torchrun_two_ranks_train_a_forecaster_like_one_process(tmp_path):
+    """Forecasting goes through the same run: rank 0 writes the run folder and the plot, both ranks report its numbers."""
+    from qk_lstm_qiskit.config import load_config
+    from qk_lstm_qiskit.training.experiment import run_training
+
+    config = tmp_path / "fc.yaml"
+    config.write_text("task: forecasting\nmodel: {kind: qk-lstm, hidden_dim: 3, num_qubits: 2, num_references: 2}\n"
+                      "data: {source: shm, validation_fraction: 0.2}\nforecast: {length: 80}\n"
+                      "train: {epochs: 2, batch_size: 8, lr: 0.02}\n")
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "QK_LSTM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    ranks = subprocess.run([str(bin_dir / "torchrun"), "--nproc_per_node=2", "--no-python", str(bin_dir / "qk-lstm"),
+                            "train", "--config", str(config), "--out", str(tmp_path / "ranks"), "--no-progress"],
+                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert ranks.returncode == 0, ranks.stderr[-2000:]
+    assert ranks.stdout.count("test RMSE:") == 2  # each rank prints rank 0's report
+    one = run_training(load_config(config), tmp_path / "one", progress=False)
+    metrics = json.loads((tmp_path / "ranks" / "metrics.json").read_text())
+    for a, b in zip(metrics["epochs"], one["epochs"]):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5) and a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
+    assert metrics["test_rmse"] == pytest.approx(one["test_rmse"], rel=1e-4)
+    assert (tmp_path / "ranks" / "forecast.png").is_file()
