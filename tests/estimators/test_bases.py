@@ -34,7 +34,7 @@ def test_measured_distributions_equal_qiskit_circuits_with_the_basis_change():
     got = measured_distributions(states, settings)
     angles = basis_angles(settings)
     for i, state in enumerate(states):
-        for k, setting in enumerate(settings):
+        for k in range(len(settings)):
             qc = QuantumCircuit(n)
             for q in range(n):
                 qc.rz(angles[k, q], q)
