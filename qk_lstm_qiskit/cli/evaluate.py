@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from ..hardware.mitigation import MITIGATIONS
+from .estimators import add_estimate_options, add_evaluate_options, run_estimated, run_plan
 
 __all__ = ["add_commands"]
 
@@ -86,6 +87,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ..hardware.journal import JOURNAL_NAME
     from ..tasks import task_of_checkpoint
 
+    if args.estimator is not None:  # the kernel-estimator run (tagging checkpoints): budget-sized sample
+        return run_estimated(args)
     task, _ = task_of_checkpoint(args.checkpoint)
     request = _request(args)
     try:
@@ -112,6 +115,8 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     estimate = task.estimate_checkpoint(Path(args.checkpoint), _request(args), training=args.training,
                                         epochs=args.epochs)
     print(estimate.summary())
+    if args.target_accuracy_loss is not None:
+        return run_plan(args)  # the plan's table, its choice (and its JSON)
     if args.json:
         make_out_dir(Path(args.json).parent)
         write_json_atomic(estimate.to_dict(), args.json)
@@ -138,6 +143,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--max-retries", type=int, default=2, help="resubmissions of a failed job (default 2)")
     evaluate.add_argument("--timeout", type=float, help="seconds to wait for a job before retrying (default: no limit)")
     evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_evaluate_options(evaluate)
     evaluate.set_defaults(func=_cmd_evaluate)
 
     estimate = sub.add_parser("estimate", help="circuits, shots, jobs and QPU seconds of a run, before submitting")
@@ -145,4 +151,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     estimate.add_argument("--training", action="store_true", help="training with parameter-shift backward (default: inference)")
     estimate.add_argument("--epochs", type=int, default=1, help="epochs, with --training (default 1)")
     estimate.add_argument("--json", help="also write the estimate to this JSON file")
+    add_estimate_options(estimate)
     estimate.set_defaults(func=_cmd_estimate)

@@ -1,0 +1,43 @@
+"""``estimate --target-accuracy-loss`` (the shot planner) and ``evaluate --estimator`` on the command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from qk_lstm_qiskit import cli
+from qk_lstm_qiskit.config import load_config
+from qk_lstm_qiskit.training.experiment import run_training
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("paper")
+    run_training(load_config(overrides={"train": {"epochs": 4}}), out, progress=False)
+    return out / "model.pt"
+
+
+def test_estimate_shows_the_planners_choice_before_anything_runs(checkpoint, tmp_path, capsys):
+    plan_file = tmp_path / "plan.json"
+    code = cli.main(["estimate", "--checkpoint", str(checkpoint), "--backend", "fake:manila", "--target-accuracy-loss",
+                     "0.05", "--estimators", "compute-uncompute,tomography", "--plan-shots", "1000000",
+                     "--plan-repeats", "1", "--json", str(plan_file)])
+    out = capsys.readouterr().out
+    assert code == 0 and "cost estimate for fake:manila" in out and "<- choice" in out
+    assert json.loads(plan_file.read_text())["choice"]["estimator"] == "tomography"
+
+
+def test_evaluate_refuses_a_budget_below_one_sentence_in_one_line(checkpoint, tmp_path, capsys):
+    out = tmp_path / "never"
+    code = cli.main(["evaluate", "--checkpoint", str(checkpoint), "--backend", "fake:manila", "--estimator",
+                     "tomography", "--max-qpu-seconds", "1", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "expected max_qpu_seconds to fit at least one sentence" in err and "\n" not in err.strip()
+    assert not out.exists()
+
+
+def test_bad_shot_counts_are_a_usage_error(checkpoint, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["estimate", "--checkpoint", str(checkpoint), "--plan-shots", "a,b", "--target-accuracy-loss", "0.01"])
+    assert info.value.code == 2 and "expected comma-separated shot counts" in capsys.readouterr().err
