@@ -242,6 +242,26 @@ def _prepare_out_dir(out_dir: Path, *, resume: bool, local_jobs: bool) -> Path:
     return journal
 
 
+def _journaled_samplers(rb, out: Path, *, mitigation: Mitigation, jobs: JobPolicy, resume: bool):
+    """``(journal path, journaled sampler, the kernels' sampler)`` of an evaluation writing to ``out``: every
+    job recorded in the journal (fetched again by id on ``resume``), readout-mitigated unless ``mitigation.method``
+    is ``none`` (``mitigation``'s calibration shots and folder given)."""
+    local_jobs = rb.service is None
+    journal_path = _prepare_out_dir(out, resume=resume, local_jobs=local_jobs)
+    sampler = kernel_sampler = JournaledSampler(
+        rb.sampler, journal_path, service=rb.service, resume=resume and not local_jobs,
+        backend_name=rb.device_name or rb.name, max_retries=jobs.max_retries, backoff_seconds=jobs.backoff_seconds,
+        timeout_seconds=jobs.timeout_seconds, max_circuits_per_job=_circuit_limit(rb, jobs.max_circuits_per_job),
+    )
+    if mitigation.method != "none":
+        kernel_sampler = MitigatedSampler(
+            sampler, mitigation.method, device=rb.device,
+            calibration_shots=mitigation.calibration_shots or DEFAULT_CALIBRATION_SHOTS,
+            cache_dir=mitigation.calibration_dir, backend_name=rb.device_name, any_date=resume,
+        )
+    return journal_path, sampler, kernel_sampler
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     backend: str = "fake:manila",
@@ -322,24 +342,9 @@ def evaluate_checkpoint(
         batches = sorted_batches(eval_data, batch_size, words.pad_index or 0)
 
         out = Path(out_dir) if out_dir is not None else default_eval_dir(checkpoint, rb.name)
-        local_jobs = rb.service is None
         cache_dir = Path(calibration_dir) if calibration_dir is not None else out
-        if dry_run:
-            journal_path = None
-            sampler = kernel_sampler = rb.sampler  # never called: the model is only built to transpile
-        else:
-            journal_path = _prepare_out_dir(out, resume=resume, local_jobs=local_jobs)
-            sampler = kernel_sampler = JournaledSampler(
-                rb.sampler, journal_path, service=rb.service, resume=resume and not local_jobs,
-                backend_name=rb.device_name or rb.name, max_retries=jobs.max_retries,
-                backoff_seconds=jobs.backoff_seconds, timeout_seconds=jobs.timeout_seconds,
-                max_circuits_per_job=_circuit_limit(rb, jobs.max_circuits_per_job),
-            )
-            if method != "none":
-                kernel_sampler = MitigatedSampler(
-                    sampler, method, device=rb.device, calibration_shots=calibration_shots, cache_dir=cache_dir,
-                    backend_name=rb.device_name, any_date=resume,
-                )
+        journal_path, sampler, kernel_sampler = (None, rb.sampler, rb.sampler) if dry_run else _journaled_samplers(
+            rb, out, mitigation=Mitigation(method, calibration_shots, cache_dir), jobs=jobs, resume=resume)
         model, _, _, _ = _load_qk_tagger(checkpoint, kernel_sampler, rb.pass_manager)
         plan, shots = _plan(model, rb, method, shots=rb.shots, target_error=target_error,
                             calibration_shots=calibration_shots, cache_dir=cache_dir, any_date=resume)
