@@ -60,11 +60,14 @@ class FusedQKLSTMLayer(torch.autograd.Function):
         batch, hidden = h0.shape
         w_h_t = w_h.t()  # (H, q)
         gate_map, gate_bias = _gate_map(alpha, beta)
+        doubled = torch.ones_like(gate_bias).index_fill_(0, torch.arange(2 * hidden, 3 * hidden, device=xp.device), 2.0)
+        gate_map, gate_bias = gate_map * doubled, gate_bias * doubled  # 2 z_C folded in once (exact: a power of 2)
         h, c, history, kernel_history = h0, c0, [], []
         for x_t in xp.unbind(0):
             u = torch.addmm(x_t, h, w_h_t)  # (N, q)
             k, saved = route.evaluate(u)  # (N, M)
-            h, c, tanh_c, gates = update.lstm_update(torch.addmm(gate_bias, k, gate_map).view(batch, 4, hidden), c)
+            z = torch.addmm(gate_bias, k, gate_map).view(batch, 4, hidden)
+            h, c, tanh_c, gates = update.lstm_update(z, c, candidate_doubled=True)
             history.append((h, c, tanh_c, u, gates, k))
             kernel_history.append(saved)
         hs, cs, tanh_cs, us, gates, ks = (torch.stack(values) for values in zip(*history))

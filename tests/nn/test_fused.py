@@ -324,8 +324,8 @@ def test_the_fused_layer_and_the_cells_share_one_lstm_update(gen, monkeypatch):
     before = model(x, hx)[0]
     original = update.lstm_update
 
-    def variant(z, c):  # another recurrence: half the forget pre-activation, a leaky cell state
-        return original(z * z.new_tensor([1.0, 0.5, 1.0, 1.0]).view(4, 1), 0.9 * c)
+    def variant(z, c, **options):  # another recurrence: half the forget pre-activation, a leaky cell state
+        return original(z * z.new_tensor([1.0, 0.5, 1.0, 1.0]).view(4, 1), 0.9 * c, **options)
 
     monkeypatch.setattr(update, "lstm_update", variant)
     fused, _ = outputs_and_grads_forward(model, x, hx, fused=True)
