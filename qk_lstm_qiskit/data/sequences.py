@@ -42,7 +42,8 @@ __all__ = [
     "test_sequences", "make_sequence_batches",
 ]
 
-SEQUENCE_ARCHIVES = {  #: name → aeon.datasets loader (both splits ship inside aeon)
+#: name → aeon.datasets loader (both splits ship inside aeon)
+SEQUENCE_ARCHIVES = {
     "basic_motions": "load_basic_motions",
     "japanese_vowels": "load_japanese_vowels",
     "gunpoint": "load_gunpoint",

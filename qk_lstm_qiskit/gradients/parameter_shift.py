@@ -143,7 +143,7 @@ class BatchedParamShiftSamplerGradient(ParamShiftSamplerGradient):
 
     def shifted_angles(self, circuit: QuantumCircuit) -> int:
         """Gate angles shifted (each ``±π/2``) per binding of ``circuit`` when every parameter outside
-        :attr:`constant_columns` is differentiated: the backward runs ``2 ×`` this many circuits per binding."""
+        ``constant_columns`` is differentiated: the backward runs ``2 ×`` this many circuits per binding."""
         plan = self._plan(circuit)
         wanted = sorted(set(range(circuit.num_parameters)) - self.constant_columns)
         return int(np.flatnonzero(np.abs(plan.a[wanted]).sum(axis=0)).size) if wanted else 0

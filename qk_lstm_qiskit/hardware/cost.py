@@ -76,8 +76,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_JOB_OVERHEAD_S = 3.0
-OPEN_PLAN_SECONDS = 600.0  # 10 QPU minutes per month
+DEFAULT_JOB_OVERHEAD_S = 3.0  #: seconds of QPU time a job costs beyond its shots (when not given)
+OPEN_PLAN_SECONDS = 600.0  #: 10 QPU minutes per month
 FORMULA = (
     "C_fwd = E·Σ_b K·L_b·N_b·G·R·f; C_bwd = E·Σ_b K·L_b·N_b·G·R·b if training else 0 (f, b: the fidelity's "
     "circuits per kernel value; compute-uncompute f = 1, b = 2·P_s); "

@@ -6,7 +6,7 @@ import math
 
 __all__ = ["DEFAULT_REP_DELAY_S", "circuit_duration", "rep_delay"]
 
-DEFAULT_REP_DELAY_S = 250e-6  # a device's repetition delay when it does not say
+DEFAULT_REP_DELAY_S = 250e-6  #: a device's repetition delay when it does not say
 _SECONDS_PER_UNIT = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9, "ps": 1e-12}
 
 

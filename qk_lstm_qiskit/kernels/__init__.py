@@ -1,4 +1,4 @@
-"""Fidelity kernels k(x, y) = |<0|U†(y)U(x)|0>|² and the ways to compute them.
+"""Fidelity kernels ``k(x, y) = |<0|U†(y)U(x)|0>|²`` and the ways to compute them.
 
 ``kernel``: :class:`QuantumKernel`, a feature map and one fidelity; ``fidelity``: the protocol every
 way of computing kernels implements, and its registry; one file per fidelity: ``exact`` (statevectors,

@@ -54,7 +54,7 @@ class FidelityCost:
 class Fidelity(nn.Module, ABC):
     """``k[n, m] = |⟨ψ(ay_m)|ψ(ax_n)⟩|²`` for the angles of one feature map, differentiable in both sides.
 
-    Subclasses implement :meth:`evaluate` and :attr:`is_product`; they may override :meth:`_prepare`
+    Subclasses implement :meth:`evaluate` and :attr:`is_product`; they may override ``_prepare``
     (what the ``y`` side precomputes), :meth:`circuits`, :meth:`cost` and :meth:`route`. The module
     holds no parameters or buffers of its own (a model's ``state_dict`` does not depend on its fidelity).
 
@@ -109,7 +109,7 @@ class Fidelity(nn.Module, ABC):
         return None
 
 
-FIDELITIES: dict[str, Callable[..., Fidelity]] = {}  # name → factory(feature_map, **options)
+FIDELITIES: dict[str, Callable[..., Fidelity]] = {}  #: name → factory: ``factory(feature_map, **options)``
 
 
 def register_fidelity(name: str) -> Callable[[type[Fidelity]], type[Fidelity]]:

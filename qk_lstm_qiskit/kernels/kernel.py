@@ -1,4 +1,4 @@
-"""Fidelity quantum kernel k(x, y) = |⟨ψ(y)|ψ(x)⟩|² as a differentiable torch module."""
+"""Fidelity quantum kernel ``k(x, y) = |⟨ψ(y)|ψ(x)⟩|²`` as a differentiable torch module."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from .statevector import StatevectorExecutor
 
 __all__ = ["QuantumKernel", "PreparedSide", "warn_if_product", "exact_fidelity", "GRADIENTS"]
 
-GRADIENTS = ("adjoint", "parameter-shift")  # exact-path backward: one reverse sweep, or 2P shifted states per row
+GRADIENTS = ("adjoint", "parameter-shift")  #: exact-path backward: one reverse sweep, or 2P shifted states per row
 PreparedSide = Reference  # the y side of a kernel, as :meth:`QuantumKernel.prepare` returns it
 
 
@@ -85,9 +85,14 @@ class QuantumKernel(nn.Module):
         ProductKernelWarning: when U†(y)U(x) factorises over qubits (e.g. ``reps=1``).
 
     Example:
-        >>> k = QuantumKernel(FeatureMap(4, reps=2))
-        >>> k(torch.zeros(3, 4), torch.zeros(2, 4))
-        tensor([[1., 1.], ...
+        >>> import torch
+        >>> from qk_lstm_qiskit import FeatureMap, QuantumKernel
+        >>> k = QuantumKernel(FeatureMap(4, reps=2))  # exact; fidelity="parameter-shift", sampler=... for others
+        >>> x = torch.rand(3, 4, requires_grad=True)
+        >>> K = k(x, torch.rand(2, 4))
+        >>> K.shape, bool(torch.allclose(k(x, x).diagonal(), torch.ones(3)))  # (N, M); k(x, x) = 1
+        (torch.Size([3, 2]), True)
+        >>> K.sum().backward()  # differentiable in both arguments
     """
 
     def __init__(

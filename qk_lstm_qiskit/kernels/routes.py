@@ -32,7 +32,7 @@ __all__ = ["KernelRoute", "ProductRoute", "StatevectorRoute", "MAX_STATEVECTOR_Q
 # The statevector route's Jacobian costs ~q forward passes over all L·N rows at once, the loop's backward
 # ~3 per step plus a few operations: the route wins while states are small (one thread, B=32, T=25, reps 2,
 # compiled loops, fused vs loop, best of 8: 4 qubits 20.6 vs 35.7 ms, 5 qubits 20.5 vs 25.8, 6 qubits 32.4 vs 27.4).
-MAX_STATEVECTOR_QUBITS = 5
+MAX_STATEVECTOR_QUBITS = 5  #: the most qubits a fused layer takes the statevector route for (see above)
 
 
 class KernelRoute(ABC):

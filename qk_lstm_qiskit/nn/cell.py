@@ -17,8 +17,8 @@ from .fused import fused_layer
 
 __all__ = ["GatedCell", "QKLSTMCell", "WEIGHTINGS", "REFERENCE_MODES"]
 
-WEIGHTINGS = ("paper", "per_gate")
-REFERENCE_MODES = ("fixed", "learned", "data")
+WEIGHTINGS = ("paper", "per_gate")  #: one Linear(R → H) shared by the gates, or one per gate
+REFERENCE_MODES = ("fixed", "learned", "data")  #: how the reference vectors are set (see QKLSTMCell)
 NUM_GATES = 4  # input, forget, cell candidate, output (torch's i, f, g, o order)
 PAPER_MAP = FeatureMapSpec()  # the paper's feature map on 4 qubits: the default of QKLSTMCell
 
