@@ -43,8 +43,8 @@ __all__ = ["ESTIMATORS", "PlanEntry", "ShotPlan", "plan_checkpoint", "plan_estim
 
 logger = logging.getLogger(__name__)
 
-ESTIMATORS = ("compute-uncompute", "tomography", "shadows")
-SHADOW_SHOTS_PER_SETTING = 8
+ESTIMATORS = ("compute-uncompute", "tomography", "shadows")  #: the kernel estimators the planner compares
+SHADOW_SHOTS_PER_SETTING = 8  #: shots per random Pauli setting of the shadows estimator
 
 
 @dataclass(frozen=True)
