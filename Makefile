@@ -19,9 +19,11 @@ $(STAMP): pyproject.toml
 run: setup            ## train the paper's QK-LSTM on the built-in task and print the result
 	$(BIN)/qk-lstm train
 
-test: setup           ## the layer contract, then the whole test suite, notebooks included (in their quick settings)
+test: setup           ## layer contract, lint, types; the tests (docs built with -W -n), docstring examples, notebooks (quick)
 	$(BIN)/lint-imports
-	QK_LSTM_TUTORIAL_QUICK=1 $(BIN)/python -m pytest -q --nbmake tests notebooks
+	$(BIN)/ruff check qk_lstm_qiskit
+	$(BIN)/mypy
+	QK_LSTM_TUTORIAL_QUICK=1 $(BIN)/python -m pytest -q --nbmake --doctest-modules tests notebooks qk_lstm_qiskit
 
 docs: setup           ## the documentation site, offline: docs/_build/html/index.html
 	$(BIN)/python -m sphinx -E -n -q -b html docs docs/_build/html
