@@ -38,6 +38,7 @@ import torch
 
 from .config import RunConfig, load_config
 from .data.corpus import Vocabulary
+from .data.scaling import ChannelScaler
 from .data.series import Scaler
 from .nn.forecaster import Forecaster, build_forecaster
 from .nn.tagger import Tagger, build_tagger
@@ -199,11 +200,14 @@ def is_forecast_checkpoint(path: str | os.PathLike) -> bool:
     return checkpoint_task(load_checkpoint(_model_path(path))) == "forecasting"
 
 
-def load_forecaster(path: str | os.PathLike, *, sampler=None, pass_manager=None) -> tuple[Forecaster, Scaler, RunConfig]:
+def load_forecaster(
+    path: str | os.PathLike, *, sampler=None, pass_manager=None
+) -> tuple[Forecaster, Scaler | ChannelScaler, RunConfig]:
     """Rebuild the forecaster saved at ``path`` (``model.pt``, ``last.pt`` or their run folder) on ``sampler``.
 
     Returns:
-        ``(forecaster in eval mode, the training span's scaler, run config)``.
+        ``(forecaster in eval mode, the training span's scaler, run config)``: a :class:`Scaler` for one
+        series, a per-column :class:`~qk_lstm_qiskit.data.scaling.ChannelScaler` for a table (``num_targets`` saved).
 
     Raises:
         ValueError: see :func:`load_checkpoint`; a tagger checkpoint; a state that does not fit the config.
@@ -215,6 +219,9 @@ def load_forecaster(path: str | os.PathLike, *, sampler=None, pass_manager=None)
                          f"(use {'load_tagger' if checkpoint_task(state) == 'tagging' else 'Task.load'})")
     with restoring(path):
         config = load_config(overrides=state["config"])
-        model = build_forecaster(config.model, state.get("num_features", 1), sampler=sampler, pass_manager=pass_manager)
+        model = build_forecaster(config.model, state.get("num_features", 1), num_targets=state.get("num_targets"),
+                                 sampler=sampler, pass_manager=pass_manager)
         model.load_state_dict(state["model_state"])
-    return model.eval(), Scaler(**state["scaler"]), config
+        saved = state["scaler"]
+        scaler = ChannelScaler.from_dict(saved) if isinstance(saved["mean"], (list, tuple)) else Scaler(**saved)
+    return model.eval(), scaler, config

@@ -22,12 +22,14 @@ import yaml
 from .circuits.feature_map import ENTANGLEMENTS, MAX_QUBITS
 from .circuits.library import FEATURE_MAPS
 from .data.conllu import LONG_SENTENCE_POLICIES, TAGSETS
-from .data.series import is_series_source
+from .data.sequences import SEQUENCE_ARCHIVES
+from .data.series import TABLE_SOURCES, is_series_source
 from .errors import TaskInferredWarning
 from .nn.cell import REFERENCE_MODES, WEIGHTINGS
+from .nn.classifier import POOLINGS
 from .nn.tagger import MODEL_KINDS
 
-__all__ = ["ModelConfig", "DataConfig", "ForecastConfig", "TrainConfig", "ExecutorConfig", "RunConfig", "load_config",
+__all__ = ["ModelConfig", "DataConfig", "ForecastConfig", "ClassifyConfig", "TrainConfig", "ExecutorConfig", "RunConfig", "load_config",
            "infer_task", "MODEL_KINDS", "OPTIMIZERS"]
 
 
@@ -78,6 +80,9 @@ class ForecastConfig:
     steps after the last; time-ordered split (``data.validation_fraction``, ``test_fraction``)."""
 
     column: typing.Optional[str] = None  # CSV: column to forecast
+    # several columns (macrodata or a CSV): comma-separated inputs and targets (default: the inputs)
+    columns: typing.Optional[str] = None  # e.g. "realgdp,realcons,realinv,unemp"
+    target: typing.Optional[str] = None  # e.g. "realgdp,unemp"
     time_column: typing.Optional[str] = None  # CSV: must increase strictly (numbers or ISO dates)
     window: int = 4
     horizon: int = 1
@@ -86,6 +91,17 @@ class ForecastConfig:
     length: int = 240  # shm, bessel: samples
     noise: float = 0.0  # std of Gaussian noise added to the series
     noise_seed: int = 0
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    """Sequence classification (``task: classification``): one label per sequence; see
+    :mod:`qk_lstm_qiskit.data.sequences` for the sources and :mod:`qk_lstm_qiskit.nn.classifier` for the head."""
+
+    pooling: str = "last"  # last | mean: the state after the last real step, or the masked mean over steps
+    test_source: typing.Optional[str] = None  # default: the archive's test split, or the *_TEST sibling file
+    columns: typing.Optional[str] = None  # CSV: comma-separated channel columns (default: all but id, label)
+    train_fraction: float = 1.0  # a stratified fraction of the training split (learning curves)
 
 
 @dataclass(frozen=True)
@@ -123,6 +139,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     forecast: ForecastConfig = field(default_factory=ForecastConfig)
+    classify: ClassifyConfig = field(default_factory=ClassifyConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -137,12 +154,13 @@ _CHOICES = {  # each list defined once, beside the code that uses it
     ("data", "tag_column"): TAGSETS,
     ("data", "long_sentences"): LONG_SENTENCE_POLICIES,
     ("train", "optimizer"): tuple(OPTIMIZERS),
+    ("classify", "pooling"): POOLINGS,
 }
 _POSITIVE = {
     ("model", n) for n in ("embedding_dim", "hidden_dim", "num_layers", "num_qubits", "num_references", "reps", "vqc_depth")
 } | {("train", "epochs"), ("train", "batch_size"), ("train", "lr"), ("model", "input_scaling"), ("data", "min_freq"),
      ("data", "max_length"), ("executor", "shots"), ("train", "clip_grad_norm"), ("executor", "memory_limit_gb"),
-     ("forecast", "window"), ("forecast", "horizon"), ("forecast", "length")}
+     ("forecast", "window"), ("forecast", "horizon"), ("forecast", "length"), ("classify", "train_fraction")}
 
 
 _SEEDS = {("train", "seed"), ("data", "split_seed"), ("executor", "seed")}  # numpy and torch take [0, 2**32)
@@ -175,6 +193,8 @@ def _coerce(where: str, section: str, name: str, value: Any, annotation: Any, la
         raise ValueError(f"config{where}: expected {key} >= 0, got {value!r}")
     if (section, name) in (("data", "validation_fraction"), ("forecast", "test_fraction")) and not 0.0 <= value < 1.0:
         raise ValueError(f"config{where}: expected {key} in [0, 1), got {value!r}")
+    if (section, name) == ("classify", "train_fraction") and value > 1.0:
+        raise ValueError(f"config{where}: expected {key} in (0, 1], got {value!r}")
     if (section, name) == ("forecast", "noise") and not (math.isfinite(value) and value >= 0):
         raise ValueError(f"config{where}: expected {key} >= 0, got {value!r}")
     if (section, name) == ("model", "num_qubits") and value > MAX_QUBITS:
@@ -186,8 +206,13 @@ def _coerce(where: str, section: str, name: str, value: Any, annotation: Any, la
 
 def infer_task(source: str) -> str:
     """The task a config without ``task`` meant: ``forecasting`` for a series source
-    (:func:`~qk_lstm_qiskit.data.series.is_series_source`), else ``tagging`` (the only two before tasks were named)."""
-    return "forecasting" if is_series_source(source) else "tagging"
+    (:func:`~qk_lstm_qiskit.data.series.is_series_source`, or a multivariate table such as ``macrodata``),
+    ``classification`` for a sequence archive or a ``.ts``/``.npz`` file, else ``tagging``."""
+    if is_series_source(source) or source in TABLE_SOURCES:
+        return "forecasting"
+    if source in SEQUENCE_ARCHIVES or source.lower().endswith((".ts", ".npz")):
+        return "classification"
+    return "tagging"
 
 
 def _merge(config: RunConfig, overrides: Mapping[str, Any], where: str, labels: Mapping[str, str] | None = None) -> RunConfig:

@@ -36,7 +36,7 @@ def write(tmp_path: Path, text: str) -> Path:
     [
         ("model: [unclosed\n", r"config .*config.yaml: not valid YAML \("),
         ("- model\n- train\n", r"expected a mapping of sections, got list"),
-        ("optimiser:\n  lr: 0.1\n", r"unknown section 'optimiser' \(expected one of \['data', 'executor', 'forecast', 'model', 'train'\], or task\)"),
+        ("optimiser:\n  lr: 0.1\n", r"unknown section 'optimiser' \(expected one of \['classify', 'data', 'executor', 'forecast', 'model', 'train'\], or task\)"),
         ("train: 5\n", r"expected section 'train' to be a mapping, got 5"),
         ("model:\n  hidden: 6\n", r"unknown key model.hidden \(expected one of \[.*'hidden_dim'"),
         ("train:\n  epochs: ten\n", r"expected train.epochs to be int, got 'ten'"),

@@ -30,6 +30,8 @@ FLAG_KEYS = {  # train flag (argparse dest) -> config key it overrides
     "sampler_seed": ("executor", "seed"),
     "device": ("executor", "device"),
     "column": ("forecast", "column"),
+    "columns": ("forecast", "columns"),
+    "target": ("forecast", "target"),
 }
 
 
@@ -128,17 +130,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a tagger (default: the paper's QK-LSTM)")
     train.add_argument("--config", help="YAML overriding the defaults (default: configs/paper_pos.yaml)")
-    train.add_argument("--task", help="task: what the run learns, tagging or forecasting (default: the config's; "
-                       "a config without one: forecasting for a series data.source, else tagging)")
+    train.add_argument("--task", help="task: what the run learns, tagging, forecasting or classification (default: "
+                       "the config's; a config without one: inferred from data.source)")
     train.add_argument("--model", choices=MODEL_KINDS, help="model.kind: the recurrent layer (default qk-lstm)")
     train.add_argument("--seed", type=int, help="train.seed: initialisation and shuffling, 0 <= SEED < 2**32 (default 0)")
     train.add_argument("--epochs", type=int, help="train.epochs, >= 1 (default 100); with --resume, the new total")
     train.add_argument("--lr", type=float, help="train.lr: learning rate, > 0 (default 0.1)")
     train.add_argument("--optimizer", choices=tuple(OPTIMIZERS), help="train.optimizer (default adam)")
     train.add_argument("--batch-size", type=int, help="train.batch_size: sentences per step, >= 1 (default 1)")
-    train.add_argument("--data", help="data.source: 'paper' (default), a CoNLL-U file, or a series to forecast: shm, "
-                       "bessel, co2, FILE.csv (with a forecasting config or --task forecasting)")
+    train.add_argument("--data", help="data.source: 'paper' (default), a CoNLL-U file, a series to forecast: shm, bessel, "
+                       "co2, macrodata, FILE.csv, or sequences to classify: basic_motions, japanese_vowels, gunpoint, "
+                       "FILE.ts, FILE.npz, FILE.csv")
     train.add_argument("--column", help="forecast.column: the CSV column to forecast (with --data FILE.csv)")
+    train.add_argument("--columns", help="forecast.columns: several input columns, A,B,C (with --data macrodata or FILE.csv)")
+    train.add_argument("--target", help="forecast.target: the column(s) to forecast from --columns, A or A,B (default: all)")
     train.add_argument("--backend", help="executor.backend: exact (default), aer, aer-noisy:<device>, fake:<device> or ibm:<device>")
     train.add_argument("--shots", type=int, help="executor.shots per circuit on a sampler backend, >= 1 (default: the sampler's)")
     train.add_argument("--sampler-seed", type=int, help="seed of the simulator's shot noise (aer, aer-noisy)")

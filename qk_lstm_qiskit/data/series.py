@@ -28,6 +28,7 @@ __all__ = [
     "SERIES_SOURCES", "is_series_source", "damped_shm", "bessel_j2", "co2_series", "read_csv_series",
     "load_series", "Scaler", "SeriesWindows", "make_windows", "prepare_series", "describe_source",
     "TABLE_SOURCES", "read_csv_table", "macrodata_table", "load_table", "TableWindows", "make_table_windows",
+    "is_table_config", "table_columns", "prepare_table",
 ]
 
 SERIES_SOURCES = ("shm", "bessel", "co2")  #: built-in series (``data.source``); any other source is a CSV file
@@ -289,7 +290,11 @@ def make_windows(
 
 
 def describe_source(data: DataConfig, forecast: ForecastConfig) -> str:
-    """How errors and metrics name the series: ``"series shm"`` or ``"series FILE.csv column 'x'"``."""
+    """How errors and metrics name the series: ``"series shm"``, ``"series FILE.csv column 'x'"`` or
+    ``"series macrodata columns realgdp,unemp → unemp"``."""
+    if forecast.columns is not None or data.source in TABLE_SOURCES:
+        inputs = ",".join(_names(forecast.columns))
+        return f"series {data.source} columns {inputs} → {','.join(_names(forecast.target)) or inputs}"
     if data.source.lower().endswith(".csv"):
         return f"series {data.source} column {forecast.column!r}"
     return f"series {data.source}"
@@ -455,4 +460,43 @@ def make_table_windows(
         table=table, columns=columns, inputs=inputs_at, targets=targets_at, scaler=scaler, window=window,
         horizon=horizon, train=part(range(first, train_end)), validation=part(range(train_end, val_end)),
         test=part(range(val_end, t)), test_index=np.arange(val_end, t), relative=relative,
+    )
+
+
+def is_table_config(data: DataConfig, forecast: ForecastConfig) -> bool:
+    """Whether a forecasting config reads several named columns (``forecast.columns``, or a table source)."""
+    return forecast.columns is not None or data.source in TABLE_SOURCES
+
+
+def _names(text: str | None) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()] if text else []
+
+
+def table_columns(data: DataConfig, forecast: ForecastConfig) -> tuple[list[str], list[str]]:
+    """``(input columns, target columns)`` of a table config; the targets default to the inputs.
+
+    Raises:
+        ValueError: no ``forecast.columns`` (``--columns``), or a ``forecast.column`` next to them.
+    """
+    inputs, targets = _names(forecast.columns), _names(forecast.target)
+    if not inputs:
+        raise ValueError(f"series {data.source}: expected forecast.columns (--columns A,B,...) naming the input "
+                         f"columns, got {forecast.columns!r}")
+    if forecast.column is not None:
+        raise ValueError(f"series {data.source}: expected forecast.columns and forecast.target, not forecast.column "
+                         f"(--column), got column {forecast.column!r}")
+    return inputs, targets or list(inputs)
+
+
+def prepare_table(data: DataConfig, forecast: ForecastConfig, *, scaler: ChannelScaler | None = None) -> TableWindows:
+    """The windows of the table config (:func:`is_table_config`): the input and target columns of
+    ``data.source`` split and standardised as configured (with ``scaler`` instead of the training
+    span's statistics when given)."""
+    inputs, targets = table_columns(data, forecast)
+    columns = list(dict.fromkeys(inputs + targets))
+    table = load_table(data.source, columns, time_column=forecast.time_column)
+    return make_table_windows(
+        table, columns, inputs, targets, forecast.window, forecast.horizon, validation_fraction=data.validation_fraction,
+        test_fraction=forecast.test_fraction, name=f"series {data.source} columns {columns}", scaler=scaler,
+        relative=forecast.relative,
     )

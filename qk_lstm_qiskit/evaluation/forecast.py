@@ -12,13 +12,14 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..data.series import SeriesWindows, TableWindows
+from ..data.scaling import ChannelScaler
+from ..data.series import Scaler, SeriesWindows, TableWindows
 from ..rundir import atomic_write, check_out_dir, make_out_dir, write_json_atomic
 
 __all__ = ["regression_metrics", "predict", "forecast_report", "plot_forecast", "evaluate_forecast",
@@ -155,7 +156,7 @@ def evaluate_forecast(
         ValueError: a tagger checkpoint, a non-qk-lstm model on a sampler backend, results already in ``out_dir``.
     """
     from ..checkpoint import load_forecaster
-    from ..data.series import describe_source, prepare_series
+    from ..data.series import describe_source, is_table_config, prepare_series, prepare_table
 
     start = time.perf_counter()
     checkpoint = Path(checkpoint)
@@ -163,7 +164,12 @@ def evaluate_forecast(
         checkpoint = checkpoint / "model.pt"
     out_dir = check_out_dir(out_dir, command="evaluate", outputs=OUTPUT_FILES)
     model, scaler, config = load_forecaster(checkpoint)
-    windows = prepare_series(config.data, config.forecast, scaler=scaler)  # the saved training statistics
+    if is_table_config(config.data, config.forecast):  # several columns: per-target metrics
+        table = prepare_table(config.data, config.forecast, scaler=cast(ChannelScaler, scaler))
+        return _evaluate_table(checkpoint, out_dir, table, model, config, describe_source(config.data, config.forecast),
+                               backend=backend, shots=shots, seed=seed, optimization_level=optimization_level,
+                               batch_size=batch_size, start=start)
+    windows = prepare_series(config.data, config.forecast, scaler=cast(Scaler, scaler))  # the saved training statistics
     exact = forecast_report(model, windows, batch_size=batch_size)
     metrics: dict[str, Any] = {"checkpoint": str(checkpoint), "data": describe_source(config.data, config.forecast),
                                "model": config.model.kind, "backend": "exact", **exact}
@@ -191,3 +197,40 @@ def evaluate_forecast(
     log.info("evaluate: test RMSE %.4g on %s (exact %.4g)", metrics["test_rmse"], backend, exact["test_rmse"])
     return metrics
 
+
+
+def _evaluate_table(
+    checkpoint: Path, out_dir: Path, windows: TableWindows, model: nn.Module, config, data: str, *, backend: str,
+    shots: int, seed: int | None, optimization_level: int, batch_size: int | None, start: float,
+) -> dict[str, Any]:
+    """:func:`evaluate_forecast` of a forecaster of several target columns: every metric per target."""
+    from ..checkpoint import load_forecaster
+
+    exact = table_forecast_report(model, windows, batch_size=batch_size)
+    metrics: dict[str, Any] = {"checkpoint": str(checkpoint), "data": data, "model": config.model.kind, "backend": "exact",
+                               **exact}
+    predictions = {f"{config.model.kind} (exact)": exact["test_prediction"]}
+    if backend != "exact":
+        from ..hardware.backends import resolve_backend
+
+        if config.model.kind != "qk-lstm":
+            raise ValueError(f"evaluate: expected a qk-lstm checkpoint on sampler backend {backend!r}, got {config.model.kind!r}")
+        with resolve_backend(backend, shots=shots, seed=seed, optimization_level=optimization_level) as rb:
+            sampled, _, _ = load_forecaster(checkpoint, sampler=rb.sampler, pass_manager=rb.pass_manager)
+            on_backend = table_forecast_report(sampled, windows, batch_size=batch_size)
+        metrics.update({
+            **{k: v for k, v in on_backend.items() if k not in ("test_truth", "persistence_rmse", "persistence_mae")},
+            **{f"exact_{k}": exact[k] for k in ("test_rmse", "test_mae", "test_prediction")},
+            "backend_rmse_vs_exact": {name: regression_metrics(on_backend["test_prediction"][name],
+                                                               exact["test_prediction"][name])["rmse"]
+                                      for name in exact["targets"]},
+            **rb.info(), "seed": seed,
+        })
+        predictions[f"{config.model.kind} on {backend} ({shots} shots)"] = on_backend["test_prediction"]
+    persistence = windows.persistence(windows.test_index)
+    predictions["persistence"] = {name: persistence[:, j].tolist() for j, name in enumerate(windows.target_names)}
+    metrics["seconds"] = time.perf_counter() - start
+    make_out_dir(check_out_dir(out_dir, command="evaluate", outputs=OUTPUT_FILES))
+    plot_table_forecast(windows, predictions, out_dir / "forecast.png", title=f"{data}: test span")
+    write_json_atomic(metrics, out_dir / "metrics.json")
+    return metrics

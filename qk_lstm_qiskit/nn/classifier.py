@@ -79,7 +79,9 @@ class SequenceClassifier(nn.Module):
 
 def build_classifier(
     config: ModelConfig, num_channels: int, num_classes: int, *, pooling: str = "last", sampler=None, pass_manager=None,
+    memory_limit: int | None = None,
 ) -> SequenceClassifier:
-    """The classifier of ``config.kind`` over ``num_channels`` inputs; ``sampler``/``pass_manager`` reach the QK-LSTM kernels."""
-    recurrent = build_recurrent(config, num_channels, sampler=sampler, pass_manager=pass_manager)
+    """The classifier of ``config.kind`` over ``num_channels`` inputs; ``sampler``/``pass_manager`` reach the QK-LSTM
+    kernels, ``memory_limit`` (bytes) the exact executors."""
+    recurrent = build_recurrent(config, num_channels, sampler=sampler, pass_manager=pass_manager, memory_limit=memory_limit)
     return SequenceClassifier(recurrent, num_channels, num_classes, pooling=pooling)

@@ -12,12 +12,13 @@ from typing import Any
 from ..checkpoint import MODEL_FILE, checkpoint_task, load_checkpoint, require_keys, restoring
 from ..config import RunConfig, infer_task, load_config
 from .base import Step, Task, TaskData
+from .classification import ClassificationTask
 from .forecasting import ForecastingTask
 from .tagging import TaggingTask
 
 __all__ = ["TASKS", "Step", "Task", "TaskData", "make_task", "task_class", "task_of_checkpoint"]
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (TaggingTask, ForecastingTask)}  #: name → task class
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (TaggingTask, ForecastingTask, ClassificationTask)}  #: name → task class
 
 
 def task_class(name: str) -> type[Task]:

@@ -1,7 +1,9 @@
 """Forecasting: windows of a series → the value ``horizon`` steps ahead; mean squared error on standardised values.
 
 Data: ``data.source`` ``shm`` | ``bessel`` | ``co2`` | a ``.csv`` path and the ``forecast`` section
-(:func:`~qk_lstm_qiskit.data.series.prepare_series`); model:
+(:func:`~qk_lstm_qiskit.data.series.prepare_series`); or several columns in and one or several out
+(``forecast.columns``, ``forecast.target``; ``macrodata`` or a ``.csv`` path:
+:func:`~qk_lstm_qiskit.data.series.prepare_table`, scored per target). Model:
 :class:`~qk_lstm_qiskit.nn.forecaster.Forecaster`; checkpoints keep the training span's scaler.
 ``model.pt`` keeps the lowest validation loss; after training it is scored on the test span
 (:func:`~qk_lstm_qiskit.evaluation.forecast.forecast_report`) and ``forecast.png`` is drawn.
@@ -11,15 +13,21 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, cast
 
 import torch
 from torch import nn
 
 from ..checkpoint import MODEL_FILE, load_checkpoint
-from ..data.series import Scaler, SeriesWindows, describe_source, is_series_source, prepare_series
+from ..data.scaling import ChannelScaler
+from ..data.series import (
+    TABLE_SOURCES, Scaler, SeriesWindows, TableWindows, describe_source, is_series_source, is_table_config,
+    prepare_series, prepare_table,
+)
 from ..evaluation.backend import default_eval_dir
-from ..evaluation.forecast import evaluate_forecast, forecast_report, plot_forecast
+from ..evaluation.forecast import (
+    evaluate_forecast, forecast_report, plot_forecast, plot_table_forecast, table_forecast_report,
+)
 from ..evaluation.options import EvaluationRequest
 from ..nn.forecaster import build_forecaster
 from .base import Step, Task, TaskData
@@ -27,41 +35,54 @@ from .base import Step, Task, TaskData
 __all__ = ["ForecastingTask"]
 
 log = logging.getLogger(__name__)
-Windows = tuple[torch.Tensor, torch.Tensor]  # inputs (N, W, F), targets (N,)
+Windows = tuple[torch.Tensor, torch.Tensor]  # inputs (N, W, F), targets (N,) or (N, T)
 
 
 class ForecastingTask(Task):
-    """Mean squared error of one-value forecasts; metric: the loss itself (lower is better)."""
+    """Mean squared error of one-value (or per-target) forecasts; metric: the loss itself (lower is better)."""
 
     name, metric, higher_is_better = "forecasting", "loss", False
     sections = Task.sections + ("forecast",)
     checkpoint_keys = ("scaler", "num_features")
 
-    scaler: Scaler
-    windows: SeriesWindows
+    scaler: Scaler | ChannelScaler
+    windows: SeriesWindows | TableWindows
     num_features = 1
+    num_targets: int | None = None  # None: one series, predictions (N,); T: several target columns, (N, T)
 
     def check(self, config) -> None:
-        if not is_series_source(config.data.source):
-            raise ValueError(f"config: expected data.source shm, bessel, co2 or a .csv file for task 'forecasting', "
-                             f"got {config.data.source!r}")
+        if not (is_series_source(config.data.source) or config.data.source in TABLE_SOURCES):
+            raise ValueError(f"config: expected data.source shm, bessel, co2, {', '.join(TABLE_SOURCES)} or a .csv file "
+                             f"for task 'forecasting', got {config.data.source!r}")
+
+    @property
+    def multivariate(self) -> bool:
+        return is_table_config(self.config.data, self.config.forecast)
 
     # ------------------------------------------------------------------ data and model
     def prepare(self) -> TaskData:
-        self.windows = prepare_series(self.config.data, self.config.forecast)
-        self.scaler = self.windows.scaler
+        if self.multivariate:
+            table = prepare_table(self.config.data, self.config.forecast)
+            self.windows, self.scaler = table, table.scaler
+            self.num_features, self.num_targets = len(table.inputs), len(table.targets)
+        else:
+            self.windows = prepare_series(self.config.data, self.config.forecast)
+            self.scaler = self.windows.scaler
         validation = self.windows.validation
         return TaskData(self.windows.train, validation if len(validation[1]) else None)
 
     def metadata(self) -> dict[str, Any]:
-        return {"scaler": self.scaler.to_dict(), "num_features": self.num_features}
+        extra = {} if self.num_targets is None else {"num_targets": self.num_targets}
+        return {"scaler": self.scaler.to_dict(), "num_features": self.num_features, **extra}
 
     def restore(self, state: Mapping[str, Any]) -> None:
-        self.scaler, self.num_features = Scaler(**state["scaler"]), state["num_features"]
+        scaler = state["scaler"]
+        self.scaler = ChannelScaler.from_dict(scaler) if isinstance(scaler["mean"], (list, tuple)) else Scaler(**scaler)
+        self.num_features, self.num_targets = state["num_features"], state.get("num_targets")
 
     def build_model(self, *, sampler=None, pass_manager=None, memory_limit: int | None = None) -> nn.Module:
-        return build_forecaster(self.config.model, self.num_features, sampler=sampler, pass_manager=pass_manager,
-                                memory_limit=memory_limit)
+        return build_forecaster(self.config.model, self.num_features, num_targets=self.num_targets, sampler=sampler,
+                                pass_manager=pass_manager, memory_limit=memory_limit)
 
     def recurrent_inputs(self, model: nn.Module, train: Windows) -> torch.Tensor:
         return train[0][:32]
@@ -111,18 +132,32 @@ class ForecastingTask(Task):
             scored_epoch = best["epoch"]
         else:
             scored_epoch = len(history)
-        report = forecast_report(model, windows)
+        keys = ("test_rmse", "test_mae", "persistence_rmse", "persistence_mae", "test_windows")
+        table = isinstance(windows, TableWindows)
+        report = table_forecast_report(model, windows) if table else forecast_report(model, cast(SeriesWindows, windows))
         extra: dict[str, Any] = {
             "data": describe_source(config.data, config.forecast),
             "final_loss": history[-1]["loss"],
             "test_epoch": scored_epoch,
-            **{k: report[k] for k in ("test_rmse", "test_mae", "persistence_rmse", "persistence_mae", "test_windows")},
+            **({"targets": report["targets"]} if table else {}),
+            **{k: report[k] for k in keys},
             "seconds_per_epoch": sum(r["seconds"] for r in history) / len(history),
         }
         if data.validation is not None:
             extra["best_val_loss"] = min(r["val_loss"] for r in history)
+        label = f"{config.model.kind} (epoch {scored_epoch})"
+        if isinstance(windows, TableWindows):
+            if out_dir is not None:
+                persistence = windows.persistence(windows.test_index)
+                plot_table_forecast(windows, {label: report["test_prediction"], "persistence": {
+                    name: persistence[:, j].tolist() for j, name in enumerate(windows.target_names)}},
+                    out_dir / "forecast.png", title=f"{extra['data']}: test span")
+            for name in report["targets"]:
+                log.info("forecast %s: test RMSE %.4g; persistence RMSE %.4g", name, report["test_rmse"][name],
+                         report["persistence_rmse"][name])
+            return extra
         if out_dir is not None:
-            plot_forecast(windows, {f"{config.model.kind} (epoch {scored_epoch})": report["test_prediction"],
+            plot_forecast(windows, {label: report["test_prediction"],
                                     "persistence": windows.series[windows.test_index - windows.horizon].tolist()},
                           out_dir / "forecast.png",
                           title=f"{extra['data']}: test RMSE {report['test_rmse']:.4g} (persistence {report['persistence_rmse']:.4g})")
@@ -131,8 +166,13 @@ class ForecastingTask(Task):
         return extra
 
     def summary(self, result: Mapping[str, Any]) -> list[str]:
-        lines = [f"test RMSE: {result['test_rmse']:.4g}  MAE: {result['test_mae']:.4g}  (persistence RMSE "
-                 f"{result['persistence_rmse']:.4g}, MAE {result['persistence_mae']:.4g}) on {result['data']}"]
+        if "targets" in result:  # several target columns: one line each
+            lines = [f"{name}: test RMSE {result['test_rmse'][name]:.4g}  MAE {result['test_mae'][name]:.4g}  (persistence "
+                     f"RMSE {result['persistence_rmse'][name]:.4g}, MAE {result['persistence_mae'][name]:.4g})"
+                     for name in result["targets"]] + [f"on {result['test_windows']} test windows of {result['data']}"]
+        else:
+            lines = [f"test RMSE: {result['test_rmse']:.4g}  MAE: {result['test_mae']:.4g}  (persistence RMSE "
+                     f"{result['persistence_rmse']:.4g}, MAE {result['persistence_mae']:.4g}) on {result['data']}"]
         out = result.get("out_dir")
         return lines + ([f"outputs: {out}/metrics.json, {out}/model.pt, {out}/forecast.png"] if out else [])
 
@@ -157,6 +197,16 @@ class ForecastingTask(Task):
         return {**metrics, "out_dir": str(out)}
 
     def evaluation_summary(self, metrics: Mapping[str, Any], request: EvaluationRequest) -> list[str]:
+        out = metrics["out_dir"]
+        if "targets" in metrics:  # several target columns: one line each
+            lines = []
+            for name in metrics["targets"]:
+                versus = (f" (exact {metrics['exact_test_rmse'][name]:.4g}; backend vs exact "
+                          f"{metrics['backend_rmse_vs_exact'][name]:.4g})" if request.backend != "exact" else "")
+                lines.append(f"{name}: test RMSE {metrics['test_rmse'][name]:.4g}{versus}  persistence RMSE "
+                             f"{metrics['persistence_rmse'][name]:.4g}")
+            return lines + [f"on {metrics['test_windows']} test windows of {metrics['data']} ({request.backend})",
+                            f"outputs: {out}/metrics.json, {out}/forecast.png"]
         lines = []
         if request.backend != "exact":
             lines.append(f"on {request.backend} ({request.sampling.shots} shots): test RMSE {metrics['test_rmse']:.4g}  "
@@ -164,7 +214,6 @@ class ForecastingTask(Task):
                          f"exact {metrics['backend_rmse_vs_exact']:.4g})")
         else:
             lines.append(f"exact: test RMSE {metrics['test_rmse']:.4g}  MAE {metrics['test_mae']:.4g}")
-        out = metrics["out_dir"]
         return lines + [f"persistence: RMSE {metrics['persistence_rmse']:.4g}  MAE {metrics['persistence_mae']:.4g} "
                         f"on {metrics['test_windows']} test windows of {metrics['data']}",
                         f"outputs: {out}/metrics.json, {out}/forecast.png"]

@@ -177,14 +177,14 @@ def test_the_cli_trains_and_evaluates_a_task_defined_here(registered, tmp_path, 
     assert evaluated["accuracy"] == pytest.approx(best["val_accuracy"])  # model.pt scored again, as in training
     assert f"sign on exact: accuracy {evaluated['accuracy']:.4f}" in capsys.readouterr().out
     assert main(["train", "--task", "nope", "--out", str(tmp_path / "x")]) == 2
-    assert "error: config: expected task in ('tagging', 'forecasting', 'sign'), got 'nope'" in capsys.readouterr().err
+    assert "error: config: expected task in ('tagging', 'forecasting', 'classification', 'sign'), got 'nope'" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
 
 def test_make_task_checks_the_data_against_the_task():
     with pytest.raises(ValueError, match=r"expected data.source 'paper' or a CoNLL-U file for task 'tagging', got 'shm'"):
         make_task(load_config(overrides={"task": "tagging", "data": {"source": "shm"}}))
-    with pytest.raises(ValueError, match=r"expected data.source shm, bessel, co2 or a .csv file for task 'forecasting'"):
+    with pytest.raises(ValueError, match=r"expected data.source shm, bessel, co2, macrodata or a .csv file for task 'forecasting'"):
         make_task(load_config(overrides={"task": "forecasting"}))
     assert make_task(RunConfig()).name == "tagging"  # a config without a task: the one its data implies
 
