@@ -56,6 +56,7 @@ class ClassificationTask(Task):
     classes: tuple[str, ...]
     scaler: ChannelScaler
     num_channels: int
+    test: LabelledSequences | None = None
 
     def check(self, config) -> None:
         source = config.data.source
@@ -73,6 +74,8 @@ class ClassificationTask(Task):
         splits = prepare_sequences(data.source, validation_fraction=data.validation_fraction, seed=data.split_seed,
                                    columns=self._columns(), train_fraction=options.train_fraction)
         self.classes, self.scaler, self.num_channels = splits.classes, splits.scaler, splits.train.num_channels
+        source = self.test_source()  # read now so that a bad test file stops the run before it starts; scored only
+        self.test = None if source is None else self.test_data(source)  # by report() and evaluate, never trained on
         return TaskData(splits.train, splits.validation)
 
     def metadata(self) -> dict[str, Any]:
@@ -163,10 +166,10 @@ class ClassificationTask(Task):
         if data.validation is not None:
             extra["best_val_accuracy"] = max(r["val_accuracy"] for r in history)
         source = self.test_source()
-        if source is None:
+        if self.test is None or source is None:
             log.warning("classification: no test split for %s; scored nothing (classify.test_source)", self.config.data.source)
             return extra
-        scored = self.score(model, self.test_data(source))
+        scored = self.score(model, self.test)
         extra.update(test_source=source, test_accuracy=scored["accuracy"], test_macro_f1=scored["macro_f1"],
                      test_sequences=scored["sequences"], test_confusion_matrix=scored["confusion_matrix"],
                      test_per_class=scored["per_class"])

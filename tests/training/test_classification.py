@@ -1,0 +1,135 @@
+"""Sequence classification as a task: the configs' budgets, train → resume → evaluate, the CLI, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qk_lstm_qiskit.cli import main
+from qk_lstm_qiskit.config import infer_task, load_config
+from qk_lstm_qiskit.data.sequences import make_sequence_batches, prepare_sequences
+from qk_lstm_qiskit.data.sequences import test_sequences as read_test_split
+from qk_lstm_qiskit.evaluation.classification import classification_metrics, classify
+from qk_lstm_qiskit.nn.tagger import count_parameters
+from qk_lstm_qiskit.tasks import make_task, task_of_checkpoint
+from qk_lstm_qiskit.tasks.classification import estimate_classification, evaluate_classification
+from qk_lstm_qiskit.training.experiment import run_training
+
+pytest.importorskip("aeon")
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def toy_npz(path: Path, seed: int = 0, n_per_class: int = 6, length: int = 5) -> str:
+    """Two classes of 2-channel sequences of varying length: class 1 has a positive mean, class 0 a negative one."""
+    rng = np.random.default_rng(seed)
+    X = np.zeros((2 * n_per_class, length, 2))
+    lengths, y = [], []
+    for i in range(2 * n_per_class):
+        n = int(rng.integers(2, length + 1))
+        X[i, :n] = rng.normal(loc=1.0 if i % 2 else -1.0, size=(n, 2))
+        lengths.append(n)
+        y.append("up" if i % 2 else "down")
+    np.savez(path, X=X, y=np.array(y), lengths=np.array(lengths))
+    return str(path)
+
+
+def toy_config(train: str, test: str, kind: str = "lstm", epochs: int = 2):
+    return load_config(overrides={
+        "task": "classification", "model": {"kind": kind, "hidden_dim": 3, "num_qubits": 2, "num_references": 1},
+        "data": {"source": train, "validation_fraction": 0.34}, "classify": {"test_source": test, "pooling": "mean"},
+        "train": {"epochs": epochs, "lr": 0.05, "batch_size": 4},
+    })
+
+
+@pytest.mark.parametrize("name, expected", [("qklstm", 97), ("lstm", 92), ("qlstm", 106)])
+def test_basicmotions_configs_state_their_counts(name, expected):
+    config = load_config(CONFIGS / f"basicmotions_{name}.yaml")
+    task = make_task(config)
+    task.prepare()
+    assert count_parameters(task.build_model()) == expected
+
+
+@pytest.mark.parametrize("kind", ["lstm", "qk-lstm"])
+def test_train_resume_evaluate_end_to_end(tmp_path, kind):
+    train, test = toy_npz(tmp_path / "train.npz"), toy_npz(tmp_path / "test.npz", seed=1)
+    whole = run_training(toy_config(train, test, kind, epochs=3), tmp_path / "whole", progress=False)
+    run_training(toy_config(train, test, kind, epochs=1), tmp_path / "split", progress=False)
+    resumed = run_training(toy_config(train, test, kind, epochs=3), tmp_path / "split", resume=True, progress=False)
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in whole["epochs"]]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in resumed["epochs"]]  # bit-identical resume
+    assert resumed["test_accuracy"] == whole["test_accuracy"]
+    saved = json.loads((tmp_path / "split" / "metrics.json").read_text())
+    assert saved["classes"] == ["down", "up"] and saved["test_sequences"] == 12
+    assert (tmp_path / "split" / "confusion.png").stat().st_size > 0
+
+    # evaluate scores model.pt on the test split with the saved scaler: an independent recomputation
+    task, state = task_of_checkpoint(tmp_path / "split")
+    model = task.load(tmp_path / "split" / "model.pt", state)
+    splits = prepare_sequences(train, validation_fraction=0.34, seed=0)
+    assert task.scaler == splits.scaler
+    predictions, gold, _ = classify(model, make_sequence_batches(read_test_split(test, splits.classes, splits.scaler), 5))
+    expected = classification_metrics(predictions, gold, splits.classes)
+    metrics = evaluate_classification(tmp_path / "split", tmp_path / "eval")
+    assert metrics["accuracy"] == expected["accuracy"] == saved["test_accuracy"]
+    assert metrics["macro_f1"] == pytest.approx(expected["macro_f1"])
+    assert metrics["confusion_matrix"] == expected["confusion_matrix"]
+    with pytest.raises(ValueError, match=r"evaluate: expected a --out folder without metrics.json, confusion.png, got .* \(nothing was overwritten\)"):
+        evaluate_classification(tmp_path / "split", tmp_path / "eval")  # nothing overwritten
+
+
+def test_a_class_missing_from_training_and_other_bad_input(tmp_path):
+    train = toy_npz(tmp_path / "train.npz")
+    X = np.zeros((2, 3, 2))
+    np.savez(tmp_path / "odd.npz", X=X, y=np.array(["down", "sideways"]))
+    config = toy_config(train, str(tmp_path / "odd.npz"))
+    with pytest.raises(ValueError, match=r"expected labels in the training classes \['down', 'up'\], got unknown \['sideways'\]"):
+        run_training(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()  # refused before the first epoch
+    with pytest.raises(ValueError, match=r"config: expected data.source in \('basic_motions', 'japanese_vowels', 'gunpoint'\) "
+                                         r"or a .ts, .npz or .csv file for task 'classification', got 'shm'"):
+        make_task(load_config(overrides={"task": "classification", "data": {"source": "shm"}}))
+    with pytest.raises(ValueError, match=r"expected classify.pooling in \('last', 'mean'\), got 'max'"):
+        load_config(overrides={"classify": {"pooling": "max"}})
+    with pytest.raises(ValueError, match=r"expected classify.train_fraction in \(0, 1\], got 1.5"):
+        load_config(overrides={"classify": {"train_fraction": 1.5}})
+    assert [infer_task(s) for s in ("basic_motions", "x.ts", "x.npz", "macrodata", "shm", "paper")] == [
+        "classification", "classification", "classification", "forecasting", "forecasting", "tagging"]
+
+
+def test_cli_train_evaluate_estimate(tmp_path, capsys):
+    train, test = toy_npz(tmp_path / "train.npz"), toy_npz(tmp_path / "test.npz", seed=1)
+    common = ["--task", "classification", "--data", train, "--model", "qk-lstm", "--epochs", "1", "--no-progress"]
+    config = tmp_path / "c.yaml"
+    config.write_text(f"model:\n  hidden_dim: 2\n  num_qubits: 2\n  num_references: 1\nclassify:\n  test_source: {test}\n")
+    assert main(["train", "--config", str(config), *common, "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "test accuracy:" in out and "confusion.png" in out
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "run"), "--out", str(tmp_path / "ev")]) == 0
+    assert "macro-F1" in capsys.readouterr().out
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "run"), "--mitigation", "m3"]) == 2
+    assert "expected no --mitigation with a classification checkpoint" in capsys.readouterr().err
+    assert main(["estimate", "--checkpoint", str(tmp_path / "run"), "--backend", "fake:manila", "--batch-size", "4"]) == 0
+    summary = capsys.readouterr().out
+    # 12 test sequences in batches of 4: Σ_b L_b · N_b · G · R circuits, one layer, 4 gates, 1 reference
+    lengths = read_test_split(test, ("down", "up"), prepare_sequences(train).scaler).lengths.tolist()
+    circuits = sum(max(lengths[i:i + 4]) * len(lengths[i:i + 4]) * 4 * 1 for i in range(0, 12, 4))
+    assert f"circuits (bindings): {circuits:,}" in summary
+
+
+@pytest.mark.fake_backend
+def test_a_few_test_sequences_on_a_fake_device(tmp_path):
+    train, test = toy_npz(tmp_path / "train.npz"), toy_npz(tmp_path / "test.npz", seed=1, length=3)
+    run_training(toy_config(train, test, "qk-lstm", epochs=2), tmp_path / "run", progress=False)
+    exact = evaluate_classification(tmp_path / "run", tmp_path / "exact", max_sequences=4)
+    sampled = evaluate_classification(tmp_path / "run", tmp_path / "manila", backend="fake:manila", shots=512,
+                                      max_sequences=4, seed=3)
+    assert sampled["exact_accuracy"] == exact["accuracy"] and sampled["exact_predictions"] == exact["predictions"]
+    gold = read_test_split(test, ("down", "up"), prepare_sequences(train, validation_fraction=0.34).scaler)
+    correct = [p == g for p, g in zip(sampled["predictions"], gold.labels[:4].tolist())]
+    assert sampled["accuracy"] == sum(correct) / 4 and sampled["sequences"] == 4
+    assert sampled["agreement"] == sum(a == b for a, b in zip(sampled["predictions"], exact["predictions"])) / 4
+    estimate = estimate_classification(tmp_path / "run", "fake:torino", max_sequences=4, batch_size=4)
+    assert estimate.to_dict()["circuits"] == max(gold.lengths[:4].tolist()) * 4 * 4 * 1
