@@ -239,8 +239,8 @@ class ClassificationTask(Task):
             lines.append(f"test accuracy: {result['test_accuracy']:.4f}  macro-F1: {result['test_macro_f1']:.4f} "
                          f"on {result['test_sequences']} sequences of {result['test_source']}")
         out = result.get("out_dir")
-        files = "metrics.json, model.pt" + (", confusion.png" if "test_accuracy" in result else "")
-        return lines + ([f"outputs: " + ", ".join(f"{out}/{f}" for f in files.split(", "))] if out else [])
+        files = ("metrics.json", "model.pt") + (("confusion.png",) if "test_accuracy" in result else ())
+        return lines + (["outputs: " + ", ".join(f"{out}/{name}" for name in files)] if out else [])
 
 
 # ---------------------------------------------------------------------- saved checkpoints: evaluate, estimate
