@@ -159,7 +159,7 @@ class ClassificationTask(Task):
         else:
             scored_epoch = len(history)
         extra: dict[str, Any] = {
-            "data": self.config.data.source, "classes": list(self.classes),
+            "data": self.config.data.source, "classes": list(self.classes), "train_sequences": len(data.train),
             "final_loss": history[-1]["loss"], "final_accuracy": history[-1]["accuracy"],
             "seconds_per_epoch": sum(r["seconds"] for r in history) / len(history), "test_epoch": scored_epoch,
         }
