@@ -16,7 +16,7 @@ import pytest
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 EXPECTED = ("01_quickstart.ipynb", "02_ibm_hardware.ipynb", "03_reproduce_paper.ipynb", "04_kernels.ipynb",
-            "05_forecasting.ipynb")
+            "05_forecasting.ipynb", "06_sequences.ipynb")
 
 # What a leaked secret looks like. A placeholder such as "<your-API-key>" or "..." is fine.
 SECRET_PATTERNS = {
