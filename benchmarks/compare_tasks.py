@@ -17,6 +17,7 @@ finished run is one JSON line in ``--out/runs.jsonl`` (a rerun skips those alrea
 ``--out/results.md`` holds the tables (mean ± std over seeds, parameters, seconds per epoch).
 
     python benchmarks/compare_tasks.py --out runs/compare_tasks [--seeds 3] [--epochs 60] [--datasets basic_motions]
+                                       [--parts classify|forecast] [--first-seed 2]
 """
 
 from __future__ import annotations
@@ -144,6 +145,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/compare_tasks")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds FIRST .. SEEDS-1 (split a run over processes)")
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--no-curve", action="store_true", help="skip the learning curves")
@@ -177,7 +179,7 @@ def main() -> None:
     plan = []
     for dataset in args.datasets.split(","):
         budgets = DATASETS[dataset][1]
-        for seed in range(args.seeds):  # seeds outermost: a shortened run still covers every cell
+        for seed in range(args.first_seed, args.seeds):  # seeds outermost: a shortened run still covers every cell
             for budget in budgets:
                 plan += [(dataset, kind, budget, seed, 1.0) for kind in MODEL_KINDS]
             if not args.no_curve:

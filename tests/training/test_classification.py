@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from qk_lstm_qiskit.cli import main
 from qk_lstm_qiskit.config import infer_task, load_config
@@ -133,3 +134,47 @@ def test_a_few_test_sequences_on_a_fake_device(tmp_path):
     assert sampled["agreement"] == sum(a == b for a, b in zip(sampled["predictions"], exact["predictions"])) / 4
     estimate = estimate_classification(tmp_path / "run", "fake:torino", max_sequences=4, batch_size=4)
     assert estimate.to_dict()["circuits"] == max(gold.lengths[:4].tolist()) * 4 * 4 * 1
+
+
+def _train_classifier(trainer_class, train_path: str):
+    from qk_lstm_qiskit.training.trainer import seed_everything
+
+    config = toy_config(train_path, train_path, "qk-lstm", epochs=1)
+    task = make_task(config)
+    data = task.prepare()
+    seed_everything(0)
+    model = task.build_model()
+    trainer = trainer_class(model, config.train, task, progress=False)
+    return model.state_dict(), trainer.fit(data.train)
+
+
+def _classification_rank(rank: int, size: int, init_file: str, out_file: str, train_path: str) -> None:
+    import torch.distributed as dist
+
+    from qk_lstm_qiskit.training.distributed import DistributedTrainer
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=size)
+    try:
+        state, history = _train_classifier(DistributedTrainer, train_path)
+        if rank == 0:
+            torch.save({"state": state, "history": history}, out_file)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_gloo_ranks_classify_like_one_process(tmp_path):
+    """Batches of 4 variable-length sequences split over 2 ranks: the same parameters and epoch metrics."""
+    import torch.multiprocessing as mp
+
+    from qk_lstm_qiskit.training.trainer import Trainer
+
+    train = toy_npz(tmp_path / "train.npz", n_per_class=7)
+    out = tmp_path / "ranks.pt"
+    mp.spawn(_classification_rank, args=(2, str(tmp_path / "init"), str(out), train), nprocs=2, join=True)
+    ranks = torch.load(out, weights_only=False)
+    state, history = _train_classifier(Trainer, train)
+    for name, value in state.items():
+        torch.testing.assert_close(ranks["state"][name], value, atol=1e-5, rtol=1e-5, msg=name)
+    for key in ("loss", "accuracy"):
+        assert ranks["history"][0][key] == pytest.approx(history[0][key], rel=1e-5)
