@@ -134,7 +134,8 @@ class ForecastingTask(Task):
             scored_epoch = len(history)
         keys = ("test_rmse", "test_mae", "persistence_rmse", "persistence_mae", "test_windows")
         table = isinstance(windows, TableWindows)
-        report = table_forecast_report(model, windows) if table else forecast_report(model, cast(SeriesWindows, windows))
+        report = (table_forecast_report(model, cast(TableWindows, windows)) if table
+                  else forecast_report(model, cast(SeriesWindows, windows)))
         extra: dict[str, Any] = {
             "data": describe_source(config.data, config.forecast),
             "final_loss": history[-1]["loss"],
