@@ -86,9 +86,13 @@ def run_estimated(args: argparse.Namespace) -> int:
         print("dry run: nothing submitted")
         return 0
     low, high = m["interval_95"]
-    print(f"accuracy {m['accuracy']:.4f} (95% interval [{low:.4f}, {high:.4f}]) on {m['tokens']} tokens; exact on the same "
-          f"sample {m['exact_accuracy_sample']:.4f}, on all {m['population']} sentences {m['exact_accuracy_full']:.4f} "
-          f"({'inside' if m['exact_full_inside_interval'] else 'outside'} the interval)")
+    if m["sentences"] == m["population"]:
+        print(f"accuracy {m['accuracy']:.4f} on all {m['tokens']} tokens (the whole set: no sampling interval); "
+              f"exact {m['exact_accuracy_full']:.4f}")
+    else:
+        print(f"accuracy {m['accuracy']:.4f} (95% interval [{low:.4f}, {high:.4f}]) on {m['tokens']} tokens; exact on the "
+              f"same sample {m['exact_accuracy_sample']:.4f}, on all {m['population']} sentences "
+              f"{m['exact_accuracy_full']:.4f} ({'inside' if m['exact_full_inside_interval'] else 'outside'} the interval)")
     print(f"rows sent {m['rows_sent']:,}, padded rows skipped {m['rows_skipped_padding']:,}; jobs: {m['jobs_submitted']} "
           f"submitted, {m['jobs_resumed']} fetched again; outputs: {m['out_dir']}/metrics.json")
     return 0
