@@ -87,6 +87,10 @@ class ForecastingTask(Task):
     def recurrent_inputs(self, model: nn.Module, train: Windows) -> torch.Tensor:
         return train[0][:32]
 
+    def sequence_lengths(self, examples: Windows) -> list[int]:
+        """Every window is ``forecast.window`` steps long (``train --dry-run`` / ``--max-qpu-seconds``)."""
+        return [int(examples[0].size(1))] * len(examples[1])
+
     # ------------------------------------------------------------------ trainer
     def batches(self, examples: Windows, generator: torch.Generator | None = None) -> list[Windows]:
         """``(inputs, targets)`` chunks of ``train.batch_size`` windows, shuffled with ``generator`` if given."""

@@ -197,9 +197,9 @@ def test_evaluate_on_a_fake_device_in_local_testing_mode(tmp_path, capsys):
     assert 0 < m["backend_rmse_vs_exact"] < scaler.std
 
 
-def test_cli_refuses_a_cost_estimate_of_a_forecast_run(capsys):
-    assert main(["train", "--config", str(CONFIGS / "forecast_qklstm.yaml"), "--backend", "fake:manila", "--dry-run"]) == 2
-    assert "expected --dry-run / --max-qpu-seconds with a tagging run" in capsys.readouterr().err
+def test_cli_estimates_the_cost_of_a_forecast_run(capsys):
+    assert main(["train", "--config", str(CONFIGS / "forecast_qklstm.yaml"), "--backend", "fake:manila", "--dry-run"]) == 0
+    assert "L_b in [4, 4]" in capsys.readouterr().out  # windows of forecast.window = 4 steps
 
 
 @pytest.mark.parametrize(

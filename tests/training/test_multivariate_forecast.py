@@ -75,3 +75,13 @@ def test_cli_columns_and_target_flags(tmp_path, capsys):
     assert main(["train", "--task", "forecasting", "--data", "macrodata", "--out", str(tmp_path / "bad")]) == 2
     assert "expected forecast.columns (--columns A,B,...) naming the input columns, got None" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_training_cost_estimate_counts_windows(capsys):
+    pytest.importorskip("qiskit_ibm_runtime")
+    assert main(["train", "--config", str(CONFIGS / "macro_qklstm.yaml"), "--backend", "fake:manila", "--epochs", "1",
+                 "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    task = make_task(load_config(CONFIGS / "macro_qklstm.yaml"))
+    windows = len(task.prepare().train[1])  # 8 steps each, batches of 16: C_fwd = Σ_b L_b · N_b · G · R
+    assert "L_b in [8, 8]" in out and f"{8 * windows * 4 * 4:,} forward" in out
