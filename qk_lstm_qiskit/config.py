@@ -23,13 +23,13 @@ from .circuits.feature_map import ENTANGLEMENTS, MAX_QUBITS
 from .circuits.library import FEATURE_MAPS
 from .data.conllu import LONG_SENTENCE_POLICIES, TAGSETS
 from .data.sequences import SEQUENCE_ARCHIVES
-from .data.series import TABLE_SOURCES, is_series_source
+from .data.series import SERIES_SOURCES, TABLE_SOURCES, is_series_source
 from .errors import TaskInferredWarning
 from .nn.cell import REFERENCE_MODES, WEIGHTINGS
 from .nn.classifier import POOLINGS
 from .nn.tagger import MODEL_KINDS
 
-__all__ = ["ModelConfig", "DataConfig", "ForecastConfig", "ClassifyConfig", "TrainConfig", "ExecutorConfig", "RunConfig", "load_config",
+__all__ = ["check_model_memory", "ModelConfig", "DataConfig", "ForecastConfig", "ClassifyConfig", "TrainConfig", "ExecutorConfig", "RunConfig", "load_config",
            "infer_task", "MODEL_KINDS", "OPTIMIZERS"]
 
 
@@ -187,6 +187,9 @@ def _coerce(where: str, section: str, name: str, value: Any, annotation: Any, la
         raise ValueError(f"config{where}: expected {key} in {_CHOICES[section, name]}, got {value!r}")
     if (section, name) in _POSITIVE and not (math.isfinite(value) and value > 0):
         raise ValueError(f"config{where}: expected {key} > 0, got {value!r}")
+    if (section, name) == ("data", "source") and not value.strip():
+        raise ValueError(f"config{where}: expected {key} to name a data source ('paper', a CoNLL-U file, shm, bessel, "
+                         f"co2 or a .csv file), got {value!r}")
     if (section, name) == ("executor", "device") and not re.fullmatch(r"cpu|cuda(:\d+)?", value):
         raise ValueError(f"config{where}: expected {key} to be cpu, cuda or cuda:<index>, got {value!r}")
     if (section, name) in {("train", "bucket_batches"), ("model", "trainable_layers")} and value < 0:
@@ -240,6 +243,75 @@ def _merge(config: RunConfig, overrides: Mapping[str, Any], where: str, labels: 
     return dataclasses.replace(config, **updated)
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` refusing duplicate keys (the last would win silently) and aliases (``*name``:
+    a few hundred bytes of nested aliases expand to gigabytes, the "billion laughs")."""
+
+    def compose_node(self, parent, index):  # noqa: ANN001 (PyYAML's signature)
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "expected no aliases (*name) in a config, got one",
+                                              self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):  # noqa: ANN001
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"expected each key once per mapping, got {key!r} again (first on line {seen[key] + 1})",
+                    key_node.start_mark)
+            if isinstance(key, (str, int, float, bool)):
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """The first line of a PyYAML error, with its line and column when it has them."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem and exc.problem_mark is not None:
+        return f"{exc.problem} at line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1}"
+    return str(exc).strip().splitlines()[0]
+
+
+def _check_applicable(config: RunConfig, given: Mapping[str, str], where: str) -> None:
+    """Refuse a setting the run would silently ignore; ``given`` maps ``section.key`` to how it was given."""
+    source = config.data.source
+    for key, label in given.items():
+        section, name = key.split(".", 1)
+        if section == "forecast" and config.task == "tagging":
+            reason = f"a series data.source (shm, bessel, co2, FILE.csv), got data.source {source!r} (task tagging)"
+        elif key in ("forecast.column", "forecast.time_column") and source in SERIES_SOURCES:
+            reason = f"a .csv data.source, got the built-in series {source!r}"
+        elif key in ("executor.shots", "executor.seed") and config.executor.backend == "exact":
+            reason = "a sampler backend (aer, aer-noisy:, fake:, ibm:), got executor.backend 'exact'"
+        else:
+            continue
+        raise ValueError(f"config{where}: expected {label} only with {reason} (it would be ignored)")
+
+
+def check_model_memory(model: ModelConfig, where: str = "") -> None:
+    """Refuse a model whose recurrent weights alone would not fit in memory, before allocating them.
+
+    The weights counted: ``nn.LSTM``'s ``4H(E + H)`` per layer, or a quantum cell's projection
+    ``(E + H)·q`` and gate map ``4H·max(q, R)``; each costs 16 bytes in training (value,
+    gradient and Adam's two moments).
+    """
+    import psutil
+
+    width = model.embedding_dim + model.hidden_dim
+    if model.kind == "lstm":
+        weights = 4 * model.hidden_dim * width * model.num_layers
+    else:
+        weights = (width * model.num_qubits + 4 * model.hidden_dim * max(model.num_qubits, model.num_references)) * model.num_layers
+    needed, available = 16 * weights, psutil.virtual_memory().available
+    if needed > available:
+        raise ValueError(
+            f"config{where}: expected a model that fits in memory, got model.hidden_dim {model.hidden_dim}, "
+            f"embedding_dim {model.embedding_dim}, num_layers {model.num_layers}: {weights:.3g} weights need "
+            f"{needed / 2**30:.3g} GiB to train, {available / 2**30:.3g} GiB available"
+        )
+
+
 def load_config(
     path: str | Path | None = None, overrides: Mapping[str, Any] | None = None, *,
     labels: Mapping[str, str] | None = None,
@@ -260,26 +332,34 @@ def load_config(
         if not path.is_file():
             raise FileNotFoundError(f"config: expected an existing YAML file, got {str(path)!r}")
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
         except UnicodeDecodeError as exc:
             raise ValueError(
                 f"config {path}: expected a UTF-8 YAML text file, got byte {exc.object[exc.start]:#04x} at offset {exc.start}"
             ) from exc
         except yaml.YAMLError as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise ValueError(f"config {path}: not valid YAML ({first})") from exc
+            raise ValueError(f"config {path}: not valid YAML ({_yaml_problem(exc)})") from exc
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, Mapping):
             raise ValueError(f"config {path}: expected a mapping of sections, got {type(loaded).__name__}")
         config = _merge(config, loaded, f" {path}")
+        given = {f"{s}.{k}": f"{s}.{k} (in {path})" for s, values in loaded.items() if isinstance(values, Mapping)
+                 for k in values}
+    else:
+        given = {}
     if overrides is not None and not isinstance(overrides, Mapping):
         raise TypeError(f"config: expected overrides to be a mapping of sections, got {type(overrides).__name__}")
     if overrides:
         config = _merge(config, overrides, "", labels)
+        given |= {f"{s}.{k}": (labels or {})[f"{s}.{k}"] for s, values in overrides.items()
+                  if isinstance(values, Mapping) for k in values
+                  if f"{s}.{k}" in (labels or {})}  # flags; API overrides (e.g. a saved config) are complete
     if config.task is None:
         config = dataclasses.replace(config, task=infer_task(config.data.source))
         if path is not None:
             warnings.warn(f"config {path}: no task named; {config.task!r} inferred from data.source "
                           f"{config.data.source!r} (add `task: {config.task}` to the file)", TaskInferredWarning, stacklevel=2)
+    _check_applicable(config, given, "")
+    check_model_memory(config.model)
     return config

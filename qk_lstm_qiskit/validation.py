@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import torch
 
-__all__ = ["check_choice", "check_finite", "check_int", "check_number", "check_pair", "check_tensor", "FLOAT_DTYPES"]
+__all__ = ["check_choice", "check_dtype", "check_finite", "check_int", "check_number", "check_pair", "check_tensor", "FLOAT_DTYPES"]
 
 FLOAT_DTYPES = (torch.float32, torch.float64)  #: what the executors compute in
 
@@ -78,6 +78,13 @@ def check_tensor(
         raise TypeError(f"{owner}: expected {name} of dtype {expected}, got {str(value.dtype).removeprefix('torch.')}")
     if finite:
         check_finite(owner, name, value)
+
+
+def check_dtype(owner: str, dtype: Any) -> None:
+    """Raise ``TypeError`` unless ``dtype`` (a factory argument) is ``None`` or one of :data:`FLOAT_DTYPES`."""
+    if dtype is not None and dtype not in FLOAT_DTYPES:
+        expected = " or ".join(str(d).removeprefix("torch.") for d in FLOAT_DTYPES)
+        raise TypeError(f"{owner}: expected dtype {expected} (what the executors compute in), got {dtype}")
 
 
 def check_pair(owner: str, name: str, value: Any, names: tuple[str, str] = ("h_0", "c_0")) -> tuple[Any, Any]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..config import MODEL_KINDS, OPTIMIZERS
 from ..errors import ProductKernelWarning, QKLSTMError, TaskInferredWarning
+from .arguments import OneLineParser, number, path
 
 __all__ = ["main"]
 
@@ -123,13 +124,13 @@ def _show_model_notes() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qk-lstm", description=__doc__)
+    parser = OneLineParser(prog="qk-lstm", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log progress details and show the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a tagger (default: the paper's QK-LSTM)")
-    train.add_argument("--config", help="YAML overriding the defaults (default: configs/paper_pos.yaml)")
+    train.add_argument("--config", type=path, help="YAML overriding the defaults (default: configs/paper_pos.yaml)")
     train.add_argument("--task", help="task: what the run learns, tagging, forecasting or classification (default: "
                        "the config's; a config without one: inferred from data.source)")
     train.add_argument("--model", choices=MODEL_KINDS, help="model.kind: the recurrent layer (default qk-lstm)")
@@ -138,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, help="train.lr: learning rate, > 0 (default 0.1)")
     train.add_argument("--optimizer", choices=tuple(OPTIMIZERS), help="train.optimizer (default adam)")
     train.add_argument("--batch-size", type=int, help="train.batch_size: sentences per step, >= 1 (default 1)")
-    train.add_argument("--data", help="data.source: 'paper' (default), a CoNLL-U file, a series to forecast: shm, bessel, "
+    train.add_argument("--data", type=path, help="data.source: 'paper' (default), a CoNLL-U file, a series to forecast: shm, bessel, "
                        "co2, macrodata, FILE.csv, or sequences to classify: basic_motions, japanese_vowels, gunpoint, "
                        "FILE.ts, FILE.npz, FILE.csv")
     train.add_argument("--column", help="forecast.column: the CSV column to forecast (with --data FILE.csv)")
@@ -148,18 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--shots", type=int, help="executor.shots per circuit on a sampler backend, >= 1 (default: the sampler's)")
     train.add_argument("--sampler-seed", type=int, help="seed of the simulator's shot noise (aer, aer-noisy)")
     train.add_argument("--device", help="exact executor: cpu (default), cuda or cuda:<index>")
-    train.add_argument("--out", help="run folder (default: a new folder under runs/)")
+    train.add_argument("--out", type=path, help="run folder (default: a new folder under runs/)")
     train.add_argument("--resume", nargs="?", const="", metavar="DIR",
                        help="continue the run in DIR (or --out) from its last epoch's checkpoint")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.add_argument("--dry-run", action="store_true",
                        help="print the circuits, shots, jobs and QPU seconds the run would need, then stop")
-    train.add_argument("--max-qpu-seconds", type=float, help="refuse to start a run estimated above this QPU time")
+    train.add_argument("--max-qpu-seconds", type=number(0), help="refuse to start a run estimated above this QPU time")
     train.set_defaults(func=_cmd_train)
 
     repro = sub.add_parser("reproduce", help="Table I and Fig. 3: QK-LSTM, LSTM and QLSTM over several seeds")
-    repro.add_argument("--config", help="base YAML (default: configs/paper_pos.yaml)")
-    repro.add_argument("--out", default="runs/reproduce",
+    repro.add_argument("--config", type=path, help="base YAML (default: configs/paper_pos.yaml)")
+    repro.add_argument("--out", type=path, default="runs/reproduce",
                        help="folder for table1.md, fig3.png, summary.json and one run folder per model and seed "
                             "(default runs/reproduce; must not hold them already)")
     repro.add_argument("--seeds", type=int, default=3, help="number of seeds per model: seeds 0 .. SEEDS-1 (default 3)")
@@ -185,7 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     unwritable files (``OSError``), backend and job failures (``QKLSTMError``) and running out of
     memory. ``-v`` shows their traceback; anything else is a bug and keeps its traceback.
     """
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # a bad flag (one line on stderr, exit 2) or --help (exit 0)
+        return exc.code if isinstance(exc.code, int) else 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         import torch
@@ -203,8 +207,17 @@ def main(argv: list[str] | None = None) -> int:
             message = f"out of memory ({message})"
         print(f"qk-lstm {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:  # torch's allocator: "DefaultCPUAllocator: can't allocate memory: …"
+        if args.verbose or "can't allocate memory" not in str(exc) and "out of memory" not in str(exc):
+            raise
+        message = str(exc).strip().splitlines()[0]
+        detail = message[message.index("you tried"):] if "you tried" in message else message
+        print(f"qk-lstm {args.command}: error: out of memory ({detail})", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print(f"qk-lstm {args.command}: interrupted; finished epochs are saved (rerun with --resume)", file=sys.stderr)
+        hint = {"train": "finished epochs are saved (continue with qk-lstm train --resume DIR)",
+                "reproduce": "finished runs are kept; rerun into a new --out (reproduce cannot resume)"}
+        print(f"qk-lstm {args.command}: interrupted; {hint.get(args.command, 'nothing more was written')}", file=sys.stderr)
         return 130
 
 

@@ -10,14 +10,17 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..hardware.backends import MAX_SHOTS
 from ..hardware.mitigation import MITIGATIONS
 from .estimators import add_estimate_options, add_evaluate_options, run_estimated, run_plan
+from .arguments import SEED, integer, number, path
 
 __all__ = ["add_commands"]
 
 
+
 def _add_backend_args(parser: argparse.ArgumentParser, default_backend: str = "fake:manila") -> None:
-    parser.add_argument("--checkpoint", required=True,
+    parser.add_argument("--checkpoint", required=True, type=path,
                         help="model.pt written by qk-lstm train (a qk-lstm tagger; any model kind with --backend exact)")
     parser.add_argument(
         "--backend", default=default_backend,
@@ -25,26 +28,26 @@ def _add_backend_args(parser: argparse.ArgumentParser, default_backend: str = "f
         + "aer, aer-noisy:<fake>, fake:<fake> (local testing mode), ibm:<device> or ibm:least_busy "
         f"(default {default_backend}); IBM credentials from QISKIT_IBM_TOKEN/QISKIT_IBM_INSTANCE or the saved account",
     )
-    parser.add_argument("--shots", type=int, default=4096, help="shots per circuit (default 4096)")
-    parser.add_argument("--data", help="'paper' or a CoNLL-U file (default: the checkpoint's validation split, "
+    parser.add_argument("--shots", type=integer(1, MAX_SHOTS), default=4096, help="shots per circuit (default 4096)")
+    parser.add_argument("--data", type=path, help="'paper' or a CoNLL-U file (default: the checkpoint's validation split, "
                         "else its training data)")
-    parser.add_argument("--batch-size", type=int, default=32, help="sentences per batch = per job (default 32)")
-    parser.add_argument("--max-sentences", type=int, help="only the first N sentences of --data")
+    parser.add_argument("--batch-size", type=integer(1), default=32, help="sentences per batch = per job (default 32)")
+    parser.add_argument("--max-sentences", type=integer(1), help="only the first N sentences of --data")
     parser.add_argument("--optimization-level", type=int, default=2, choices=(0, 1, 2, 3),
                         help="preset pass manager level (default 2: noise-aware layout; level 1 keeps a fitting trivial layout)")
-    parser.add_argument("--seed", type=int, default=0, help="simulator and transpiler seed (default 0)")
-    parser.add_argument("--job-overhead", type=float, help="per-job QPU overhead of the estimate, s (default 3)")
+    parser.add_argument("--seed", type=SEED, default=0, help="simulator and transpiler seed (default 0)")
+    parser.add_argument("--job-overhead", type=number(0), help="per-job QPU overhead of the estimate, s (default 3)")
     parser.add_argument("--mitigation", default="none", choices=MITIGATIONS,
                         help="readout mitigation: none (P(0…0) frequency, default), m3 (mthree), marginal (product of "
                         "corrected per-qubit marginals; product kernels only); calibration is counted in the estimate")
-    parser.add_argument("--calibration-shots", type=int, help="readout calibration: preparations per state and qubit "
+    parser.add_argument("--calibration-shots", type=integer(1), help="readout calibration: preparations per state and qubit "
                         "(default 10000)")
-    parser.add_argument("--calibration-dir", help="reuse/cache readout calibrations here (default: --out)")
-    parser.add_argument("--target-error", type=float, help="pick shots per circuit for this kernel standard error "
+    parser.add_argument("--calibration-dir", type=path, help="reuse/cache readout calibrations here (default: --out)")
+    parser.add_argument("--target-error", type=number(0, 0.5, strict=True), help="pick shots per circuit for this kernel standard error "
                         "(binomial bound times the mitigation's variance factor; overrides --shots)")
-    parser.add_argument("--parallel-batches", type=int, default=1, help="sentence batches in flight at once "
+    parser.add_argument("--parallel-batches", type=integer(1), default=1, help="sentence batches in flight at once "
                         "(default 1; with --mode batch on IBM devices)")
-    parser.add_argument("--max-circuits-per-job", type=int, help="split larger jobs (default: the device's limit)")
+    parser.add_argument("--max-circuits-per-job", type=integer(1), help="split larger jobs (default: the device's limit)")
 
 
 # evaluate/estimate flag (argparse dest) -> EvaluationRequest option it sets (dotted: group.field)
@@ -97,8 +100,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         journal = (request.out_dir or default_eval_dir(args.checkpoint, args.backend)) / JOURNAL_NAME
         if not journal.is_file():
             raise
-        print(f"qk-lstm evaluate: interrupted; submitted job ids are in the journal {JOURNAL_NAME} "
-              "(rerun with --resume to fetch them)", file=sys.stderr)
+        if args.backend.startswith("ibm:"):
+            hint = f"submitted job ids are in the journal {JOURNAL_NAME} (rerun with --resume to fetch them)"
+        else:  # local jobs live in this process only
+            hint = f"local {args.backend} jobs cannot be fetched later; rerun into a new --out"
+        print(f"qk-lstm evaluate: interrupted; {hint}", file=sys.stderr)
         return 130
     for line in task.evaluation_summary(metrics, request):
         print(line)
@@ -130,18 +136,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "evaluate", help="accuracy, per-tag F1 and confusion matrix of a checkpoint, exact (default) or on a backend"
     )
     _add_backend_args(evaluate, default_backend="exact")
-    evaluate.add_argument("--out", help="folder for metrics.json and jobs.jsonl (default: <checkpoint dir>/eval-<backend>)")
+    evaluate.add_argument("--out", type=path, help="folder for metrics.json and jobs.jsonl (default: <checkpoint dir>/eval-<backend>)")
     evaluate.add_argument("--dry-run", action="store_true", help="print the cost estimate and stop")
-    evaluate.add_argument("--max-qpu-seconds", type=float, help="refuse a run whose estimate exceeds this")
+    evaluate.add_argument("--max-qpu-seconds", type=number(0), help="refuse a run whose estimate exceeds this")
     evaluate.add_argument("--resume", action="store_true", help="fetch the jobs recorded in --out/jobs.jsonl by id")
     evaluate.add_argument("--mode", default="job", choices=("job", "batch", "session"),
                           help="Runtime execution mode (default job; the open plan refuses session)")
     evaluate.add_argument("--dd", choices=("XX", "XpXm", "XY4"), help="dynamical decoupling sequence (default off)")
     evaluate.add_argument("--twirl-gates", action="store_true", help="Pauli-twirl 2-qubit gates")
     evaluate.add_argument("--twirl-measure", action="store_true", help="twirl measurements")
-    evaluate.add_argument("--max-execution-time", type=int, help="QPU seconds after which a job is cancelled")
-    evaluate.add_argument("--max-retries", type=int, default=2, help="resubmissions of a failed job (default 2)")
-    evaluate.add_argument("--timeout", type=float, help="seconds to wait for a job before retrying (default: no limit)")
+    evaluate.add_argument("--max-execution-time", type=integer(1), help="QPU seconds after which a job is cancelled")
+    evaluate.add_argument("--max-retries", type=integer(0), default=2, help="resubmissions of a failed job (default 2)")
+    evaluate.add_argument("--timeout", type=number(0, strict=True), help="seconds to wait for a job before retrying (default: no limit)")
     evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_evaluate_options(evaluate)
     evaluate.set_defaults(func=_cmd_evaluate)
@@ -149,7 +155,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     estimate = sub.add_parser("estimate", help="circuits, shots, jobs and QPU seconds of a run, before submitting")
     _add_backend_args(estimate)
     estimate.add_argument("--training", action="store_true", help="training with parameter-shift backward (default: inference)")
-    estimate.add_argument("--epochs", type=int, default=1, help="epochs, with --training (default 1)")
-    estimate.add_argument("--json", help="also write the estimate to this JSON file")
+    estimate.add_argument("--epochs", type=integer(1), default=1, help="epochs, with --training (default 1)")
+    estimate.add_argument("--json", type=path, help="also write the estimate to this JSON file")
     add_estimate_options(estimate)
     estimate.set_defaults(func=_cmd_estimate)

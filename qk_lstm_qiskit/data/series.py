@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import torch
 
+from ..validation import check_int, check_number
 from .scaling import ChannelScaler
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ __all__ = [
 
 SERIES_SOURCES = ("shm", "bessel", "co2")  #: built-in series (``data.source``); any other source is a CSV file
 TABLE_SOURCES = ("macrodata",)  #: multivariate tables with named columns (``forecast.columns``)
+MAX_ABS_VALUE = 1e150  #: largest |x| of a series value: its square (the variance) must fit in float64
 
 
 def is_series_source(source: str) -> bool:
@@ -175,6 +177,8 @@ def _read_csv_text(path: Path, content: str, columns: list[str], time_column: st
 def load_series(source: str, *, column: str | None = None, time_column: str | None = None, length: int = 240,
                 noise: float = 0.0, seed: int = 0) -> np.ndarray:
     """The series named by ``source`` (see the module docstring). Shape: ``(T,)``."""
+    if source in ("shm", "bessel"):
+        check_int("load_series", "length", length, 2)
     if source == "shm":
         return damped_shm(length, noise=noise, seed=seed)
     if source == "bessel":
@@ -257,9 +261,13 @@ def make_windows(
     of the training targets' changes ``x[j] − x[j−h]`` (mean 0: a zero forecast is persistence).
 
     Raises:
-        ValueError: a series too short for ``window + horizon`` and the split, or a constant
-            training span (naming ``name``, e.g. the CSV file and column).
+        TypeError: a non-integer ``window``/``horizon`` or a non-numeric series.
+        ValueError: ``window``/``horizon`` < 1, fractions outside ``[0, 1)`` or summing to 1 or
+            more, a series that is not 1-D, holds NaN/inf or values beyond ``MAX_ABS_VALUE``, is too
+            short for ``window + horizon`` and the split, or a constant training span (naming
+            ``name``, e.g. the CSV file and column).
     """
+    series = _checked_series(series, window, horizon, validation_fraction, test_fraction, name)
     t = len(series)
     first = window + horizon - 1  # first position with a full window before it
     n_test = int(round(t * test_fraction))
@@ -271,7 +279,6 @@ def make_windows(
             f"{name}: series too short for window {window} + horizon {horizon}: got {t} rows, giving {max(n_train, 0)} "
             f"training, {n_val} validation and {n_test} test windows (expected >= 2, and >= 1 for each nonzero fraction)"
         )
-    series = np.asarray(series, dtype=float)
     if scaler is None:
         train_span = series[:train_end]
         std = float(train_span.std())
@@ -280,13 +287,41 @@ def make_windows(
         changes = series[first:train_end] - series[first - horizon : train_end - horizon]
         scaler = Scaler(0.0, float(changes.std()) or 1.0) if relative else Scaler(float(train_span.mean()), std)
     val_end = train_end + n_val
-    return SeriesWindows(
-        series=series, scaler=scaler, window=window, horizon=horizon,
-        train=_windows(series, scaler, window, horizon, range(first, train_end), relative),
-        validation=_windows(series, scaler, window, horizon, range(train_end, val_end), relative),
-        test=_windows(series, scaler, window, horizon, range(val_end, t), relative),
-        test_index=np.arange(val_end, t), relative=relative,
-    )
+    spans = {span: _windows(series, scaler, window, horizon, targets, relative) for span, targets in
+             (("train", range(first, train_end)), ("validation", range(train_end, val_end)), ("test", range(val_end, t)))}
+    for span, (inputs, targets) in spans.items():  # float32 after standardising: an outlier can overflow
+        if not (torch.isfinite(inputs).all() and torch.isfinite(targets).all()):
+            raise ValueError(f"{name}: expected {span} values within float32 range after standardising with the "
+                             f"training span's mean {scaler.mean:.4g} and std {scaler.std:.4g}, got an overflow (an outlier?)")
+    return SeriesWindows(series=series, scaler=scaler, window=window, horizon=horizon, **spans,
+                         test_index=np.arange(val_end, t), relative=relative)
+
+
+def _checked_series(series, window, horizon, validation_fraction, test_fraction, name: str) -> np.ndarray:
+    """``series`` as a finite 1-D float64 array, after checking the arguments of :func:`make_windows`."""
+    for arg, value in (("window", window), ("horizon", horizon)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"make_windows: expected {arg} to be an int, got {type(value).__name__} {value!r}")
+        if value < 1:
+            raise ValueError(f"make_windows: expected {arg} >= 1, got {value}")
+    for arg, value in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
+        check_number("make_windows", arg, value, optional=False)
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"make_windows: expected {arg} in [0, 1), got {value!r}")
+    if validation_fraction + test_fraction >= 1.0:
+        raise ValueError(f"make_windows: expected validation_fraction + test_fraction < 1 (the rest trains), "
+                         f"got {validation_fraction!r} + {test_fraction!r}")
+    try:
+        values = np.asarray(series, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"make_windows: expected series to be numbers, got {type(series).__name__}") from None
+    if values.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D series of shape (T,), got shape {values.shape}")
+    bad = np.flatnonzero(~(np.abs(values) <= MAX_ABS_VALUE))  # NaN, ±inf and values whose square overflows
+    if len(bad):
+        raise ValueError(f"{name}: expected finite values with |x| <= {MAX_ABS_VALUE:.0e} (the variance must fit in "
+                         f"float64), got {float(values[bad[0]])!r} at row {bad[0] + 1}")
+    return values
 
 
 def describe_source(data: DataConfig, forecast: ForecastConfig) -> str:
@@ -303,6 +338,9 @@ def describe_source(data: DataConfig, forecast: ForecastConfig) -> str:
 def prepare_series(data: DataConfig, forecast: ForecastConfig, *, scaler: Scaler | None = None) -> SeriesWindows:
     """The windows of the series that ``data.source`` names, split and standardised as configured
     (with ``scaler`` instead of the training span's statistics when given)."""
+    if forecast.test_fraction <= 0:
+        raise ValueError(f"{describe_source(data, forecast)}: expected forecast.test_fraction > 0 (the test RMSE needs "
+                         f"test windows), got {forecast.test_fraction!r}")
     series = load_series(
         data.source, column=forecast.column, time_column=forecast.time_column, length=forecast.length,
         noise=forecast.noise, seed=forecast.noise_seed,

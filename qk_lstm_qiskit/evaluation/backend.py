@@ -28,7 +28,7 @@ import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -48,7 +48,7 @@ from ..hardware.mitigation import MITIGATIONS, MitigatedSampler, plan_mitigation
 from ..hardware.readout import DEFAULT_CALIBRATION_SHOTS
 from ..kernels.fidelity import Fidelity, Reference
 from ..kernels.kernel import exact_fidelity
-from ..rundir import check_out_dir, make_out_dir, write_json_atomic
+from ..rundir import check_out_dir, claim_out_dir, write_json_atomic
 from ..validation import check_choice, check_int
 from .loop import TaggedTokens, evaluate_tagger, sorted_batches, tag_batches
 from .options import Budget, JobPolicy, Mitigation, RuntimeOptions, Sampling
@@ -230,11 +230,9 @@ def _tag_concurrently(model, batches, sampler: JournaledSampler, comparison: _Ke
 
 
 def _prepare_out_dir(out_dir: Path, *, resume: bool, local_jobs: bool) -> Path:
-    """Check ``out_dir`` (:func:`~qk_lstm_qiskit.rundir.check_out_dir`: a journal of an earlier run needs
-    ``--resume``; ``--resume`` needs that journal), then create it; returns the journal path."""
-    check_out_dir(out_dir, command="evaluate", outputs=(JOURNAL_NAME, *OUTPUT_FILES), resume=resume,
-                  resume_from=JOURNAL_NAME)
-    journal = make_out_dir(out_dir) / JOURNAL_NAME
+    """The journal path in the claimed ``out_dir``; with ``resume`` on a local backend the old
+    journal is set aside (local jobs cannot be fetched by id)."""
+    journal = out_dir / JOURNAL_NAME
     if resume and local_jobs:
         kept = journal.with_name(f"jobs.{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
         shutil.move(journal, kept)
@@ -336,13 +334,20 @@ def evaluate_checkpoint(
     if parallel_batches > 1 and rb.kind == "ibm" and rb.mode == "job":
         logger.warning("evaluate: %d parallel batches in job mode; --mode batch groups their jobs in a Runtime batch",
                        parallel_batches)
-    with rb:
+    out = Path(out_dir) if out_dir is not None else default_eval_dir(checkpoint, rb.name)
+    cache_dir = Path(calibration_dir) if calibration_dir is not None else out
+    outputs = (JOURNAL_NAME, *OUTPUT_FILES)
+    with ExitStack() as stack:
+        stack.enter_context(rb)
+        if not dry_run:  # every refusal before a folder is made or a job (calibration included) submitted
+            check_out_dir(out, command="evaluate", outputs=outputs, resume=resume, resume_from=JOURNAL_NAME)
+            if mitigation != "none" and calibration_dir is not None:
+                check_out_dir(cache_dir, command="evaluate", outputs=(), flag="--calibration-dir")
+            stack.enter_context(claim_out_dir(out, command="evaluate", outputs=outputs, resume=resume,
+                                              resume_from=JOURNAL_NAME))
         exact_model, words, tags, config = _load_qk_tagger(checkpoint)
         eval_data = evaluation_data(data, config.data, words, tags, max_sentences=max_sentences)
         batches = sorted_batches(eval_data, batch_size, words.pad_index or 0)
-
-        out = Path(out_dir) if out_dir is not None else default_eval_dir(checkpoint, rb.name)
-        cache_dir = Path(calibration_dir) if calibration_dir is not None else out
         journal_path, sampler, kernel_sampler = (None, rb.sampler, rb.sampler) if dry_run else _journaled_samplers(
             rb, out, mitigation=Mitigation(method, calibration_shots, cache_dir), jobs=jobs, resume=resume)
         model, _, _, _ = _load_qk_tagger(checkpoint, kernel_sampler, rb.pass_manager)

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..checkpoint import load_tagger
 from ..data.tasks import evaluation_data
-from ..rundir import check_out_dir, make_out_dir, write_json_atomic
+from ..rundir import claim_out_dir, write_json_atomic
 from ..validation import check_int
 from .loop import evaluate_tagger
 from .metrics import write_confusion_png
@@ -52,7 +52,11 @@ def evaluate_exact(
     """
     for name, value in (("batch_size", batch_size), ("max_sentences", max_sentences)):
         check_int("evaluate", name, value, 1, optional=True)
-    out = check_out_dir(out_dir, command="evaluate", outputs=OUTPUT_FILES)
+    with claim_out_dir(out_dir, command="evaluate", outputs=OUTPUT_FILES) as out:
+        return _evaluate_exact(checkpoint, out, data, batch_size, max_sentences)
+
+
+def _evaluate_exact(checkpoint, out: Path, data, batch_size, max_sentences) -> dict:
     model, words, tags, config = load_tagger(checkpoint)
     eval_data = evaluation_data(data, config.data, words, tags, max_sentences=max_sentences)
     result, _ = evaluate_tagger(model, eval_data, words, tags, batch_size=batch_size or config.train.batch_size)
@@ -65,7 +69,6 @@ def evaluate_exact(
         "backend": "exact",
         **result.metrics,
     }
-    make_out_dir(check_out_dir(out, command="evaluate", outputs=OUTPUT_FILES))  # again: another process may have written
     head, sep, tail = eval_data.source.partition(" (")
     write_confusion_png(result, out, f"{config.model.kind} (exact) on {Path(head).name}{sep}{tail}")
     write_json_atomic(metrics, out / "metrics.json")

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..data.scaling import ChannelScaler
 from ..data.series import Scaler, SeriesWindows, TableWindows
-from ..rundir import atomic_write, check_out_dir, make_out_dir, write_json_atomic
+from ..rundir import atomic_write, claim_out_dir, write_json_atomic
 
 __all__ = ["regression_metrics", "predict", "forecast_report", "plot_forecast", "evaluate_forecast",
            "table_forecast_report", "plot_table_forecast"]
@@ -155,14 +155,20 @@ def evaluate_forecast(
     Raises:
         ValueError: a tagger checkpoint, a non-qk-lstm model on a sampler backend, results already in ``out_dir``.
     """
-    from ..checkpoint import load_forecaster
-    from ..data.series import describe_source, is_table_config, prepare_series, prepare_table
-
     start = time.perf_counter()
     checkpoint = Path(checkpoint)
     if checkpoint.is_dir():
         checkpoint = checkpoint / "model.pt"
-    out_dir = check_out_dir(out_dir, command="evaluate", outputs=OUTPUT_FILES)
+    with claim_out_dir(out_dir, command="evaluate", outputs=OUTPUT_FILES) as out:
+        return _evaluate_forecast(checkpoint, out, backend=backend, shots=shots, seed=seed,
+                                  optimization_level=optimization_level, batch_size=batch_size, start=start)
+
+
+def _evaluate_forecast(checkpoint: Path, out_dir: Path, *, backend, shots, seed, optimization_level, batch_size,
+                       start: float) -> dict[str, Any]:
+    from ..checkpoint import load_forecaster
+    from ..data.series import describe_source, is_table_config, prepare_series, prepare_table
+
     model, scaler, config = load_forecaster(checkpoint)
     if is_table_config(config.data, config.forecast):  # several columns: per-target metrics
         table = prepare_table(config.data, config.forecast, scaler=cast(ChannelScaler, scaler))
@@ -190,7 +196,6 @@ def evaluate_forecast(
             })
             predictions[f"{config.model.kind} on {backend} ({shots} shots)"] = on_backend["test_prediction"]
     metrics["seconds"] = time.perf_counter() - start
-    make_out_dir(check_out_dir(out_dir, command="evaluate", outputs=OUTPUT_FILES))  # again: another process may have written
     plot_forecast(windows, predictions, out_dir / "forecast.png",
                   title=f"{metrics['data']}: test RMSE {metrics['test_rmse']:.4g} (persistence {metrics['persistence_rmse']:.4g})")
     write_json_atomic(metrics, out_dir / "metrics.json")
@@ -230,7 +235,6 @@ def _evaluate_table(
     persistence = windows.persistence(windows.test_index)
     predictions["persistence"] = {name: persistence[:, j].tolist() for j, name in enumerate(windows.target_names)}
     metrics["seconds"] = time.perf_counter() - start
-    make_out_dir(check_out_dir(out_dir, command="evaluate", outputs=OUTPUT_FILES))
     plot_table_forecast(windows, predictions, out_dir / "forecast.png", title=f"{data}: test span")
     write_json_atomic(metrics, out_dir / "metrics.json")
     return metrics

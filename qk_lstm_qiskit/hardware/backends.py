@@ -61,6 +61,7 @@ EXECUTION_MODES = ("job", "batch", "session")  #: Runtime execution modes (``--m
 DD_SEQUENCES = ("XX", "XpXm", "XY4")  #: dynamical-decoupling sequences of the Runtime sampler
 DEFAULT_SHOTS = 4096  #: shots per PUB when none are given (the Runtime sampler's default)
 TOKEN_ENV = "QISKIT_IBM_TOKEN"  #: environment variable read for the IBM Quantum token (never logged)
+MAX_SHOTS = 10**7  #: shots per circuit at most (IBM devices take up to 10^7; local samplers hold one bit string per shot)
 SAVE_ACCOUNT_HINT = (
     'save an account once with QiskitRuntimeService.save_account(channel="ibm_quantum_platform", '
     'token="<API key>", instance="<CRN>") or set QISKIT_IBM_TOKEN and QISKIT_IBM_INSTANCE'
@@ -348,6 +349,11 @@ def resolve_backend(
     """
     kind, target = _parse(name)
     check_int("resolve_backend", "shots", shots, 1, optional=True)
+    if shots is not None and shots > MAX_SHOTS:
+        raise ValueError(f"resolve_backend: expected shots <= {MAX_SHOTS:.0e} per circuit, got {shots}")
+    check_int("resolve_backend", "seed", seed, 0, optional=True)
+    if seed is not None and seed >= 2**32:
+        raise ValueError(f"resolve_backend: expected 0 <= seed < 2**32, got {seed}")
     check_int("resolve_backend", "max_execution_time", max_execution_time, 1, optional=True)
     if optimization_level not in (0, 1, 2, 3):
         raise ValueError(f"resolve_backend: expected optimization_level in (0, 1, 2, 3), got {optimization_level!r}")

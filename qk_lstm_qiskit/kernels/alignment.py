@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from .kernel import QuantumKernel
@@ -24,9 +25,19 @@ __all__ = ["target_matrix", "kernel_target_alignment", "train_alignment"]
 logger = logging.getLogger(__name__)
 
 
+def class_codes(owner: str, labels) -> torch.Tensor:
+    """Class labels ``(N,)`` (ints, strings or any comparable values) as integer codes ``(N,)``."""
+    if isinstance(labels, torch.Tensor):
+        return labels
+    values = np.asarray(labels)
+    if values.dtype == object or values.dtype.kind not in "biuUS":
+        raise TypeError(f"{owner}: expected labels to be ints or strings, got {values.dtype} values")
+    return torch.as_tensor(np.unique(values, return_inverse=True)[1].reshape(values.shape))
+
+
 def target_matrix(labels: torch.Tensor) -> torch.Tensor:
     """``T`` ``(N, N)``: +1 for equal labels, −1 otherwise, for class labels ``(N,)``."""
-    labels = torch.as_tensor(labels)
+    labels = class_codes("target_matrix", labels)
     if labels.dim() != 1:
         raise ValueError(f"target_matrix: expected labels of shape (N,), got {tuple(labels.shape)}")
     same = labels[:, None] == labels[None, :]
@@ -64,7 +75,7 @@ def train_alignment(
     parameters = [p for p in kernel.parameters() if p.requires_grad]
     if not parameters:
         raise ValueError("train_alignment: expected a kernel with trainable weights (e.g. trainable_layers >= 1), got none")
-    labels = torch.as_tensor(labels)
+    labels = class_codes("train_alignment", labels)
     if x.dim() != 2 or x.size(0) != labels.numel():
         raise ValueError(f"train_alignment: expected x of shape ({labels.numel()}, d), got {tuple(x.shape)}")
     optimizer = optimizer or torch.optim.Adam(parameters, lr=lr)

@@ -31,6 +31,7 @@ __all__ = [
     "model_complexity",
     "effective_dimension",
     "concentration",
+    "check_concentration_memory",
     "diagnose",
     "plot_diagnostics",
 ]
@@ -99,6 +100,30 @@ def _gram(kernel: QuantumKernel, x: torch.Tensor) -> np.ndarray:
         return kernel(x, x).double().cpu().numpy()
 
 
+def check_concentration_memory(
+    make_map: Callable[[int], FeatureMap], qubits: Sequence[int], *, num_samples: int = 32,
+) -> None:
+    """Refuse concentration rows whose states cannot be held, before any is simulated.
+
+    A row of an entangling map holds the ``num_samples`` states of both sides of its Gram matrix,
+    ``2 · num_samples · 2^n`` complex128 amplitudes (product maps need none: Bloch vectors).
+
+    Raises:
+        MemoryError: one line naming the qubit count, the bytes and the executor's limit.
+    """
+    for n in sorted(set(qubits), reverse=True):
+        kernel = QuantumKernel(make_map(n).double(), warn=False)
+        if kernel.is_product_kernel:
+            continue
+        needed = 2 * kernel.executor.state_bytes(num_samples, torch.float64)
+        limit = kernel.executor.limit()
+        if needed > limit:
+            raise MemoryError(
+                f"concentration: {n} qubits need {needed / 2**30:.3g} GiB for the {num_samples} sample states of both "
+                f"sides, over the executor's memory limit of {limit / 2**30:.3g} GiB; use fewer qubits"
+            )
+
+
 def concentration(
     make_map: Callable[[int], FeatureMap],
     qubits: Sequence[int] = (2, 4, 6, 8),
@@ -112,6 +137,7 @@ def concentration(
     Returns:
         rows ``{"num_qubits", "bandwidth", "mean", "var", "product_kernel"}``.
     """
+    check_concentration_memory(make_map, qubits, num_samples=num_samples)
     generator = torch.Generator().manual_seed(seed)
     rows = []
     for n in qubits:

@@ -140,13 +140,22 @@ class QuantumKernel(nn.Module):
     def _check(self, name: str, t: torch.Tensor) -> None:
         check_tensor("QuantumKernel", name, t, finite=False)  # float32 or float64: never a complex "fidelity"
         if t.dim() != 2 or t.size(1) != self.num_features:
-            raise ValueError(f"QuantumKernel: expected {name} of shape (*, {self.num_features}), got {tuple(t.shape)}")
+            raise ValueError(f"QuantumKernel: expected {name} of shape (N, {self.num_features}), got {tuple(t.shape)}")
         check_tensor("QuantumKernel", name, t)
+
+    def _angles(self, name: str, t: torch.Tensor) -> torch.Tensor:
+        """The feature map's angles of ``t``, refusing non-finite ones (e.g. ``sqrt`` of a negative feature)."""
+        angles = self.feature_map.angles(t)
+        if not torch.isfinite(angles).all():
+            row = int((~torch.isfinite(angles)).any(-1).nonzero()[0])
+            raise ValueError(f"QuantumKernel: expected the feature map's angles of {name} to be finite, got "
+                             f"{angles[row].tolist()} for row {row} ({t[row].tolist()}); check its encoding's domain")
+        return angles
 
     def prepare(self, y: torch.Tensor) -> Reference:
         """Everything of the ``y`` side that does not depend on ``x``: reuse it across time steps."""
         self._check("y", y)
-        return self.fidelity.prepare(self.feature_map.angles(y))  # angles (M, P)
+        return self.fidelity.prepare(self._angles("y", y))  # angles (M, P)
 
     def evaluate(self, x: torch.Tensor, prepared: Reference, *, check: bool = True) -> torch.Tensor:
         """``(N, M)`` kernel of ``x`` ``(N, d)`` against a :meth:`prepare` d side.
@@ -155,7 +164,7 @@ class QuantumKernel(nn.Module):
         """
         if check:
             self._check("x", x)
-        return self.fidelity(self.feature_map.angles(x), prepared)
+        return self.fidelity(self._angles("x", x), prepared)
 
     def route(self, prepared: Reference) -> KernelRoute | None:
         """The fidelity's route ``u ↦ k(u, y)`` for a fused layer against a :meth:`prepare` d side, or ``None``."""

@@ -11,7 +11,7 @@ from torch import nn
 from ..circuits.feature_map import FeatureMap
 from ..circuits.library import FeatureMapSpec
 from ..kernels.kernel import PreparedSide, QuantumKernel, warn_if_product
-from ..validation import check_choice, check_finite, check_int, check_pair, check_tensor
+from ..validation import check_choice, check_dtype, check_finite, check_int, check_pair, check_tensor
 from . import update
 from .fused import fused_layer
 
@@ -173,6 +173,7 @@ class QKLSTMCell(GatedCell):
         dtype: torch.dtype | None = None,
         warn: bool = True,
     ) -> None:
+        check_dtype("QKLSTMCell", dtype)
         super().__init__(input_size, hidden_size)
         check_int("QKLSTMCell", "num_references", num_references, 1)
         check_choice("QKLSTMCell", "weighting", weighting, WEIGHTINGS)

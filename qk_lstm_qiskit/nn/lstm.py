@@ -73,6 +73,10 @@ class RecurrentStack(nn.Module):
                     expected = (self.num_layers, self.hidden_size) if unbatched else state_shape
                     actual = tuple(t.squeeze(1).shape) if unbatched else tuple(t.shape)  # the caller's shape
                     raise ValueError(f"{owner}: expected {name} of shape {expected}, got {actual}")
+        if x.size(1) == 0:  # an empty batch, as nn.LSTM: empty outputs and states
+            output = x.new_zeros(x.size(0), 0, self.hidden_size)
+            empty = x.new_zeros(state_shape)
+            return (output.transpose(0, 1) if self.batch_first else output), (empty, empty.clone())
         hs, cs = [], []
         for layer, cell in enumerate(self._layers()):
             x, h, c = cell.run_sequence(x, h0[layer], c0[layer])  # x: (L, N, H)

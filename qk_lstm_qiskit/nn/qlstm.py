@@ -13,7 +13,7 @@ from ..circuits.feature_map import PaperFeatureMap
 from ..circuits.vqc import vqc_circuit
 from .lstm import RecurrentStack
 from ..kernels.statevector import StatevectorExecutor
-from ..validation import check_int
+from ..validation import check_dtype, check_int
 
 __all__ = ["QLSTMCell", "QLSTM"]
 
@@ -42,6 +42,7 @@ class QLSTMCell(GatedCell):
         self, input_size: int, hidden_size: int, *, num_qubits: int = 4, depth: int = 1, memory_limit: int | None = None,
         device: torch.device | str | None = None, dtype: torch.dtype | None = None,
     ) -> None:
+        check_dtype("QLSTMCell", dtype)
         super().__init__(input_size, hidden_size)
         check_int("QLSTMCell", "depth", depth, 1)
         factory: dict[str, Any] = {"device": device, "dtype": dtype}

@@ -15,7 +15,7 @@ from ..config import RunConfig, load_config
 from ..checkpoint import LAST_FILE, MODEL_FILE, checkpoint_task, load_checkpoint, require_keys, restoring
 from ..nn.lstm import QKLSTM
 from ..nn.tagger import count_parameters
-from ..rundir import check_out_dir, removed_if_left_empty
+from ..rundir import claim_out_dir
 from ..tasks import Task, TaskData, make_task
 from . import distributed
 from .trainer import Trainer, seed_everything
@@ -90,11 +90,16 @@ def run_training(
     task = make_task(config)
     memory_limit = _place_executor(config)
     distributed.setup(config.executor.device)  # under torchrun: join the process group
-    resume_state = None
-    if out_dir is not None:
-        out_dir = check_out_dir(out_dir, command="train", outputs=RUN_OUTPUTS, resume=resume, resume_from=LAST_FILE)
-        if resume:
-            resume_state = _resume_state(out_dir, config, task)
+    if out_dir is None:
+        return _run(task, None, resume=resume, progress=progress, sampler=sampler, memory_limit=memory_limit)
+    with claim_out_dir(out_dir, command="train", outputs=RUN_OUTPUTS, resume=resume, resume_from=LAST_FILE,
+                       lock=distributed.world()[0] == 0) as out:  # rank 0 owns the folder for every rank
+        return _run(task, out, resume=resume, progress=progress, sampler=sampler, memory_limit=memory_limit)
+
+
+def _run(task: Task, out_dir: Path | None, *, resume: bool, progress: bool, sampler, memory_limit) -> dict[str, Any]:
+    config = task.config
+    resume_state = _resume_state(out_dir, config, task) if out_dir is not None and resume else None
     distributed.barrier()  # every rank has checked the run folder before rank 0 writes to it
     data = task.prepare()
     pass_manager = backend = None
@@ -103,8 +108,7 @@ def run_training(
         backend = resolve_backend(ex.backend, shots=ex.shots, seed=ex.seed, optimization_level=ex.optimization_level)
         sampler, pass_manager = backend.sampler, backend.pass_manager
     try:
-        with removed_if_left_empty(out_dir):
-            return _train(task, data, out_dir, resume_state, progress, sampler, pass_manager, memory_limit)
+        return _train(task, data, out_dir, resume_state, progress, sampler, pass_manager, memory_limit)
     finally:
         if backend is not None:
             backend.close()

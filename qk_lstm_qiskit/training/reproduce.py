@@ -9,8 +9,9 @@ from statistics import mean, pstdev
 import numpy as np
 
 from ..config import MODEL_KINDS, load_config
+from ..data.series import is_series_source
 from ..data.tasks import prepare_data
-from ..rundir import atomic_write, check_out_dir, write_json_atomic, write_text_atomic
+from ..rundir import atomic_write, check_out_dir, claim_out_dir, write_json_atomic, write_text_atomic
 from ..validation import check_int
 from .experiment import RUN_OUTPUTS, run_training
 
@@ -100,8 +101,16 @@ def reproduce(
         for seed in range(seeds):
             check_out_dir(out / f"{kind}-s{seed}", command="reproduce", outputs=RUN_OUTPUTS, flag="run")
     base = load_config(config_path)
+    if is_series_source(base.data.source):
+        raise ValueError(f"reproduce: expected a tagging config (Table I and Fig. 3 are the paper's POS task), got "
+                         f"data.source {base.data.source!r}; forecasting models are compared by qk-lstm train each")
     if epochs is not None:
         base = dataclasses.replace(base, train=dataclasses.replace(base.train, epochs=epochs))
+    with claim_out_dir(out, command="reproduce", outputs=OUTPUTS) as out:
+        return _reproduce(out, base, seeds=seeds, progress=progress, kinds=kinds)
+
+
+def _reproduce(out: Path, base, *, seeds: int, progress: bool, kinds: tuple[str, ...]) -> str:
     runs: dict[str, list[dict]] = {}
     for kind in kinds:
         for seed in range(seeds):
