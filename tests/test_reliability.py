@@ -70,7 +70,7 @@ CASES = [
     ("F27", ["train", "--epochs", "1", "--out", "run", "--column", "units", *NO_PROGRESS], {},
      r"config: expected --column only with a series data.source"),
     ("F28", ["train", "--config", FCL, "--epochs", "1", "--out", "run", "--data", "shm", "--column", "units", *NO_PROGRESS], {},
-     r"config: expected --column only with a .csv data.source, got data.source 'shm'"),
+     r"config: expected --column only with a .csv data.source, got the built-in series 'shm'"),
     ("F29", ["train", "--config", "c.yaml", "--epochs", "1", "--out", "run", *NO_PROGRESS],
      {"c.yaml": "model: {kind: lstm, hidden_dim: 4}\ndata: {source: shm, validation_fraction: 0.2}\nforecast: {test_fraction: 0}\n"},
      r"series shm: expected forecast.test_fraction > 0"),
@@ -312,9 +312,9 @@ def test_a_batch_of_zero_gives_empty_outputs_like_nn_lstm(make):
 def test_concentration_memory_guard_refuses_before_simulating(monkeypatch):
     """``diagnose --qubits 24`` with the ZZ map: the states of both sides (2·32·2²⁴ complex128 = 16 GiB) are
     refused against the executor's limit at once; the product map needs no states and passes."""
-    from qk_lstm_qiskit.kernels import statevector
+    from qk_lstm_qiskit.kernels.statevector import memory
 
-    monkeypatch.setattr(statevector, "_memory_limit", 8 * 2**30)
+    monkeypatch.setattr(memory, "default_memory_limit", lambda device=None: 8 * 2**30)
 
     def zz(n):
         return build_feature_map("zz", n, reps=2)
