@@ -354,7 +354,7 @@ def load_config(
         config = _merge(config, overrides, "", labels)
         given |= {f"{s}.{k}": (labels or {})[f"{s}.{k}"] for s, values in overrides.items()
                   if isinstance(values, Mapping) for k in values
-                  if f"{s}.{k}" in (labels or {})}  # flags; API overrides (e.g. a saved config) are complete
+                  if f"{s}.{k}" in (labels or {}) and values[k] is not None}  # flags; API overrides (e.g. a saved config) are complete
     if config.task is None:
         config = dataclasses.replace(config, task=infer_task(config.data.source))
         if path is not None:

@@ -15,6 +15,7 @@ import contextlib
 import csv
 import json
 import logging
+import math
 import os
 import socket
 import tempfile
@@ -267,7 +268,18 @@ def write_text_atomic(text: str, path: str | os.PathLike) -> None:
 
 
 def write_json_atomic(obj: Any, path: str | os.PathLike) -> None:
-    write_text_atomic(json.dumps(obj, indent=2) + "\n", path)
+    """Strict JSON: a NaN or infinite float is written as ``null`` (``json.dumps`` would write ``NaN``)."""
+    write_text_atomic(json.dumps(_finite_or_null(obj), indent=2, allow_nan=False) + "\n", path)
+
+
+def _finite_or_null(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: _finite_or_null(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_null(value) for value in obj]
+    return obj
 
 
 def write_csv_atomic(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> None:

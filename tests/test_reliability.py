@@ -344,3 +344,77 @@ def test_duplicate_keys_and_aliases_are_refused_but_anchors_alone_load(tmp_path)
     path.write_text("model:\n  kind: lstm\n  hidden_dim: 3\n  kind: qlstm\n")
     with raises_one_line(ValueError, match=r"got 'kind' again \(first on line 2\) at line 4, column 3"):
         load_config(path)
+
+
+# ------------------------------------------------------------------------------------ divergence and resume
+@pytest.mark.parametrize("argv", [
+    ["train", "--lr", "1e30", "--epochs", "3", "--out", "run", *NO_PROGRESS],  # T01: the QK-LSTM
+    ["train", "--model", "lstm", "--lr", "1e30", "--epochs", "3", "--out", "run", *NO_PROGRESS],  # T02
+    ["train", "--config", FCL, "--lr", "1e30", "--epochs", "3", "--out", "run", *NO_PROGRESS],  # T03: a forecast
+], ids=["T01", "T02", "T03"])
+def test_divergence_stops_in_one_line_naming_epoch_and_lr_and_saves_nothing(argv, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    match = re.fullmatch(
+        r"qk-lstm train: error: train: diverged in epoch (\d): (the loss became (nan|inf)|the loss grew to .* in the first batch|a step made the parameters "
+        r"non-finite) with train.lr 1e\+30; lower --lr \(train.lr\) or set train.clip_grad_norm \((.*)\)", err[0])
+    assert len(err) == 1 and match, err
+    epoch = int(match.group(1))
+    if epoch == 1:
+        assert match.group(4) == "nothing was saved" and list(tmp_path.iterdir()) == []
+        return
+    assert match.group(4) == f"the files of epoch {epoch - 1} are kept"
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text(), parse_constant=pytest.fail)
+    assert [e["epoch"] for e in metrics["epochs"]] == list(range(1, epoch))  # no record of the diverged epoch
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert all(torch.isfinite(t).all() for t in state["model_state"].values())  # no NaN checkpoint
+
+
+def test_metrics_json_is_strict_json_when_a_value_is_not_finite(tmp_path):
+    from qk_lstm_qiskit.rundir import write_json_atomic
+
+    write_json_atomic({"loss": math.nan, "epochs": [{"val_loss": math.inf}, {"val_loss": 1.5}]}, tmp_path / "m.json")
+    text = (tmp_path / "m.json").read_text()
+    assert json.loads(text, parse_constant=lambda name: pytest.fail(f"non-JSON token {name}")) == {
+        "loss": None, "epochs": [{"val_loss": None}, {"val_loss": 1.5}]}
+
+
+def test_resume_without_config_takes_the_runs_own_settings(runs, tmp_path, capsys, monkeypatch):
+    """T10: ``train --resume F --epochs N`` of a forecasting run continues it (it used to be compared with the paper config)."""
+    shutil.copytree(runs / "FL", tmp_path / "FL")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "--resume", "FL", "--epochs", "2", *NO_PROGRESS]) == 0
+    assert "test RMSE" in capsys.readouterr().out
+    assert [e["epoch"] for e in json.loads((tmp_path / "FL" / "metrics.json").read_text())["epochs"]] == [1, 2]
+
+
+# ------------------------------------------------------------------------------------------------ torchrun
+def _torchrun(ranks: int, argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "QK_LSTM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([str(bin_dir / "torchrun"), f"--nproc_per_node={ranks}", "--no-python", str(bin_dir / "qk-lstm"),
+                           *argv, *NO_PROGRESS], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_torchrun_with_more_ranks_than_rows_finishes_and_matches_one_process(ranks, tmp_path):
+    """The paper config (batch 1): every batch leaves ranks without rows; they run the same DDP forward and
+    backward times 0, so nobody waits alone in a collective and the run equals one process."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        one = run_training(load_config(overrides={"train": {"epochs": 3}}), None, progress=False)
+    result = _torchrun(ranks, ["train", "--epochs", "3", "--out", "run"], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("final training accuracy") == 1  # rank 0 reports
+    epochs = json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs"]
+    for got, want in zip(epochs, one["epochs"], strict=True):
+        assert got["loss"] == pytest.approx(want["loss"], rel=1e-5) and got["accuracy"] == want["accuracy"]
+
+
+def test_torchrun_forecast_is_written_and_reported_by_rank_0_only(tmp_path):
+    result = _torchrun(2, ["train", "--config", FCL, "--epochs", "1", "--out", "run"], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("test RMSE") == 1
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
+        "forecast.png", "last.pt", "metrics.csv", "metrics.json", "model.pt"]

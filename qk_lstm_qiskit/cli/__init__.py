@@ -48,7 +48,26 @@ def _load_config(args: argparse.Namespace):
     labels = {f"{section}.{key}": "--" + dest.replace("_", "-") for dest, (section, key) in FLAG_KEYS.items()}
     if getattr(args, "task", None) is not None:
         overrides["task"], labels["task"] = args.task, "--task"
+    saved = _saved_config(args)
+    if saved is not None:  # train --resume DIR without --config: the run's own settings, then the flags
+        merged: dict = {k: (dict(v) if isinstance(v, dict) else v) for k, v in saved.items()}
+        for section, values in overrides.items():
+            if isinstance(values, dict):
+                merged.setdefault(section, {}).update(values)
+            else:
+                merged[section] = values
+        return load_config(None, merged, labels=labels)
     return load_config(_config_path(args), overrides, labels=labels)
+
+
+def _saved_config(args: argparse.Namespace) -> dict | None:
+    """The config saved in the run folder that ``train --resume`` names, when no ``--config`` is given."""
+    from ..checkpoint import LAST_FILE, load_checkpoint
+
+    if getattr(args, "resume", None) is None or args.config is not None:
+        return None
+    last = Path(args.resume or args.out or ".") / LAST_FILE
+    return load_checkpoint(last, resume=True)["config"] if last.is_file() else None
 
 
 def _threads() -> int:
@@ -88,6 +107,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             return 0
         check_budget(estimate, args.max_qpu_seconds)
     result = run_training(config, out_dir, resume=resume, progress=not args.no_progress)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun: rank 0 reports for every rank
+        return 0
     print(f"model: {result['model']}  trainable parameters: {result['trainable_parameters']}")
     for line in task.summary(result):
         print(line)

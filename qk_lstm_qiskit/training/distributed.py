@@ -79,8 +79,9 @@ class DistributedTrainer(Trainer):
         if share is not None:
             mean, count, metric = self.task.step(self.parallel, share, device)
             loss = mean * (count * self.world_size / units)  # Σ_share loss / units of the whole batch, × W
-        else:  # fewer rows than ranks: take part in the gradient all-reduce with zeros
-            loss, metric, count = torch.stack([p.sum() for p in self.parallel.parameters()]).sum() * 0.0, 0, 0
+        else:  # fewer rows than ranks: the same DDP forward and backward (its collectives) on rank 0's rows, times 0
+            mean, _, _ = self.task.step(self.parallel, self.task.shard(batch, 0, self.world_size), device)
+            loss, metric, count = mean * 0.0, 0, 0
         self.optimizer.zero_grad()
         loss.backward()
         self.clip_and_step()

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["Trainer", "seed_everything"]
 
 log = logging.getLogger(__name__)
+DIVERGENCE_FACTOR = 1e6  #: a batch loss this many times the first batch's (at least 1) stops training as diverged
 
 
 def _plain_numpy_state(state: tuple) -> tuple:
@@ -73,6 +74,7 @@ class Trainer:
         self.optimizer = optimizer(params, lr=config.lr)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.history: list[dict[str, float]] = []
+        self._first_loss: float | None = None  # the first batch's mean loss of this process (divergence check)
         self.best_score = -math.inf  # the monitored metric, negated when lower is better
 
     # ------------------------------------------------------------------ state
@@ -118,6 +120,7 @@ class Trainer:
             total_loss, metric, total = 0.0, 0.0, 0
             for batch in task.batches(train, self.generator):
                 loss_sum, m, n = self.train_batch(batch, device)
+                self.check_finite(epoch + 1, loss_sum / max(n, 1))
                 total_loss, metric, total = total_loss + loss_sum, metric + m, total + n
             total_loss, metric, total = self.reduce_epoch(total_loss, metric, total)
             record = {"epoch": epoch + 1, **task.summarise(total_loss, metric, total)}
@@ -136,6 +139,27 @@ class Trainer:
         loss.backward()
         self.clip_and_step()
         return loss.item() * n, m, n
+
+    def check_finite(self, epoch: int, loss: float) -> None:
+        """Stop a diverged run before anything of it is saved: a batch's mean ``loss`` that is NaN/inf or
+        ``DIVERGENCE_FACTOR`` times the first batch's of this fit (at least 1), or parameters a step made NaN/inf.
+
+        Raises:
+            ValueError: one line naming the epoch and ``train.lr``; the previous epoch's files stay.
+        """
+        if self._first_loss is None:
+            self._first_loss = max(loss, 1.0) if math.isfinite(loss) else 1.0
+        what = None
+        if not math.isfinite(loss):
+            what = f"the loss became {loss}"
+        elif loss > DIVERGENCE_FACTOR * self._first_loss:
+            what = f"the loss grew to {loss:.3g} from {self._first_loss:.3g} in the first batch"
+        elif not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            what = "a step made the parameters non-finite"
+        if what is not None:
+            kept = f"the files of epoch {epoch - 1} are kept" if epoch > 1 and self.out_dir is not None else "nothing was saved"
+            raise ValueError(f"train: diverged in epoch {epoch}: {what} with train.lr {self.config.lr:g}; lower --lr "
+                             f"(train.lr) or set train.clip_grad_norm ({kept})")
 
     def clip_and_step(self) -> None:
         if self.config.clip_grad_norm is not None:

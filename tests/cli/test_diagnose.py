@@ -19,7 +19,7 @@ def test_cli_diagnose_writes_report_and_refuses_to_overwrite(tmp_path, capsys):
     assert (out / "concentration.png").is_file() and len(report["concentration"]) == 4
     before = (out / "diagnostics.json").read_text()
     assert cli.main(argv) == 2
-    assert "expected a folder without diagnostics.json" in capsys.readouterr().err
+    assert "expected a --out folder without diagnostics.json, concentration.png" in capsys.readouterr().err
     assert (out / "diagnostics.json").read_text() == before
     assert cli.main(["diagnose", "--out", str(tmp_path / "paper"), "--qubits", ""]) == 0
     assert "product kernel: True" in capsys.readouterr().out  # the paper's map, decided from its circuit
