@@ -4,7 +4,10 @@ Runs the UD English EWT QK-LSTM config (``configs/ud_ewt_qklstm.yaml``) for ``--
 world size, one torch thread per rank, and prints the seconds of the last epoch (as the trainer records them:
 training, validation and checkpoints) and the speed-up. Both runs see the same global batches.
 
-    python benchmarks/bench_distributed.py [--config configs/ud_ewt_qklstm.yaml] [--epochs 2] [--ranks 1 2]
+    python benchmarks/bench_distributed.py --data PATH/en_ewt-ud-dev.conllu [--config configs/ud_ewt_qklstm.yaml]
+        [--epochs 2] [--ranks 1 2]
+
+The treebank is not shipped: UD_English-EWT from https://universaldependencies.org/.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "configs" / "ud_ewt_qklstm.yaml"))
+    parser.add_argument("--data", required=True, help="the CoNLL-U treebank (UD_English-EWT's en_ewt-ud-dev.conllu)")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args(argv)
@@ -35,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         for ranks in args.ranks:
             out = Path(tmp) / f"w{ranks}"
             command = [str(bin_dir / "torchrun"), f"--nproc_per_node={ranks}", "--no-python", str(bin_dir / "qk-lstm"),
-                       "train", "--config", args.config, "--epochs", str(args.epochs), "--out", str(out), "--no-progress"]
+                       "train", "--config", args.config, "--data", str(Path(args.data).resolve()), "--epochs", str(args.epochs), "--out", str(out), "--no-progress"]
             start = time.perf_counter()
             done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
             if done.returncode != 0:

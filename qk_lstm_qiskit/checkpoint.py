@@ -30,6 +30,8 @@ provenance        ``model``, ``trainable_parameters``, ``epoch``
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
 import os
 from pathlib import Path
 from typing import Any, Iterator
@@ -68,6 +70,42 @@ _RESUME_KEYS = frozenset({
     "optimizer_state", "generator_state", "torch_rng_state", "numpy_rng_state", "python_rng_state",
     "epoch", "history",
 })
+
+
+log = logging.getLogger(__name__)
+_WARNED: set[tuple[str, str]] = set()
+
+
+def data_fingerprint(source: str) -> dict[str, str]:
+    """``{"data_path", "data_sha256"}`` of ``data.source`` when it names a file (a built-in source: ``{}``).
+
+    Stored in checkpoints, so a run can be evaluated or resumed from any folder and an edited
+    data file is noticed (:func:`check_data_fingerprint`).
+    """
+    path = Path(source)
+    if not path.is_file():
+        return {}
+    return {"data_path": str(path.resolve()), "data_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+def check_data_fingerprint(state: dict[str, Any], path: str | os.PathLike, *, strict: bool) -> None:
+    """Compare the data file a checkpoint ``state`` (from ``path``) was trained on with that file now.
+
+    A changed file: ``ValueError`` with ``strict`` (resuming on other data), else one warning line.
+    """
+    saved = state.get("data_sha256")
+    if not isinstance(saved, str) or not Path(str(state.get("data_path"))).is_file():
+        return
+    now = data_fingerprint(str(state["data_path"]))["data_sha256"]
+    if now == saved:
+        return
+    message = (f"checkpoint {str(path)!r}: expected data {state['data_path']} as trained on (sha256 {saved[:12]}…), "
+               f"got a changed file (sha256 {now[:12]}…)")
+    if strict:
+        raise ValueError(f"{message}; resume on the original data or train a new run")
+    if (saved, now) not in _WARNED:  # one line per changed file, however often it is loaded
+        _WARNED.add((saved, now))
+        log.warning("%s; results use the file as it is now", message)
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
@@ -119,6 +157,7 @@ def load_checkpoint(path: str | os.PathLike, *, resume: bool = False, keys: tupl
     if keys is None:
         keys = {"tagging": _TAGGING_KEYS, "forecasting": _FORECAST_KEYS}.get(checkpoint_task(state), ())
     require_keys(state, path, keys, resume=resume)
+    check_data_fingerprint(state, path, strict=resume)
     return state
 
 

@@ -106,7 +106,7 @@ API_CASES = [
     ("kernel-list", lambda: _kernel()([[0.0, 0.0]], torch.randn(2, 2)), TypeError, r"QuantumKernel: expected x to be a torch.Tensor, got list"),
     ("kernel-nan-y", lambda: _kernel()(torch.randn(3, 2), torch.full((2, 2), float("nan"))), ValueError,
      r"QuantumKernel: expected finite values in y, got nan"),
-    ("kernel-1d", lambda: _kernel()(torch.randn(2), torch.randn(2, 2)), ValueError, r"QuantumKernel: expected x of shape \(\*, 2\), got \(2,\)"),
+    ("kernel-1d", lambda: _kernel()(torch.randn(2), torch.randn(2, 2)), ValueError, r"QuantumKernel: expected x of shape \(N, 2\), got \(2,\)"),
     ("featuremap-float", lambda: FeatureMap(4.0), TypeError, r"FeatureMap: expected num_qubits to be an int, got float 4.0"),
     ("featuremap-zero", lambda: FeatureMap(0), ValueError, r"FeatureMap: expected num_qubits >= 1, got 0"),
     ("config-seed-negative", lambda: load_config(overrides={"train": {"seed": -1}}), ValueError,

@@ -418,3 +418,20 @@ def test_torchrun_forecast_is_written_and_reported_by_rank_0_only(tmp_path):
     assert result.stdout.count("test RMSE") == 1
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
         "forecast.png", "last.pt", "metrics.csv", "metrics.json", "model.pt"]
+
+
+def test_nothing_shipped_points_into_the_developers_tree():
+    """The UD configs name their treebank by file name (pass --data); README and guides give --data."""
+    root = CONFIGS.parent
+    shipped = [*CONFIGS.glob("*.yaml"), root / "README.md", *(root / "docs" / "guide").glob("*.md")]
+    assert [p.name for p in shipped if "../shared" in p.read_text(encoding="utf-8")] == []
+
+
+def test_a_missing_treebank_says_how_to_get_one(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "--config", str(CONFIGS / "ud_ewt_qklstm.yaml"), "--out", "run", *NO_PROGRESS]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["qk-lstm train: error: read_conllu: expected an existing CoNLL-U file, got missing path "
+                   "en_ewt-ud-dev.conllu; treebanks are not shipped: download one from https://universaldependencies.org/ "
+                   "(e.g. UD_English-EWT) and pass its path with --data"]
+    assert list(tmp_path.iterdir()) == []

@@ -156,7 +156,9 @@ def read_conllu(
     check_int("read_conllu", "max_length", max_length, 1, optional=True)
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"read_conllu: expected an existing CoNLL-U file, got missing path {path}")
+        hint = ("; treebanks are not shipped: download one from https://universaldependencies.org/ (e.g. UD_English-EWT) "
+                "and pass its path with --data" if path.suffix == ".conllu" else "")
+        raise FileNotFoundError(f"read_conllu: expected an existing CoNLL-U file, got missing path {path}{hint}")
     if path.is_dir():
         raise ValueError(f"read_conllu: expected a CoNLL-U file, got directory {path}")
     text = _decode(path, path.read_bytes())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import torch
 from ..hardware.backends import resolve_backend
 from ..hardware.cost import DryRunSampler, batch_shapes, estimate_model_cost
 from ..config import RunConfig, load_config
-from ..checkpoint import LAST_FILE, MODEL_FILE, checkpoint_task, load_checkpoint, require_keys, restoring
+from ..checkpoint import LAST_FILE, MODEL_FILE, checkpoint_task, data_fingerprint, load_checkpoint, require_keys, restoring
 from ..nn.lstm import QKLSTM
 from ..nn.tagger import count_parameters
 from ..rundir import claim_out_dir
@@ -47,6 +48,8 @@ def _resume_state(out_dir: Path, config: RunConfig, task: Task) -> dict:
         for key, value in current[section].items():
             if section == "train" and key == "epochs":
                 continue
+            if section == "data" and key == "source" and Path(saved["data"]["source"]).resolve() == Path(value).resolve():
+                continue  # a run trained on a relative path, resumed from the same folder
             if saved.get(section, {}).get(key) != value:
                 raise ValueError(
                     f"train: --resume expected {section}.{key} = {saved.get(section, {}).get(key)!r} as saved in "
@@ -57,6 +60,14 @@ def _resume_state(out_dir: Path, config: RunConfig, task: Task) -> dict:
         raise ValueError(f"train: --resume expected train.epochs >= {done} (epochs already run in {out_dir}), "
                          f"got {config.train.epochs}")
     return state
+
+
+def with_absolute_data(config: RunConfig) -> RunConfig:
+    """``config`` with ``data.source`` made absolute when it names an existing file (built-in sources unchanged)."""
+    source = Path(config.data.source)
+    if not source.is_file() or source.is_absolute():
+        return config
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, source=str(source.resolve())))
 
 
 def _place_executor(config: RunConfig) -> int | None:
@@ -87,6 +98,7 @@ def run_training(
         resume: continue from ``out_dir/last.pt``.
         sampler: a ``BaseSamplerV2`` overriding ``config.executor`` (Python API only).
     """
+    config = with_absolute_data(config)  # checkpoints then work from any folder
     task = make_task(config)
     memory_limit = _place_executor(config)
     distributed.setup(config.executor.device)  # under torchrun: join the process group
@@ -130,6 +142,7 @@ def _train(
         "model": config.model.kind,
         "trainable_parameters": count_parameters(model),
         "config": config.to_dict(),
+        **data_fingerprint(config.data.source),
         **task.metadata(),
     }
     trainer_class = distributed.DistributedTrainer if distributed.world()[1] > 1 else Trainer

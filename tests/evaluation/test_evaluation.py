@@ -201,7 +201,7 @@ def test_evaluate_never_overwrites(trained_run, tmp_path, capsys):
         (lambda tmp, run, data: ["--checkpoint", str(run), "--data", str(data), "--dry-run"],
          "expected --dry-run only with a sampler backend, got --backend exact"),
         (lambda tmp, run, data: ["--checkpoint", str(run), "--data", str(data), "--batch-size", "0"],
-         "expected batch_size >= 1, got 0"),
+         "argument --batch-size: expected an integer >= 1, got 0"),
     ],
 )
 def test_evaluate_bad_input_is_one_line_and_writes_nothing(trained_run, tmp_path, capsys, make, message):

@@ -172,9 +172,9 @@ def test_non_finite_input_raises(bad, which):
 
 def test_wrong_shapes_raise():
     kernel = KERNELS["reps2"]
-    with pytest.raises(ValueError, match=r"QuantumKernel: expected x of shape \(\*, 3\), got \(2, 4\)"):
+    with pytest.raises(ValueError, match=r"QuantumKernel: expected x of shape \(N, 3\), got \(2, 4\)"):
         kernel(torch.zeros(2, 4), torch.zeros(2, 3))
-    with pytest.raises(ValueError, match=r"QuantumKernel: expected y of shape \(\*, 3\), got \(3,\)"):
+    with pytest.raises(ValueError, match=r"QuantumKernel: expected y of shape \(N, 3\), got \(3,\)"):
         kernel(torch.zeros(2, 3), torch.zeros(3))
 
 
