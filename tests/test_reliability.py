@@ -152,8 +152,8 @@ CASES = [
      r"reproduce: expected a tagging config .* got data.source 'shm'"),
     ("X01", ["evaluate", "--checkpoint", "{FL}/model.pt", "--batch-size", "0", "--out", "E"], {},
      r"argument --batch-size: expected an integer >= 1, got 0"),
-    ("X01-ignored", ["evaluate", "--checkpoint", "{FL}/model.pt", "--batch-size", "8", "--out", "E"], {},
-     r"evaluate: expected no --batch-size with a forecast checkpoint"),
+    ("X01-ignored", ["evaluate", "--checkpoint", "{FL}/model.pt", "--shots", "256", "--out", "E"], {},
+     r"evaluate: expected --shots only with a sampler backend, got --backend exact"),
 ]
 
 

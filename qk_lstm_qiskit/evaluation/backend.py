@@ -341,7 +341,7 @@ def evaluate_checkpoint(
         stack.enter_context(rb)
         if not dry_run:  # every refusal before a folder is made or a job (calibration included) submitted
             check_out_dir(out, command="evaluate", outputs=outputs, resume=resume, resume_from=JOURNAL_NAME)
-            if mitigation != "none" and calibration_dir is not None:
+            if method != "none" and calibration_dir is not None:
                 check_out_dir(cache_dir, command="evaluate", outputs=(), flag="--calibration-dir")
             stack.enter_context(claim_out_dir(out, command="evaluate", outputs=outputs, resume=resume,
                                               resume_from=JOURNAL_NAME))

@@ -189,6 +189,9 @@ class ForecastingTask(Task):
         """Test-span RMSE and MAE of the checkpoint's forecaster, exact and (qk-lstm) on a sampler backend
         (:func:`~qk_lstm_qiskit.evaluation.forecast.evaluate_forecast`; the series comes from its config)."""
         for name, value in request.changed().items():  # no journal, mitigation or cost estimate yet
+            if name.startswith("sampling.") and request.backend == "exact":
+                raise ValueError(f"evaluate: expected {request.label(name)} only with a sampler backend, "
+                                 f"got {request.label('backend')} exact")
             if name not in self.EVALUATION_OPTIONS:
                 label = request.label(name)
                 supported = ", ".join(request.label(n) for n in self.EVALUATION_OPTIONS if n not in ("batch_size", "progress"))
@@ -198,7 +201,7 @@ class ForecastingTask(Task):
         out = request.out_dir or default_eval_dir(checkpoint, request.backend)
         sampling = request.sampling
         metrics = evaluate_forecast(checkpoint, out, backend=request.backend, shots=sampling.shots, seed=sampling.seed,
-                                    optimization_level=sampling.optimization_level)
+                                    optimization_level=sampling.optimization_level, batch_size=request.batch_size)
         return {**metrics, "out_dir": str(out)}
 
     def evaluation_summary(self, metrics: Mapping[str, Any], request: EvaluationRequest) -> list[str]:
