@@ -257,9 +257,18 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def save_atomic(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` through :func:`atomic_write`."""
+    """``torch.save`` through :func:`atomic_write`.
+
+    Raises:
+        OSError: the file could not be written (e.g. a full disk; torch reports it as a ``RuntimeError``
+            from its zip writer): one line naming ``path``; the previous file is untouched.
+    """
     with atomic_write(path) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise OSError(f"cannot write {path} (disk full or not writable? torch: {detail})") from exc
 
 
 def write_text_atomic(text: str, path: str | os.PathLike) -> None:

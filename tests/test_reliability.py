@@ -435,3 +435,26 @@ def test_a_missing_treebank_says_how_to_get_one(tmp_path, capsys, monkeypatch):
                    "en_ewt-ud-dev.conllu; treebanks are not shipped: download one from https://universaldependencies.org/ "
                    "(e.g. UD_English-EWT) and pass its path with --data"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_previous_epoch(tmp_path, capsys, monkeypatch):
+    """torch's zip writer reports ENOSPC as a RuntimeError; the run stops in one line, epoch 1's files intact."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "--model", "lstm", "--epochs", "1", "--out", "run", *NO_PROGRESS]) == 0
+    before = snapshot(tmp_path / "run")
+    capsys.readouterr()
+
+    def full(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", full)
+    assert cli.main(["train", "--resume", "run", "--epochs", "2", *NO_PROGRESS]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("qk-lstm train: error: cannot write run/last.pt (disk full or not writable?"), err
+    assert snapshot(tmp_path / "run") == before
+
+
+def test_estimate_help_does_not_offer_the_exact_backend(capsys):
+    """``estimate`` refuses ``--backend exact``; its help no longer says a checkpoint of any kind works with it."""
+    assert cli.main(["estimate", "--help"]) == 0
+    assert "exact" not in capsys.readouterr().out

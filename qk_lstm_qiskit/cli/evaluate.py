@@ -18,10 +18,10 @@ from .arguments import SEED, integer, number, path
 __all__ = ["add_commands"]
 
 
-
 def _add_backend_args(parser: argparse.ArgumentParser, default_backend: str = "fake:manila") -> None:
     parser.add_argument("--checkpoint", required=True, type=path,
-                        help="model.pt written by qk-lstm train (a qk-lstm tagger; any model kind with --backend exact)")
+                        help="model.pt written by qk-lstm train (a qk-lstm model"
+                        + ("; any model kind with --backend exact)" if default_backend == "exact" else ")"))
     parser.add_argument(
         "--backend", default=default_backend,
         help=("exact (torch statevectors, any model kind), " if default_backend == "exact" else "")
