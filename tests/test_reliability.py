@@ -312,9 +312,9 @@ def test_a_batch_of_zero_gives_empty_outputs_like_nn_lstm(make):
 def test_concentration_memory_guard_refuses_before_simulating(monkeypatch):
     """``diagnose --qubits 24`` with the ZZ map: the states of both sides (2·32·2²⁴ complex128 = 16 GiB) are
     refused against the executor's limit at once; the product map needs no states and passes."""
-    from qk_lstm_qiskit.kernels.statevector import memory
+    from qk_lstm_qiskit.kernels import diagnostics
 
-    monkeypatch.setattr(memory, "default_memory_limit", lambda device=None: 8 * 2**30)
+    monkeypatch.setattr(diagnostics, "default_memory_limit", lambda device=None: 8 * 2**30)
 
     def zz(n):
         return build_feature_map("zz", n, reps=2)

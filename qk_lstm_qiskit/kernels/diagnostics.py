@@ -23,6 +23,7 @@ import torch
 
 from ..circuits.feature_map import FeatureMap
 from .kernel import QuantumKernel
+from .statevector.memory import default_memory_limit, state_bytes
 
 __all__ = [
     "offdiagonal_stats",
@@ -115,8 +116,8 @@ def check_concentration_memory(
         kernel = QuantumKernel(make_map(n).double(), warn=False)
         if kernel.is_product_kernel:
             continue
-        needed = 2 * kernel.executor.state_bytes(num_samples, torch.float64)
-        limit = kernel.executor.limit()
+        needed = 2 * state_bytes(n, num_samples, torch.float64)
+        limit = default_memory_limit()
         if needed > limit:
             raise MemoryError(
                 f"concentration: {n} qubits need {needed / 2**30:.3g} GiB for the {num_samples} sample states of both "
