@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-LOCK_NAME = ".qk-lstm.lock"  # in a run folder while a command owns it: {"pid", "host", "command", "started"}
+LOCK_NAME = ".qk-lstm.lock"  #: in a run folder while a command owns it: JSON with the owner's pid, host, command, start
 
 
 def check_out_dir(

@@ -34,7 +34,7 @@ __all__ = [
 
 SERIES_SOURCES = ("shm", "bessel", "co2")  #: built-in series (``data.source``); any other source is a CSV file
 TABLE_SOURCES = ("macrodata",)  #: multivariate tables with named columns (``forecast.columns``)
-MAX_ABS_VALUE = 1e150  #: largest |x| of a series value: its square (the variance) must fit in float64
+MAX_ABS_VALUE = 1e150  #: largest absolute value of a series value: its square (the variance) must fit in float64
 
 
 def is_series_source(source: str) -> bool:
