@@ -174,9 +174,10 @@ def require_keys(state: dict[str, Any], path: str | os.PathLike, keys: tuple[str
 
 
 def load_tagger(
-    path: str | os.PathLike, *, sampler=None, pass_manager=None
+    path: str | os.PathLike, *, sampler=None, pass_manager=None, fidelity: str | None = None
 ) -> tuple[Tagger, Vocabulary, Vocabulary, RunConfig]:
-    """Rebuild the tagger saved at ``path`` (``model.pt``, ``last.pt`` or their run folder) on ``sampler``.
+    """Rebuild the tagger saved at ``path`` (``model.pt``, ``last.pt`` or their run folder) on ``sampler``
+    (with the registered fidelity ``fidelity``, default compute-uncompute; see :func:`~qk_lstm_qiskit.nn.tagger.build_tagger`).
 
     ``sampler=None`` is the exact executor. The parameters do not depend on the executor, so a
     model trained on one runs on any other.
@@ -197,7 +198,8 @@ def load_tagger(
     with restoring(path):  # a hand-edited config, vocabulary or state dict
         config = load_config(overrides=state["config"])
         words, tags = Vocabulary.from_dict(state["words"]), Vocabulary.from_dict(state["tags"])
-        model = build_tagger(config.model, len(words), len(tags), sampler=sampler, pass_manager=pass_manager)
+        model = build_tagger(config.model, len(words), len(tags), sampler=sampler, pass_manager=pass_manager,
+                             fidelity=fidelity)
         model.load_state_dict(state["model_state"])
     return model.eval(), words, tags, config
 

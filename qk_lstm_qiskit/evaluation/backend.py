@@ -46,7 +46,7 @@ from ..hardware.cost import (
 from ..hardware.journal import JOURNAL_NAME, JournaledSampler
 from ..hardware.mitigation import MITIGATIONS, MitigatedSampler, plan_mitigation, shots_for_target_error
 from ..hardware.readout import DEFAULT_CALIBRATION_SHOTS
-from ..kernels.fidelity import Fidelity, Reference
+from ..kernels.fidelity import FIDELITIES, Fidelity, Reference
 from ..kernels.kernel import exact_fidelity
 from ..rundir import check_out_dir, claim_out_dir, write_json_atomic
 from ..validation import check_choice, check_int
@@ -69,8 +69,13 @@ def default_eval_dir(checkpoint: str | Path, backend: str) -> Path:
     return (checkpoint if checkpoint.is_dir() else checkpoint.resolve().parent) / f"eval-{safe}"
 
 
-def _load_qk_tagger(checkpoint: str | Path, sampler=None, pass_manager=None):
-    model, words, tags, config = load_tagger(checkpoint, sampler=sampler, pass_manager=pass_manager)
+def _check_fidelity(command: str, fidelity: str | None) -> None:
+    if fidelity is not None:
+        check_choice(command, "sampling.fidelity", fidelity, tuple(FIDELITIES))
+
+
+def _load_qk_tagger(checkpoint: str | Path, sampler=None, pass_manager=None, fidelity: str | None = None):
+    model, words, tags, config = load_tagger(checkpoint, sampler=sampler, pass_manager=pass_manager, fidelity=fidelity)
     if config.model.kind != "qk-lstm":
         raise ValueError(f"evaluate: expected a qk-lstm checkpoint, got model kind {config.model.kind!r} in {checkpoint}")
     return model, words, tags, config
@@ -133,11 +138,12 @@ def estimate_checkpoint(
     """
     check_int("estimate", "batch_size", batch_size, 1)
     sampling, mitigation, jobs, budget = sampling or Sampling(), mitigation or Mitigation(), jobs or JobPolicy(), budget or Budget()
+    _check_fidelity("estimate", sampling.fidelity)
     rb = resolved or resolve_backend(backend, shots=sampling.shots, seed=sampling.seed,
                                      optimization_level=sampling.optimization_level)
     if rb.sampler is None:
         raise ValueError(f"estimate: expected a sampler backend (aer, aer-noisy:, fake:, ibm:), got {rb.name!r}")
-    model, _, _, config = _load_qk_tagger(checkpoint, DryRunSampler(), rb.pass_manager)
+    model, _, _, config = _load_qk_tagger(checkpoint, DryRunSampler(), rb.pass_manager, sampling.fidelity)
     sentences, _ = evaluation_sentences(data, config.data, max_sentences=max_sentences)
     plan, shots = _plan(model, rb, mitigation.method, shots=rb.shots, target_error=sampling.target_error,
                         calibration_shots=mitigation.calibration_shots or DEFAULT_CALIBRATION_SHOTS,
@@ -328,6 +334,7 @@ def evaluate_checkpoint(
         raise ValueError(f"evaluate: expected a sampler backend (aer, aer-noisy:, fake:, ibm:), got {rb.name!r}")
     method = mitigation.method
     check_choice("evaluate", "mitigation", method, MITIGATIONS)
+    _check_fidelity("evaluate", sampling.fidelity)
     if method != "none" and rb.device is None:
         raise ValueError(f"evaluate: expected a device backend (aer-noisy:, fake:, ibm:) for mitigation "
                          f"{method!r}, got {rb.name!r}")
@@ -350,7 +357,7 @@ def evaluate_checkpoint(
         batches = sorted_batches(eval_data, batch_size, words.pad_index or 0)
         journal_path, sampler, kernel_sampler = (None, rb.sampler, rb.sampler) if dry_run else _journaled_samplers(
             rb, out, mitigation=Mitigation(method, calibration_shots, cache_dir), jobs=jobs, resume=resume)
-        model, _, _, _ = _load_qk_tagger(checkpoint, kernel_sampler, rb.pass_manager)
+        model, _, _, _ = _load_qk_tagger(checkpoint, kernel_sampler, rb.pass_manager, sampling.fidelity)
         plan, shots = _plan(model, rb, method, shots=rb.shots, target_error=target_error,
                             calibration_shots=calibration_shots, cache_dir=cache_dir, any_date=resume)
         if not dry_run:

@@ -35,12 +35,16 @@ class Sampling:
         optimization_level: preset pass-manager level 0–3 (default 2).
         target_error: kernel standard error to reach; overrides ``shots`` with ``⌈γ/(4E²)⌉``
             (``γ``: the estimator's variance factor, see :class:`Mitigation`).
+        fidelity: the registered fidelity (:func:`~qk_lstm_qiskit.kernels.fidelity.register_fidelity`) the
+            kernels run on the backend's sampler, built as ``make_fidelity(fidelity, feature_map, sampler=…,
+            pass_manager=…)``; ``None`` (default): compute-uncompute.
     """
 
     shots: int = DEFAULT_SHOTS
     seed: int | None = 0
     optimization_level: int = 2
     target_error: float | None = None
+    fidelity: str | None = None
 
 
 @dataclass(frozen=True)

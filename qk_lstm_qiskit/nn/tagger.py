@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..circuits.library import FeatureMapSpec
+from ..kernels.fidelity import make_fidelity
 from .lstm import QKLSTM
 from .qlstm import QLSTM
 
@@ -59,10 +60,13 @@ def feature_map_spec(config: ModelConfig) -> FeatureMapSpec:
 
 
 def build_recurrent(
-    config: ModelConfig, input_size: int, *, sampler=None, pass_manager=None, memory_limit: int | None = None
+    config: ModelConfig, input_size: int, *, sampler=None, pass_manager=None, memory_limit: int | None = None,
+    fidelity: str | None = None,
 ) -> nn.Module:
     """The batch-first recurrent layer of ``config.kind`` over inputs of size ``input_size``; ``memory_limit``:
-    bytes each exact executor may allocate per call (default: a fraction of the memory available)."""
+    bytes each exact executor may allocate per call (default: a fraction of the memory available);
+    ``fidelity``: a registered fidelity's name for the QK-LSTM kernels, built on ``sampler`` and
+    ``pass_manager`` when a sampler is given (default: compute-uncompute on a sampler, else exact)."""
     h = config.hidden_dim
     if config.kind == "lstm":
         return nn.LSTM(input_size, h, num_layers=config.num_layers, batch_first=True)
@@ -75,18 +79,28 @@ def build_recurrent(
         return QKLSTM(
             input_size, h, num_layers=config.num_layers, batch_first=True, num_references=config.num_references,
             feature_map=feature_map_spec(config), weighting=config.weighting, references=config.references,
-            sampler=sampler, pass_manager=pass_manager, memory_limit=memory_limit,
+            memory_limit=memory_limit, **_kernel_options(fidelity, sampler, pass_manager),
         )
     raise ValueError(f"build_recurrent: expected kind in {MODEL_KINDS}, got {config.kind!r}")
 
 
+def _kernel_options(fidelity: str | None, sampler, pass_manager) -> dict:
+    """The QK-LSTM's kernel keywords: the sampler as given, or the fidelity ``fidelity`` built on it."""
+    if fidelity is None:
+        return {"sampler": sampler, "pass_manager": pass_manager}
+    if sampler is None:
+        return {"fidelity": fidelity}
+    return {"fidelity": lambda fm: make_fidelity(fidelity, fm, sampler=sampler, pass_manager=pass_manager)}
+
+
 def build_tagger(
     config: ModelConfig, vocab_size: int, num_tags: int, *, sampler=None, pass_manager=None,
-    memory_limit: int | None = None,
+    memory_limit: int | None = None, fidelity: str | None = None,
 ) -> Tagger:
-    """The tagger of ``config.kind``; ``sampler``/``pass_manager`` reach the QK-LSTM kernels."""
+    """The tagger of ``config.kind``; ``sampler``/``pass_manager``/``fidelity`` reach the QK-LSTM kernels
+    (:func:`build_recurrent`)."""
     if config.kind not in MODEL_KINDS:
         raise ValueError(f"build_tagger: expected kind in {MODEL_KINDS}, got {config.kind!r}")
     recurrent = build_recurrent(config, config.embedding_dim, sampler=sampler, pass_manager=pass_manager,
-                                memory_limit=memory_limit)
+                                memory_limit=memory_limit, fidelity=fidelity)
     return Tagger(vocab_size, num_tags, config.embedding_dim, recurrent)

@@ -194,3 +194,75 @@ def test_a_fidelity_name_must_be_registered():
         QuantumKernel(FeatureMap(2), "nope")
     with pytest.raises(ValueError, match="QuantumKernel: expected either fidelity or sampler, got both"):
         QuantumKernel(FeatureMap(2), "statevector", sampler=object())
+
+
+class ZerosFrequencyFidelity(Fidelity):
+    """Compute-uncompute on a sampler written here, without qiskit-machine-learning: one PUB of every pair's
+    angles ``[x, y]`` against ``U(x)U†(y)``, ``k`` the frequency of the all-zeros outcome (inference only)."""
+
+    calls = 0
+
+    def __init__(self, feature_map: FeatureMap, sampler, *, pass_manager=None) -> None:
+        super().__init__(feature_map)
+        circuit = feature_map.fidelity_circuit()[0]
+        self.sampler, self.circuit = sampler, circuit if pass_manager is None else pass_manager.run(circuit)
+
+    @property
+    def is_product(self) -> bool:
+        return False
+
+    def evaluate(self, ax: torch.Tensor, reference: Reference) -> torch.Tensor:
+        type(self).calls += 1
+        ay = reference.angles.to(ax.dtype)
+        n, m = ax.size(0), ay.size(0)
+        values = torch.cat([ax[:, None, :].expand(n, m, -1), ay[None, :, :].expand(n, m, -1)], dim=-1)  # x[·], y[·]
+        bits = self.sampler.run([(self.circuit, values.detach().double().numpy())]).result()[0].data.meas
+        zeros = (bits.array == 0).all(axis=-1).mean(axis=-1)  # (N, M): P̂(0…0)
+        return torch.as_tensor(zeros, dtype=ax.dtype)
+
+    def circuits(self) -> tuple[QuantumCircuit, ...]:
+        return (self.circuit,)
+
+    def cost(self, *, differentiate_y: bool = False) -> FidelityCost:
+        return FidelityCost(forward=1)
+
+
+class BiasedZerosFidelity(ZerosFrequencyFidelity):
+    def evaluate(self, ax: torch.Tensor, reference: Reference) -> torch.Tensor:
+        return super().evaluate(ax, reference) * 0.9
+
+
+@pytest.mark.shots
+def test_a_whole_backend_evaluation_runs_on_the_new_fidelity(request, tmp_path):
+    """``evaluate_checkpoint(sampling=Sampling(fidelity=name))`` builds the checkpoint's kernels on a fidelity
+    registered here: its jobs are journaled and estimated like compute-uncompute's, its kernels are unbiased
+    (signed mean within 5 standard errors of the shot noise) and a biased variant is caught."""
+    from qk_lstm_qiskit.config import load_config
+    from qk_lstm_qiskit.evaluation.backend import evaluate_checkpoint
+    from qk_lstm_qiskit.evaluation.options import Sampling
+    from qk_lstm_qiskit.training.experiment import run_training
+
+    for name, cls in (("zeros-frequency", ZerosFrequencyFidelity), ("biased-zeros", BiasedZerosFidelity)):
+        register_fidelity(name)(cls)
+        request.addfinalizer(lambda name=name: fidelity_module.FIDELITIES.pop(name))  # registered for this test only
+    run_training(load_config(overrides={"train": {"epochs": 4}}), tmp_path / "run", progress=False)
+    shots = 256
+    bound = 5 * 0.5 / (shots * 160) ** 0.5  # 5 standard errors of the mean of 160 values, var <= 1/(4 shots)
+
+    ZerosFrequencyFidelity.calls = 0
+    metrics = evaluate_checkpoint(tmp_path / "run" / "model.pt", "aer", out_dir=tmp_path / "eval",
+                                  sampling=Sampling(shots, seed=1, fidelity="zeros-frequency"))
+    assert ZerosFrequencyFidelity.calls > 0
+    assert metrics["kernel_values"] == metrics["estimate"]["circuits"] == 160
+    assert metrics["jobs_submitted"] == metrics["estimate"]["jobs"] == 5
+    assert abs(metrics["kernel_mean_diff"]) < bound < metrics["kernel_mean_abs_diff"]
+    assert (tmp_path / "eval" / "jobs.jsonl").is_file()
+
+    biased = evaluate_checkpoint(tmp_path / "run" / "model.pt", "aer", out_dir=tmp_path / "biased",
+                                 sampling=Sampling(shots, seed=1, fidelity="biased-zeros"))
+    assert biased["kernel_mean_diff"] < -bound
+
+    with pytest.raises(ValueError, match=r"sampling.fidelity .*got 'nope'"):
+        evaluate_checkpoint(tmp_path / "run" / "model.pt", "aer", out_dir=tmp_path / "no",
+                            sampling=Sampling(shots, fidelity="nope"))
+    assert not (tmp_path / "no").exists()
