@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from ..circuits.feature_map import FeatureMap
-from .fidelity import Fidelity, FidelityCost, Reference, register_fidelity
+from .fidelity import register_fidelity
 from .measured import Readout, TomographyKernel
+from .measured_fidelity import MeasuredStateFidelity
 
 __all__ = ["TomographyFidelity"]
 
 
 @register_fidelity("tomography")
-class TomographyFidelity(Fidelity):
+class TomographyFidelity(MeasuredStateFidelity):
     """``k̂ = Π_q (1 + r̂_q(x)·s_q(y))/2``: each qubit's Bloch vector of ``U(x)|0⟩`` measured in X, Y and Z
     (all qubits at once, ``shots`` per setting, per-qubit 2×2 readout correction), against the references'
     exact Bloch vectors (:class:`~.measured.TomographyKernel`; statistics in
@@ -35,29 +35,13 @@ class TomographyFidelity(Fidelity):
 
     def __init__(self, feature_map: FeatureMap, *, shots: int = 1024, sampler=None, pass_manager=None,
                  readout: Readout | None = None, seed: int | None = 0, assignment: np.ndarray | None = None) -> None:
-        super().__init__(feature_map)
-        self.estimator = TomographyKernel(feature_map, shots=shots)
-        self.shots, self.on_device = shots, sampler is not None
-        self.estimator.source = (
-            self.estimator.sampler_source(sampler, pass_manager=pass_manager, readout=readout) if sampler is not None
-            else self.estimator.simulated_source(np.random.default_rng(seed), assignment))
+        super().__init__(feature_map, TomographyKernel(feature_map, shots=shots), shots=shots, sampler=sampler,
+                         pass_manager=pass_manager, readout=readout, rng=np.random.default_rng(seed),
+                         assignment=assignment)
 
     @property
     def is_product(self) -> bool:
         return True
-
-    def _prepare(self, ay: torch.Tensor) -> np.ndarray:
-        return self.estimator.prepare(ay)  # (M, n, 3) exact
-
-    def evaluate(self, ax: torch.Tensor, reference: Reference) -> torch.Tensor:
-        prepared = reference.prepared if reference.prepared is not None else self._prepare(reference.angles)
-        return self.estimator.evaluate(ax, prepared)
-
-    def circuits(self):
-        return (self.estimator.source.circuit,) if self.on_device else ()
-
-    def cost(self, *, differentiate_y: bool = False) -> FidelityCost:
-        return FidelityCost(forward=0)  # per input row, not per value: circuits_per_input
 
     def extra_repr(self) -> str:
         return f"product tomography, shots={self.shots} per setting, {'device' if self.on_device else 'exact shot noise'}"
