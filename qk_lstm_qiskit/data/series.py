@@ -269,16 +269,7 @@ def make_windows(
     """
     series = _checked_series(series, window, horizon, validation_fraction, test_fraction, name)
     t = len(series)
-    first = window + horizon - 1  # first position with a full window before it
-    n_test = int(round(t * test_fraction))
-    n_val = int(round(t * validation_fraction))
-    train_end = t - n_test - n_val
-    n_train = train_end - first
-    if n_train < 2 or (validation_fraction > 0 and n_val < 1) or (test_fraction > 0 and n_test < 1):
-        raise ValueError(
-            f"{name}: series too short for window {window} + horizon {horizon}: got {t} rows, giving {max(n_train, 0)} "
-            f"training, {n_val} validation and {n_test} test windows (expected >= 2, and >= 1 for each nonzero fraction)"
-        )
+    first, train_end, n_val, n_test = _split_rows(t, window, horizon, validation_fraction, test_fraction, name)
     if scaler is None:
         train_span = series[:train_end]
         std = float(train_span.std())
@@ -295,6 +286,23 @@ def make_windows(
                              f"training span's mean {scaler.mean:.4g} and std {scaler.std:.4g}, got an overflow (an outlier?)")
     return SeriesWindows(series=series, scaler=scaler, window=window, horizon=horizon, **spans,
                          test_index=np.arange(val_end, t), relative=relative)
+
+
+def _split_rows(
+    t: int, window: int, horizon: int, validation_fraction: float, test_fraction: float, name: str,
+) -> tuple[int, int, int, int]:
+    """``(first, train_end, n_val, n_test)`` of ``t`` time-ordered rows: ``first`` the first position with a full
+    window before it, rows ``[0, train_end)`` training; refused unless >= 2 training windows and >= 1 per nonzero fraction."""
+    first = window + horizon - 1
+    n_test, n_val = int(round(t * test_fraction)), int(round(t * validation_fraction))
+    train_end = t - n_test - n_val
+    n_train = train_end - first
+    if n_train < 2 or (validation_fraction > 0 and n_val < 1) or (test_fraction > 0 and n_test < 1):
+        raise ValueError(
+            f"{name}: series too short for window {window} + horizon {horizon}: got {t} rows, giving {max(n_train, 0)} "
+            f"training, {n_val} validation and {n_test} test windows (expected >= 2, and >= 1 for each nonzero fraction)"
+        )
+    return first, train_end, n_val, n_test
 
 
 def _checked_series(series, window, horizon, validation_fraction, test_fraction, name: str) -> np.ndarray:
@@ -464,15 +472,7 @@ def make_table_windows(
         if not names or any(c not in columns for c in names):
             raise ValueError(f"{name}: expected {role} columns among {list(columns)}, got {list(names)}")
     t = len(table)
-    first = window + horizon - 1
-    n_test, n_val = int(round(t * test_fraction)), int(round(t * validation_fraction))
-    train_end = t - n_test - n_val
-    n_train = train_end - first
-    if n_train < 2 or (validation_fraction > 0 and n_val < 1) or (test_fraction > 0 and n_test < 1):
-        raise ValueError(
-            f"{name}: series too short for window {window} + horizon {horizon}: got {t} rows, giving {max(n_train, 0)} "
-            f"training, {n_val} validation and {n_test} test windows (expected >= 2, and >= 1 for each nonzero fraction)"
-        )
+    first, train_end, n_val, n_test = _split_rows(t, window, horizon, validation_fraction, test_fraction, name)
     if scaler is None:
         span = table[:train_end]
         std = span.std(axis=0)
