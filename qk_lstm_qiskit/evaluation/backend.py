@@ -1,24 +1,25 @@
-"""Train in simulation, infer on hardware: tag data with a trained checkpoint on any backend.
+"""Train in simulation, infer on hardware: score a trained checkpoint on any sampler backend, for any task.
 
-:func:`evaluate_checkpoint` loads ``model.pt`` twice, once on the exact executor and once with
-its kernels on a backend (:func:`~qk_lstm_qiskit.hardware.backends.resolve_backend`) behind a
-:class:`~qk_lstm_qiskit.hardware.journal.JournaledSampler`, estimates the cost first
-(:mod:`~qk_lstm_qiskit.hardware.cost`), refuses a run over the QPU budget, then reports
+:func:`evaluate_on_backend` is the one path every task's checkpoint takes to a backend
+(:func:`~qk_lstm_qiskit.hardware.backends.resolve_backend`). A task describes its
+:class:`BackendWork` (the examples' lengths, their batches, how a model runs a batch, how the
+outputs are scored) and how its model is loaded; the path then
 
-* ``accuracy`` on the backend next to ``exact_accuracy`` of the same checkpoint, and
-  ``agreement`` (share of tokens tagged the same by both);
-* ``kernel_mean_abs_diff`` = mean ``|k_backend − k_exact|`` over every kernel value the backend
-  computed (the exact value is taken on the same inputs, i.e. along the backend's own hidden
-  state trajectory), and its maximum.
+* estimates the cost first (:mod:`~qk_lstm_qiskit.hardware.cost`, batches as the work holds them)
+  and refuses a run over ``Budget.max_qpu_seconds`` before any job or folder;
+* runs every batch on the backend behind a :class:`~qk_lstm_qiskit.hardware.journal.JournaledSampler`
+  (each time step of a batch is one job, or several above the device's circuits-per-job limit;
+  batch ``i`` is journal stream ``batch-i`` and ``JobPolicy.parallel_batches`` run concurrently, so
+  resume is order-free), readout-corrected by ``Mitigation`` (``m3``, ``marginal``:
+  :mod:`~qk_lstm_qiskit.hardware.mitigation`, with a calibration measured first or reused) and with
+  the kernels' fidelity ``Sampling.fidelity`` (default compute–uncompute);
+* runs the same batches on the exact executor and reports, next to the task's metrics of both,
+  ``kernel_mean_abs_diff`` = mean ``|k_backend − k_exact|`` over every kernel value the backend
+  computed (the exact value on the same inputs, i.e. along the backend's own hidden-state trajectory).
 
-Sentences are sorted by length before batching (stable), so a batch pads little: padding
-positions still cost circuits on the device. Each time step of a batch is one job (or several,
-above the device's circuits-per-job limit); ``parallel_batches`` batches run concurrently
-(threads; the journal numbers each batch's calls on its own, so resume is order-free).
-Options come in groups (:mod:`~qk_lstm_qiskit.evaluation.options`): ``Mitigation`` (``none``,
-``m3``, ``marginal``: :mod:`~qk_lstm_qiskit.hardware.mitigation`) corrects readout with a
-calibration measured first (or reused from ``calibration_dir``); ``Sampling.target_error`` picks the
-shots per circuit; ``JobPolicy``, ``RuntimeOptions`` and ``Budget`` say how jobs run and what they may cost.
+:func:`estimate_on_backend` is the estimate alone (nothing submitted). :func:`evaluate_checkpoint`
+and :func:`estimate_checkpoint` are the tagging task's entries (sentences sorted by length before
+batching, so a batch pads little: padded positions still cost circuits on the device).
 """
 
 from __future__ import annotations
@@ -29,37 +30,63 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
-
+from torch import nn
 from tqdm.auto import tqdm
 
 from ..checkpoint import load_tagger
 from ..data.tasks import evaluation_data, evaluation_sentences
 from ..hardware.backends import resolve_backend
 from ..hardware.cost import (
-    CalibrationCost, DryRunSampler, JobLimits, batch_shapes, check_budget, estimate_model_cost, isa_circuit,
-    sampler_kernels,
+    CalibrationCost, CostEstimate, DryRunSampler, JobLimits, batch_shapes, check_budget, estimate_model_cost,
+    isa_circuit, sampler_kernels,
 )
 from ..hardware.journal import JOURNAL_NAME, JournaledSampler
 from ..hardware.mitigation import MITIGATIONS, MitigatedSampler, plan_mitigation, shots_for_target_error
 from ..hardware.readout import DEFAULT_CALIBRATION_SHOTS
-from ..kernels.fidelity import FIDELITIES, Fidelity, Reference
-from ..kernels.kernel import exact_fidelity
+from ..kernels.fidelity import FIDELITIES, Fidelity, Reference, make_fidelity
+from ..kernels.kernel import QuantumKernel, exact_fidelity
 from ..rundir import check_out_dir, claim_out_dir, write_json_atomic
 from ..validation import check_choice, check_int
-from .loop import TaggedTokens, evaluate_tagger, sorted_batches, tag_batches
-from .options import Budget, JobPolicy, Mitigation, RuntimeOptions, Sampling
+from .loop import TaggedTokens, sorted_batches, tag_batches, tagged_metrics
 from .metrics import write_confusion_png
+from .options import Budget, EvaluationRequest, JobPolicy, Mitigation, RuntimeOptions, Sampling
 
-__all__ = ["estimate_checkpoint", "evaluate_checkpoint", "default_eval_dir"]
+__all__ = ["BackendWork", "default_eval_dir", "estimate_checkpoint", "estimate_on_backend", "evaluate_checkpoint",
+           "evaluate_on_backend"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 32
-OUTPUT_FILES = ("metrics.json", "confusion.png")
+Loader = Callable[..., nn.Module]  #: ``load(sampler=None, pass_manager=None) → model`` of a checkpoint, in eval mode
+
+
+@dataclass(frozen=True)
+class BackendWork:
+    """What a task sends to a sampler backend and how it scores what comes back.
+
+    Attributes:
+        batches: the examples in batches (sorted by length, so they pad little); batch ``i`` is journal stream
+            ``batch-i`` and one job per time step.
+        lengths: time steps of every example, in batch order (the estimate batches them ``batch_size`` at a time).
+        batch_size: examples per batch.
+        run: ``(model, batches) → outputs`` of a model over some batches (eval mode, no gradient).
+        combine: the outputs of consecutive batches → one (``TaggedTokens.concatenate``, ``torch.cat``).
+        score: ``(backend outputs, exact outputs, out_dir, title) → metrics`` of the task (it may draw into ``out_dir``).
+        source: what is evaluated (``metrics.json``'s ``data``).
+    """
+
+    batches: Sequence[Any]
+    lengths: Sequence[int]
+    batch_size: int
+    run: Callable[[nn.Module, Sequence[Any]], Any]
+    combine: Callable[[list[Any]], Any]
+    score: Callable[[Any, Any, Path, str], dict[str, Any]]
+    source: str
 
 
 def default_eval_dir(checkpoint: str | Path, backend: str) -> Path:
@@ -69,16 +96,38 @@ def default_eval_dir(checkpoint: str | Path, backend: str) -> Path:
     return (checkpoint if checkpoint.is_dir() else checkpoint.resolve().parent) / f"eval-{safe}"
 
 
-def _check_fidelity(command: str, fidelity: str | None) -> None:
+def _check_options(command: str, request: EvaluationRequest, rb) -> int:
+    """One line for a bad option or a backend that cannot run it; the calibration shots."""
+    sampling, mitigation, jobs = request.sampling, request.mitigation, request.jobs
+    check_int(command, "parallel_batches", jobs.parallel_batches, 1)
+    calibration_shots = DEFAULT_CALIBRATION_SHOTS if mitigation.calibration_shots is None else mitigation.calibration_shots
+    check_int(command, "calibration_shots", calibration_shots, 1)
+    if rb.sampler is None:
+        raise ValueError(f"{command}: expected a sampler backend (aer, aer-noisy:, fake:, ibm:), got {rb.name!r}")
+    check_choice(command, "mitigation", mitigation.method, MITIGATIONS)
+    if sampling.fidelity is not None:
+        check_choice(command, "sampling.fidelity", sampling.fidelity, tuple(FIDELITIES))
+    if mitigation.method != "none" and rb.device is None:
+        raise ValueError(f"{command}: expected a device backend (aer-noisy:, fake:, ibm:) for mitigation "
+                         f"{mitigation.method!r}, got {rb.name!r}")
+    return calibration_shots
+
+
+def _backend_model(load: Loader, checkpoint, sampler, pass_manager, fidelity: str | None) -> nn.Module:
+    """The checkpoint's model with its kernels on ``sampler`` (through the registered ``fidelity`` when named).
+
+    Raises:
+        ValueError: the model has no quantum kernel (only a qk-lstm runs on a sampler).
+    """
+    model = load(sampler=sampler, pass_manager=pass_manager)
+    kernels = [m for m in model.modules() if isinstance(m, QuantumKernel)]
+    if not kernels:
+        raise ValueError(f"evaluate: expected a qk-lstm checkpoint (its kernels run on the sampler), got a model "
+                         f"without quantum kernels in {str(checkpoint)!r}")
     if fidelity is not None:
-        check_choice(command, "sampling.fidelity", fidelity, tuple(FIDELITIES))
-
-
-def _load_qk_tagger(checkpoint: str | Path, sampler=None, pass_manager=None, fidelity: str | None = None):
-    model, words, tags, config = load_tagger(checkpoint, sampler=sampler, pass_manager=pass_manager, fidelity=fidelity)
-    if config.model.kind != "qk-lstm":
-        raise ValueError(f"evaluate: expected a qk-lstm checkpoint, got model kind {config.model.kind!r} in {checkpoint}")
-    return model, words, tags, config
+        for kernel in kernels:
+            kernel.fidelity = make_fidelity(fidelity, kernel.feature_map, sampler=sampler, pass_manager=pass_manager)
+    return model
 
 
 def _plan(model, rb, mitigation: str, *, shots: int | None, target_error: float | None, calibration_shots: int,
@@ -99,57 +148,35 @@ def _circuit_limit(rb, max_circuits_per_job: int | None) -> int | None:
     return limit if isinstance(limit, int) and limit > 0 else None
 
 
-def _estimate(model, config, resolved, lengths: Sequence[int], batch_size: int, *, training: bool, epochs: int,
-              shots: int, plan, sampling: Sampling, jobs: JobPolicy, budget: Budget):
-    """The cost of ``model`` over sentences of ``lengths`` batched as the evaluation batches them (by length),
+def _estimate(model, resolved, lengths: Sequence[int], batch_size: int, *, training: bool, epochs: int, shots: int,
+              plan, request: EvaluationRequest) -> CostEstimate:
+    """The cost of ``model`` over examples of ``lengths`` batched ``batch_size`` at a time in length order,
     at ``shots`` per circuit with the mitigation ``plan``."""
     calibration = CalibrationCost() if plan is None else CalibrationCost(
         plan.method, plan.calibration_circuits, plan.calibration_shots, plan.calibration_circuit, plan.variance_factor)
     return estimate_model_cost(
         model, batch_shapes(sorted(lengths), batch_size), resolved, training=training, epochs=epochs,
-        job_overhead_seconds=budget.job_overhead_seconds, shots=shots, target_error=sampling.target_error,
-        jobs=JobLimits(_circuit_limit(resolved, jobs.max_circuits_per_job), jobs.parallel_batches),
+        job_overhead_seconds=request.budget.job_overhead_seconds, shots=shots, target_error=request.sampling.target_error,
+        jobs=JobLimits(_circuit_limit(resolved, request.jobs.max_circuits_per_job), request.jobs.parallel_batches),
         calibration=calibration,
     )
 
 
-def estimate_checkpoint(
-    checkpoint: str | Path,
-    backend: str = "fake:manila",
-    *,
-    data: str | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    max_sentences: int | None = None,
-    training: bool = False,
-    epochs: int = 1,
-    sampling: Sampling | None = None,
-    mitigation: Mitigation | None = None,
-    jobs: JobPolicy | None = None,
-    budget: Budget | None = None,
-    resolved=None,
-):
-    """:class:`~qk_lstm_qiskit.hardware.cost.CostEstimate` of tagging (or training on) ``data`` with a checkpoint's model.
-
-    Only sentence lengths are read from ``data`` (default as :func:`evaluate_checkpoint`), so any
-    CoNLL-U file works with any checkpoint. Nothing is submitted: the model is built on a
-    :class:`~qk_lstm_qiskit.hardware.cost.DryRunSampler` with the backend's pass manager. The
-    option groups are those of :func:`evaluate_checkpoint` (``budget``: its ``job_overhead_seconds``;
-    ``None``: the defaults).
-    """
+def estimate_on_backend(checkpoint: str | Path, request: EvaluationRequest, lengths: Sequence[int], batch_size: int, *,
+                        load: Loader, training: bool = False, epochs: int = 1, resolved=None) -> CostEstimate:
+    """:class:`~qk_lstm_qiskit.hardware.cost.CostEstimate` of running (or training) the checkpoint's model on examples
+    of ``lengths`` on ``request.backend``, ``batch_size`` at a time. Nothing is submitted: the model is built on a
+    :class:`~qk_lstm_qiskit.hardware.cost.DryRunSampler` with the backend's pass manager."""
     check_int("estimate", "batch_size", batch_size, 1)
-    sampling, mitigation, jobs, budget = sampling or Sampling(), mitigation or Mitigation(), jobs or JobPolicy(), budget or Budget()
-    _check_fidelity("estimate", sampling.fidelity)
-    rb = resolved or resolve_backend(backend, shots=sampling.shots, seed=sampling.seed,
+    sampling, mitigation = request.sampling, request.mitigation
+    rb = resolved or resolve_backend(request.backend, shots=sampling.shots, seed=sampling.seed,
                                      optimization_level=sampling.optimization_level)
-    if rb.sampler is None:
-        raise ValueError(f"estimate: expected a sampler backend (aer, aer-noisy:, fake:, ibm:), got {rb.name!r}")
-    model, _, _, config = _load_qk_tagger(checkpoint, DryRunSampler(), rb.pass_manager, sampling.fidelity)
-    sentences, _ = evaluation_sentences(data, config.data, max_sentences=max_sentences)
+    calibration_shots = _check_options("estimate", request, rb)
+    model = _backend_model(load, checkpoint, DryRunSampler(), rb.pass_manager, sampling.fidelity)
     plan, shots = _plan(model, rb, mitigation.method, shots=rb.shots, target_error=sampling.target_error,
-                        calibration_shots=mitigation.calibration_shots or DEFAULT_CALIBRATION_SHOTS,
-                        cache_dir=mitigation.calibration_dir, any_date=False)
-    return _estimate(model, config, rb, [len(ws) for ws, _ in sentences], batch_size, training=training,
-                     epochs=epochs, shots=shots, plan=plan, sampling=sampling, jobs=jobs, budget=budget)
+                        calibration_shots=calibration_shots, cache_dir=mitigation.calibration_dir, any_date=False)
+    return _estimate(model, rb, lengths, batch_size, training=training, epochs=epochs, shots=shots, plan=plan,
+                     request=request)
 
 
 class _KernelComparison:
@@ -204,21 +231,22 @@ class _KernelComparison:
         }
 
 
-def _tag_concurrently(model, batches, sampler: JournaledSampler, comparison: _KernelComparison, *, workers: int,
-                      bar) -> TaggedTokens:
-    """:func:`tag_batches` per batch, ``workers`` at a time in threads; batch ``i`` is journal stream ``batch-i``.
+def _run_concurrently(model: nn.Module, work: BackendWork, sampler: JournaledSampler, comparison: _KernelComparison, *,
+                      workers: int, bar) -> Any:
+    """``work.run`` per batch, ``workers`` at a time in threads; batch ``i`` is journal stream ``batch-i``.
 
     On an interrupt or failure the journaled sampler is stopped (no thread submits another job),
     running batches finish their current wait, and the exception is re-raised.
     """
+    batches = work.batches
 
-    def one(i: int) -> TaggedTokens:
+    def one(i: int) -> Any:
         with sampler.stream(f"batch-{i}"), comparison.batch(i):
-            tagged = tag_batches(model, [batches[i]])
+            out = work.run(model, [batches[i]])
         bar.update(1)
-        return tagged
+        return out
 
-    model.eval()  # tag_batches restores the mode it finds: keep it eval in every thread
+    model.eval()  # the runs restore the mode they find: keep it eval in every thread
     if workers == 1:
         parts = [one(i) for i in range(len(batches))]
     else:
@@ -232,7 +260,7 @@ def _tag_concurrently(model, batches, sampler: JournaledSampler, comparison: _Ke
             raise
         pool.shutdown(wait=True)
     bar.close()
-    return TaggedTokens.concatenate(parts)
+    return work.combine(parts)
 
 
 def _prepare_out_dir(out_dir: Path, *, resume: bool, local_jobs: bool) -> Path:
@@ -266,6 +294,166 @@ def _journaled_samplers(rb, out: Path, *, mitigation: Mitigation, jobs: JobPolic
     return journal_path, sampler, kernel_sampler
 
 
+def evaluate_on_backend(checkpoint: str | Path, request: EvaluationRequest, work: BackendWork, *, load: Loader,
+                        outputs: Sequence[str], resolved=None) -> dict[str, Any]:
+    """Run ``work`` with the checkpoint's model on ``request.backend`` and on the exact executor; score both.
+
+    Args:
+        checkpoint: the ``model.pt`` (named in messages and ``metrics.json``).
+        request: backend, output folder, resume, progress and the option groups (:class:`EvaluationRequest`).
+        work: the task's batches, runner and scorer (:class:`BackendWork`).
+        load: ``load(sampler=None, pass_manager=None)`` → the checkpoint's model (exact without a sampler).
+        outputs: the files the task's scorer writes besides ``metrics.json`` and the journal (refused if present).
+        resolved: a ready :class:`~qk_lstm_qiskit.hardware.backends.ResolvedBackend` (tests, notebooks);
+            overrides ``request.backend``, ``sampling.seed``/``optimization_level`` and ``runtime``.
+
+    Returns:
+        The task's metrics on the backend, its ``exact_…`` values, ``agreement`` where the task has it, kernel
+        differences, backend, shots, mitigation, calibration, job counts, the ``estimate`` and ``seconds``
+        (written to ``out_dir/metrics.json``), plus ``out_dir`` and ``estimate_summary``. With ``budget.dry_run``:
+        the estimate only, nothing submitted or written.
+
+    Raises:
+        ValueError: bad options, a model without quantum kernels, an output folder with results or an old journal.
+        QKLSTMError: over budget, backend or job failures.
+    """
+    sampling, mitigation, jobs, budget = request.sampling, request.mitigation, request.jobs, request.budget
+    start = time.perf_counter()
+    rb = resolved or resolve_backend(request.backend, shots=sampling.shots, seed=sampling.seed,
+                                     optimization_level=sampling.optimization_level, **request.runtime.backend_options())
+    calibration_shots = _check_options("evaluate", request, rb)
+    method = mitigation.method
+    if jobs.parallel_batches > 1 and rb.kind == "ibm" and rb.mode == "job":
+        logger.warning("evaluate: %d parallel batches in job mode; --mode batch groups their jobs in a Runtime batch",
+                       jobs.parallel_batches)
+    out = request.out_dir if request.out_dir is not None else default_eval_dir(checkpoint, rb.name)
+    cache_dir = Path(mitigation.calibration_dir) if mitigation.calibration_dir is not None else out
+    files = (JOURNAL_NAME, "metrics.json", *outputs)
+    with ExitStack() as stack:
+        stack.enter_context(rb)
+        if not budget.dry_run:  # every refusal before a folder is made or a job (calibration included) submitted
+            check_out_dir(out, command="evaluate", outputs=files, resume=request.resume, resume_from=JOURNAL_NAME)
+            if method != "none" and mitigation.calibration_dir is not None:
+                check_out_dir(cache_dir, command="evaluate", outputs=(), flag="--calibration-dir")
+            stack.enter_context(claim_out_dir(out, command="evaluate", outputs=files, resume=request.resume,
+                                              resume_from=JOURNAL_NAME))
+        journal_path, sampler, kernel_sampler = (None, rb.sampler, rb.sampler) if budget.dry_run else _journaled_samplers(
+            rb, out, mitigation=Mitigation(method, calibration_shots, cache_dir), jobs=jobs, resume=request.resume)
+        model = _backend_model(load, checkpoint, kernel_sampler, rb.pass_manager, sampling.fidelity)
+        plan, shots = _plan(model, rb, method, shots=rb.shots, target_error=sampling.target_error,
+                            calibration_shots=calibration_shots, cache_dir=cache_dir, any_date=request.resume)
+        if not budget.dry_run:
+            sampler.shots = shots
+        estimate = _estimate(model, rb, work.lengths, work.batch_size, training=False, epochs=1, shots=shots, plan=plan,
+                             request=request)
+        logger.info("evaluate: estimate\n%s", estimate.summary())
+        if budget.dry_run:
+            return {"backend": rb.name, "device": rb.device_name, "shots": shots, "dry_run": True, "mitigation": method,
+                    "estimate": estimate.to_dict(), "estimate_summary": estimate.summary()}
+        check_budget(estimate, budget.max_qpu_seconds)
+
+        calibration = None
+        if plan.method != "none":
+            with sampler.stream("calibration"):
+                calibration = kernel_sampler.calibrate(plan.qubits)
+        exact = work.run(load(), work.batches)
+        comparison = _KernelComparison(sampler_kernels(model))
+        try:
+            bar = tqdm(total=len(work.batches), desc=f"evaluate on {rb.name}", unit="batch", disable=not request.progress,
+                       dynamic_ncols=True)
+            on_backend = _run_concurrently(model, work, sampler, comparison, workers=jobs.parallel_batches, bar=bar)
+        finally:
+            comparison.remove()
+        scored = work.score(on_backend, exact, out, f"on {rb.name} ({shots} shots)")
+        metrics = {
+            **scored,
+            **comparison.summary(),
+            **rb.info(),
+            "shots": shots,
+            "target_error": sampling.target_error,
+            "kernel_standard_error": estimate.kernel_standard_error,
+            "fidelity": sampling.fidelity or "compute-uncompute",
+            "mitigation": method,
+            "calibration": None if calibration is None else {
+                **calibration.to_dict(), "paid": kernel_sampler.calibrations_run > 0,
+            },
+            "parallel_batches": jobs.parallel_batches,
+            "seed": sampling.seed,
+            "checkpoint": str(checkpoint),
+            "data": work.source,
+            "batch_size": work.batch_size,
+            "batches": len(work.batches),
+            "jobs_submitted": sampler.submitted,
+            "jobs_resumed": sampler.fetched,
+            "journal": str(journal_path),
+            "estimate": estimate.to_dict(),
+            "seconds": time.perf_counter() - start,
+        }
+        write_json_atomic(metrics, out / "metrics.json")
+    return {**metrics, "out_dir": str(out), "estimate_summary": estimate.summary()}
+
+
+# ---------------------------------------------------------------------- the tagging task's entries
+
+
+def _tagger_loader(checkpoint: str | Path) -> tuple[Loader, Any, Any, Any]:
+    """``(load, words, tags, config)`` of a tagger checkpoint."""
+    _, words, tags, config = load_tagger(checkpoint)
+
+    def load(sampler=None, pass_manager=None) -> nn.Module:
+        return load_tagger(checkpoint, sampler=sampler, pass_manager=pass_manager)[0]
+
+    return load, words, tags, config
+
+
+def _request(backend: str, **groups: Any) -> EvaluationRequest:
+    return EvaluationRequest(backend=backend, **{k: v for k, v in groups.items() if v is not None})
+
+
+def _tagging_work(data, words, tags, batch_size: int, config) -> BackendWork:
+    """The :class:`BackendWork` of tagging ``data`` (:class:`~qk_lstm_qiskit.data.tasks.EvaluationData`):
+    token accuracy, per-tag F1 and the confusion PNG on the backend, ``exact_accuracy`` and ``agreement``."""
+
+    def score(tagged: TaggedTokens, exact: TaggedTokens, out: Path, title: str) -> dict[str, Any]:
+        result = tagged_metrics(tagged, data, words, tags)
+        write_confusion_png(result, out, f"{config.model.kind} {title}")
+        return {**result.metrics, "exact_accuracy": exact.accuracy,
+                "agreement": float((tagged.predictions == exact.predictions).double().mean())}
+
+    return BackendWork(
+        batches=sorted_batches(data, batch_size, words.pad_index or 0), lengths=sorted(data.lengths),
+        batch_size=batch_size, run=tag_batches, combine=TaggedTokens.concatenate, score=score, source=data.source,
+    )
+
+
+def estimate_checkpoint(
+    checkpoint: str | Path,
+    backend: str = "fake:manila",
+    *,
+    data: str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    max_sentences: int | None = None,
+    training: bool = False,
+    epochs: int = 1,
+    sampling: Sampling | None = None,
+    mitigation: Mitigation | None = None,
+    jobs: JobPolicy | None = None,
+    budget: Budget | None = None,
+    resolved=None,
+) -> CostEstimate:
+    """:class:`~qk_lstm_qiskit.hardware.cost.CostEstimate` of tagging (or training on) ``data`` with a checkpoint's model.
+
+    Only sentence lengths are read from ``data`` (default as :func:`evaluate_checkpoint`), so any
+    CoNLL-U file works with any checkpoint. Nothing is submitted (:func:`estimate_on_backend`); the
+    option groups are those of :func:`evaluate_checkpoint` (``None``: the defaults).
+    """
+    load, _, _, config = _tagger_loader(checkpoint)
+    sentences, _ = evaluation_sentences(data, config.data, max_sentences=max_sentences)
+    request = _request(backend, sampling=sampling, mitigation=mitigation, jobs=jobs, budget=budget)
+    return estimate_on_backend(checkpoint, request, [len(ws) for ws, _ in sentences], batch_size, load=load,
+                               training=training, epochs=epochs, resolved=resolved)
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     backend: str = "fake:manila",
@@ -283,135 +471,38 @@ def evaluate_checkpoint(
     progress: bool = False,
     resolved=None,
 ) -> dict[str, Any]:
-    """Tag ``data`` with ``checkpoint`` on ``backend``; compare with the exact executor.
+    """Tag ``data`` with a qk-lstm tagger ``checkpoint`` on ``backend``; compare with the exact executor
+    (:func:`evaluate_on_backend`).
 
     Args:
         checkpoint: a ``model.pt`` written by ``qk-lstm train`` (a qk-lstm tagger).
         backend: ``aer``, ``aer-noisy:<fake>``, ``fake:<fake>``, ``ibm:<device>`` or ``ibm:least_busy``.
         data: ``"paper"``, a CoNLL-U path, or ``None`` (default): the checkpoint's validation
             split, else its training source (as the exact evaluation).
-        out_dir: where ``metrics.json`` and the job journal ``jobs.jsonl`` go (default
+        out_dir: where ``metrics.json``, ``confusion.png`` and the job journal ``jobs.jsonl`` go (default
             :func:`default_eval_dir`).
         batch_size: sentences per batch, i.e. per job (default 32).
         max_sentences: tag only the first sentences of ``data`` (default all).
-        sampling: shots per circuit (or ``target_error``), seed, optimization level (:class:`Sampling`;
-            this and every option group: ``None`` for its defaults).
-        mitigation: readout mitigation and its calibration (:class:`Mitigation`).
-        jobs: retries, time-outs, job splitting, parallel batches (:class:`JobPolicy`).
-        runtime: execution mode, dynamical decoupling, twirling, … for
-            :func:`~qk_lstm_qiskit.hardware.backends.resolve_backend` (:class:`RuntimeOptions`).
-        budget: dry run (the estimate only; nothing submitted or written), the QPU-second limit
-            and the estimate's per-job overhead (:class:`Budget`).
+        sampling, mitigation, jobs, runtime, budget: the option groups (:mod:`~qk_lstm_qiskit.evaluation.options`;
+            ``None`` for their defaults).
         resume: fetch the jobs recorded in ``out_dir/jobs.jsonl`` by id instead of resubmitting.
         progress: show a progress bar over batches.
-        resolved: a ready :class:`~qk_lstm_qiskit.hardware.backends.ResolvedBackend` (tests,
-            notebooks); overrides ``backend``, ``sampling.seed``/``optimization_level`` and ``runtime``.
+        resolved: a ready :class:`~qk_lstm_qiskit.hardware.backends.ResolvedBackend` (tests, notebooks).
 
     Returns:
-        The metrics (also written to ``out_dir/metrics.json`` unless ``budget.dry_run``): ``accuracy``,
-        ``exact_accuracy``, ``agreement``, ``backend``, ``device``, ``shots``, kernel differences,
-        job counts, the ``estimate`` and ``seconds``; plus ``out_dir`` and ``estimate_summary``
-        (the printable estimate with its formula).
+        What :func:`evaluate_on_backend` returns, with the tagging metrics (``accuracy``, ``exact_accuracy``,
+        ``agreement``, ``macro_f1``, ``per_tag``, ``tokens``, …).
 
     Raises:
         ValueError: bad arguments, a non-qk-lstm checkpoint, data the vocabulary cannot encode.
         QKLSTMError: over budget, backend or job failures, an output folder with an old journal.
     """
-    sampling, mitigation, jobs = sampling or Sampling(), mitigation or Mitigation(), jobs or JobPolicy()
-    runtime, budget = runtime or RuntimeOptions(), budget or Budget()
-    shots, seed, target_error = sampling.shots, sampling.seed, sampling.target_error
-    calibration_dir, parallel_batches, dry_run = mitigation.calibration_dir, jobs.parallel_batches, budget.dry_run
     check_int("evaluate", "batch_size", batch_size, 1)
-    check_int("evaluate", "parallel_batches", parallel_batches, 1)
-    calibration_shots = mitigation.calibration_shots
-    calibration_shots = DEFAULT_CALIBRATION_SHOTS if calibration_shots is None else calibration_shots
-    check_int("evaluate", "calibration_shots", calibration_shots, 1)
-    start = time.perf_counter()
-    rb = resolved or resolve_backend(
-        backend, shots=shots, seed=seed, optimization_level=sampling.optimization_level, **runtime.backend_options()
-    )
-    if rb.sampler is None:
-        raise ValueError(f"evaluate: expected a sampler backend (aer, aer-noisy:, fake:, ibm:), got {rb.name!r}")
-    method = mitigation.method
-    check_choice("evaluate", "mitigation", method, MITIGATIONS)
-    _check_fidelity("evaluate", sampling.fidelity)
-    if method != "none" and rb.device is None:
-        raise ValueError(f"evaluate: expected a device backend (aer-noisy:, fake:, ibm:) for mitigation "
-                         f"{method!r}, got {rb.name!r}")
-    if parallel_batches > 1 and rb.kind == "ibm" and rb.mode == "job":
-        logger.warning("evaluate: %d parallel batches in job mode; --mode batch groups their jobs in a Runtime batch",
-                       parallel_batches)
-    out = Path(out_dir) if out_dir is not None else default_eval_dir(checkpoint, rb.name)
-    cache_dir = Path(calibration_dir) if calibration_dir is not None else out
-    outputs = (JOURNAL_NAME, *OUTPUT_FILES)
-    with ExitStack() as stack:
-        stack.enter_context(rb)
-        if not dry_run:  # every refusal before a folder is made or a job (calibration included) submitted
-            check_out_dir(out, command="evaluate", outputs=outputs, resume=resume, resume_from=JOURNAL_NAME)
-            if method != "none" and calibration_dir is not None:
-                check_out_dir(cache_dir, command="evaluate", outputs=(), flag="--calibration-dir")
-            stack.enter_context(claim_out_dir(out, command="evaluate", outputs=outputs, resume=resume,
-                                              resume_from=JOURNAL_NAME))
-        exact_model, words, tags, config = _load_qk_tagger(checkpoint)
-        eval_data = evaluation_data(data, config.data, words, tags, max_sentences=max_sentences)
-        batches = sorted_batches(eval_data, batch_size, words.pad_index or 0)
-        journal_path, sampler, kernel_sampler = (None, rb.sampler, rb.sampler) if dry_run else _journaled_samplers(
-            rb, out, mitigation=Mitigation(method, calibration_shots, cache_dir), jobs=jobs, resume=resume)
-        model, _, _, _ = _load_qk_tagger(checkpoint, kernel_sampler, rb.pass_manager, sampling.fidelity)
-        plan, shots = _plan(model, rb, method, shots=rb.shots, target_error=target_error,
-                            calibration_shots=calibration_shots, cache_dir=cache_dir, any_date=resume)
-        if not dry_run:
-            sampler.shots = shots
-        estimate = _estimate(model, config, rb, eval_data.lengths, batch_size, training=False, epochs=1,
-                             shots=shots, plan=plan, sampling=sampling, jobs=jobs, budget=budget)
-        logger.info("evaluate: estimate\n%s", estimate.summary())
-        if dry_run:
-            return {"backend": rb.name, "device": rb.device_name, "shots": shots, "dry_run": True,
-                    "mitigation": method, "estimate": estimate.to_dict(), "estimate_summary": estimate.summary()}
-        check_budget(estimate, budget.max_qpu_seconds)
-
-        calibration = None
-        if plan.method != "none":
-            with sampler.stream("calibration"):
-                calibration = kernel_sampler.calibrate(plan.qubits)
-        exact = tag_batches(exact_model, batches)
-        comparison = _KernelComparison(sampler_kernels(model))
-        try:
-            bar = tqdm(total=len(batches), desc=f"evaluate on {rb.name}", unit="batch", disable=not progress,
-                       dynamic_ncols=True)
-            tag = lambda model, batches: _tag_concurrently(  # noqa: E731
-                model, batches, sampler, comparison, workers=parallel_batches, bar=bar)
-            result, tagged = evaluate_tagger(model, eval_data, words, tags, batches=batches, tag=tag)
-        finally:
-            comparison.remove()
-        metrics = {
-            **result.metrics,  # accuracy, loss, macro_f1, per_tag, labels, confusion_matrix, tokens, …
-            "exact_accuracy": exact.accuracy,
-            "agreement": float((tagged.predictions == exact.predictions).double().mean()),
-            **comparison.summary(),
-            **rb.info(),
-            "shots": shots,
-            "target_error": target_error,
-            "kernel_standard_error": estimate.kernel_standard_error,
-            "mitigation": method,
-            "calibration": None if calibration is None else {
-                **calibration.to_dict(), "paid": kernel_sampler.calibrations_run > 0,
-            },
-            "parallel_batches": parallel_batches,
-            "seed": seed,
-            "checkpoint": str(checkpoint),
-            "data": eval_data.source,
-            "batch_size": batch_size,
-            "batches": len(batches),
-            "jobs_submitted": sampler.submitted,
-            "jobs_resumed": sampler.fetched,
-            "journal": str(journal_path),
-            "estimate": estimate.to_dict(),
-            "seconds": time.perf_counter() - start,
-        }
-        write_confusion_png(result, out, f"{config.model.kind} on {rb.name} ({shots} shots)")
-        write_json_atomic(metrics, out / "metrics.json")
-        logger.info("evaluate: accuracy %.4f on %s, exact %.4f; mean |k - k_exact| %.4f over %d kernel values",
-                    metrics["accuracy"], rb.name, metrics["exact_accuracy"], metrics["kernel_mean_abs_diff"],
-                    metrics["kernel_values"])
-    return {**metrics, "out_dir": str(out), "estimate_summary": estimate.summary()}
+    load, words, tags, config = _tagger_loader(checkpoint)
+    if config.model.kind != "qk-lstm":
+        raise ValueError(f"evaluate: expected a qk-lstm checkpoint, got model kind {config.model.kind!r} in {checkpoint}")
+    request = _request(backend, out_dir=None if out_dir is None else Path(out_dir), sampling=sampling,
+                       mitigation=mitigation, jobs=jobs, runtime=runtime, budget=budget, resume=resume, progress=progress)
+    eval_data = evaluation_data(data, config.data, words, tags, max_sentences=max_sentences)
+    work = _tagging_work(eval_data, words, tags, batch_size, config)
+    return evaluate_on_backend(checkpoint, request, work, load=load, outputs=("confusion.png",), resolved=resolved)

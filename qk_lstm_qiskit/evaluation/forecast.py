@@ -22,8 +22,9 @@ from ..data.scaling import ChannelScaler
 from ..data.series import Scaler, SeriesWindows, TableWindows
 from ..rundir import atomic_write, claim_out_dir, write_json_atomic
 
-__all__ = ["regression_metrics", "predict", "forecast_report", "plot_forecast", "evaluate_forecast",
-           "table_forecast_report", "plot_table_forecast"]
+__all__ = ["regression_metrics", "predict", "forecast_report", "series_scores", "plot_forecast", "evaluate_forecast",
+           "evaluate_forecast_on_backend", "estimate_forecast", "forecast_work", "table_forecast_report", "table_scores",
+           "plot_table_forecast"]
 
 log = logging.getLogger(__name__)
 OUTPUT_FILES = ("metrics.json", "forecast.png")
@@ -52,8 +53,12 @@ def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int | None = Non
 def forecast_report(model: nn.Module, windows: SeriesWindows, *, batch_size: int | None = None) -> dict[str, Any]:
     """Test-span metrics in the series' units: ``test_rmse``, ``test_mae``, ``persistence_rmse``/``_mae``
     (the last value of each window as its forecast), with ``test_prediction``/``test_truth`` lists."""
-    inputs, _ = windows.test
-    prediction = windows.to_series_units(predict(model, inputs, batch_size).double().numpy(), windows.test_index)
+    return series_scores(windows, predict(model, windows.test[0], batch_size))
+
+
+def series_scores(windows: SeriesWindows, predicted: torch.Tensor) -> dict[str, Any]:
+    """:func:`forecast_report` of standardised test-span predictions ``predicted`` ``(N,)``."""
+    prediction = windows.to_series_units(predicted.double().numpy(), windows.test_index)
     truth = windows.series[windows.test_index]
     persistence = windows.series[windows.test_index - windows.horizon]
     ours, naive = regression_metrics(prediction, truth), regression_metrics(persistence, truth)
@@ -94,8 +99,12 @@ def table_forecast_report(model: nn.Module, windows: TableWindows, *, batch_size
     ``test_rmse``/``test_mae``/``persistence_rmse``/``persistence_mae`` as ``{target: value}``
     (persistence: each window's last value of the target), ``test_prediction``/``test_truth``
     as ``{target: list}``."""
-    inputs, _ = windows.test
-    prediction = windows.to_series_units(predict(model, inputs, batch_size).double().reshape(len(inputs), -1).numpy(),
+    return table_scores(windows, predict(model, windows.test[0], batch_size))
+
+
+def table_scores(windows: TableWindows, predicted: torch.Tensor) -> dict[str, Any]:
+    """:func:`table_forecast_report` of standardised test-span predictions ``predicted`` ``(N, T)``."""
+    prediction = windows.to_series_units(predicted.double().reshape(len(predicted), -1).numpy(),
                                          windows.test_index)  # (n, T)
     truth = windows.table[np.ix_(windows.test_index, np.asarray(windows.targets))]
     persistence = windows.persistence(windows.test_index)
@@ -138,103 +147,145 @@ def plot_table_forecast(windows: TableWindows, predictions: dict[str, dict[str, 
     return Path(path)
 
 
-def evaluate_forecast(
-    checkpoint: str | os.PathLike, out_dir: str | os.PathLike, *, backend: str = "exact", shots: int = 4096,
-    seed: int | None = 0, optimization_level: int = 2, batch_size: int | None = None,
-) -> dict[str, Any]:
-    """Test-span metrics of the forecaster at ``checkpoint``, exact and (unless ``backend="exact"``) on ``backend``.
-
-    The series is rebuilt from the checkpoint's config (generated series with their seed, the same
-    CSV file, statsmodels' data) and standardised with the saved training statistics. On a
-    sampler backend (qk-lstm only) every time step of a batch of ``batch_size`` windows
-    (default: all test windows) is one job; ``backend_rmse_vs_exact`` compares the two forecasts.
-
-    Writes ``out_dir/metrics.json`` and ``out_dir/forecast.png``; refuses an ``out_dir`` that
-    already holds them.
-
-    Raises:
-        ValueError: a tagger checkpoint, a non-qk-lstm model on a sampler backend, results already in ``out_dir``.
-    """
-    start = time.perf_counter()
-    checkpoint = Path(checkpoint)
-    if checkpoint.is_dir():
-        checkpoint = checkpoint / "model.pt"
-    with claim_out_dir(out_dir, command="evaluate", outputs=OUTPUT_FILES) as out:
-        return _evaluate_forecast(checkpoint, out, backend=backend, shots=shots, seed=seed,
-                                  optimization_level=optimization_level, batch_size=batch_size, start=start)
+def _versus_exact(on_backend: dict[str, Any], exact: dict[str, Any]) -> dict[str, Any]:
+    """The backend's scores with the exact model's ``exact_test_rmse``/``_mae``/``_prediction`` and ``backend_rmse_vs_exact``
+    (per target for a table)."""
+    if "targets" in exact:
+        versus: Any = {name: regression_metrics(on_backend["test_prediction"][name], exact["test_prediction"][name])["rmse"]
+                       for name in exact["targets"]}
+    else:
+        versus = regression_metrics(on_backend["test_prediction"], exact["test_prediction"])["rmse"]
+    return {**{k: v for k, v in on_backend.items() if k not in ("test_truth", "persistence_rmse", "persistence_mae")},
+            **{f"exact_{k}": exact[k] for k in ("test_rmse", "test_mae", "test_prediction")},
+            "backend_rmse_vs_exact": versus}
 
 
-def _evaluate_forecast(checkpoint: Path, out_dir: Path, *, backend, shots, seed, optimization_level, batch_size,
-                       start: float) -> dict[str, Any]:
+def _plot(windows: SeriesWindows | TableWindows, predictions: dict[str, Any], path: Path, data: str,
+          scores: dict[str, Any]) -> None:
+    if isinstance(windows, TableWindows):
+        persistence = windows.persistence(windows.test_index)
+        predictions = {**predictions, "persistence": {name: persistence[:, j].tolist()
+                                                      for j, name in enumerate(windows.target_names)}}
+        plot_table_forecast(windows, predictions, path, title=f"{data}: test span")
+    else:
+        plot_forecast(windows, predictions, path,
+                      title=f"{data}: test RMSE {scores['test_rmse']:.4g} (persistence {scores['persistence_rmse']:.4g})")
+
+
+def _restored_windows(checkpoint: Path) -> tuple[nn.Module, SeriesWindows | TableWindows, Any, str]:
+    """``(exact forecaster, test windows standardised with the saved training statistics, config, data name)``;
+    the series is rebuilt from the checkpoint's config (generated series with their seed, the same CSV file,
+    statsmodels' data)."""
     from ..checkpoint import load_forecaster
     from ..data.series import describe_source, is_table_config, prepare_series, prepare_table
 
     model, scaler, config = load_forecaster(checkpoint)
-    if is_table_config(config.data, config.forecast):  # several columns: per-target metrics
-        table = prepare_table(config.data, config.forecast, scaler=cast(ChannelScaler, scaler))
-        return _evaluate_table(checkpoint, out_dir, table, model, config, describe_source(config.data, config.forecast),
-                               backend=backend, shots=shots, seed=seed, optimization_level=optimization_level,
-                               batch_size=batch_size, start=start)
-    windows = prepare_series(config.data, config.forecast, scaler=cast(Scaler, scaler))  # the saved training statistics
-    exact = forecast_report(model, windows, batch_size=batch_size)
-    metrics: dict[str, Any] = {"checkpoint": str(checkpoint), "data": describe_source(config.data, config.forecast),
-                               "model": config.model.kind, "backend": "exact", **exact}
-    predictions = {f"{config.model.kind} (exact)": exact["test_prediction"]}
-    if backend != "exact":
-        from ..hardware.backends import resolve_backend
-
-        if config.model.kind != "qk-lstm":
-            raise ValueError(f"evaluate: expected a qk-lstm checkpoint on sampler backend {backend!r}, got {config.model.kind!r}")
-        with resolve_backend(backend, shots=shots, seed=seed, optimization_level=optimization_level) as rb:
-            sampled, _, _ = load_forecaster(checkpoint, sampler=rb.sampler, pass_manager=rb.pass_manager)
-            on_backend = forecast_report(sampled, windows, batch_size=batch_size)
-            metrics.update({
-                **{k: v for k, v in on_backend.items() if k not in ("test_truth", "persistence_rmse", "persistence_mae")},
-                **{f"exact_{k}": exact[k] for k in ("test_rmse", "test_mae", "test_prediction")},
-                "backend_rmse_vs_exact": regression_metrics(on_backend["test_prediction"], exact["test_prediction"])["rmse"],
-                **rb.info(), "seed": seed,
-            })
-            predictions[f"{config.model.kind} on {backend} ({shots} shots)"] = on_backend["test_prediction"]
-    metrics["seconds"] = time.perf_counter() - start
-    plot_forecast(windows, predictions, out_dir / "forecast.png",
-                  title=f"{metrics['data']}: test RMSE {metrics['test_rmse']:.4g} (persistence {metrics['persistence_rmse']:.4g})")
-    write_json_atomic(metrics, out_dir / "metrics.json")
-    log.info("evaluate: test RMSE %.4g on %s (exact %.4g)", metrics["test_rmse"], backend, exact["test_rmse"])
-    return metrics
+    windows: SeriesWindows | TableWindows
+    if is_table_config(config.data, config.forecast):
+        windows = prepare_table(config.data, config.forecast, scaler=cast(ChannelScaler, scaler))
+    else:
+        windows = prepare_series(config.data, config.forecast, scaler=cast(Scaler, scaler))
+    return model, windows, config, describe_source(config.data, config.forecast)
 
 
+def forecast_work(windows: SeriesWindows | TableWindows, model_kind: str, data: str, batch_size: int | None = None):
+    """The :class:`~qk_lstm_qiskit.evaluation.backend.BackendWork` of forecasting the test windows, ``batch_size``
+    at a time (default all in one batch: one job per time step): the test RMSE and MAE on the backend (per target
+    for a table), the exact model's, ``backend_rmse_vs_exact``, persistence, and ``forecast.png``."""
+    from .backend import BackendWork
 
-def _evaluate_table(
-    checkpoint: Path, out_dir: Path, windows: TableWindows, model: nn.Module, config, data: str, *, backend: str,
-    shots: int, seed: int | None, optimization_level: int, batch_size: int | None, start: float,
-) -> dict[str, Any]:
-    """:func:`evaluate_forecast` of a forecaster of several target columns: every metric per target."""
+    inputs = windows.test[0]
+    size = batch_size or max(len(inputs), 1)
+    scores = table_scores if isinstance(windows, TableWindows) else series_scores
+
+    def run(model: nn.Module, batches) -> torch.Tensor:
+        return torch.cat([predict(model, batch) for batch in batches])
+
+    def score(on_backend: torch.Tensor, exact: torch.Tensor, out: Path, title: str) -> dict[str, Any]:
+        ours, theirs = scores(windows, on_backend), scores(windows, exact)  # type: ignore[arg-type]
+        _plot(windows, {f"{model_kind} (exact)": theirs["test_prediction"],
+                        f"{model_kind} {title}": ours["test_prediction"]}, out / "forecast.png", data, ours)
+        kept = {k: theirs[k] for k in ("persistence_rmse", "persistence_mae", "test_truth")}
+        return {"model": model_kind, **_versus_exact(ours, theirs), **kept}
+
+    return BackendWork(batches=list(inputs.split(size)), lengths=[int(inputs.size(1))] * len(inputs), batch_size=size,
+                       run=run, combine=torch.cat, score=score, source=data)
+
+
+def evaluate_forecast_on_backend(checkpoint: str | os.PathLike, request, *, resolved=None) -> dict[str, Any]:
+    """:func:`~qk_lstm_qiskit.evaluation.backend.evaluate_on_backend` of a qk-lstm forecaster's test windows
+    (``request.batch_size`` windows a batch, default all): journal, resume, estimate, budget, mitigation and
+    the kernels' fidelity as for tagging. Writes ``metrics.json``, ``forecast.png`` and ``jobs.jsonl``."""
     from ..checkpoint import load_forecaster
+    from .backend import evaluate_on_backend
 
-    exact = table_forecast_report(model, windows, batch_size=batch_size)
-    metrics: dict[str, Any] = {"checkpoint": str(checkpoint), "data": data, "model": config.model.kind, "backend": "exact",
-                               **exact}
-    predictions = {f"{config.model.kind} (exact)": exact["test_prediction"]}
+    path = _model_file(checkpoint)
+    _, windows, config, data = _restored_windows(path)
+    if config.model.kind != "qk-lstm":
+        raise ValueError(f"evaluate: expected a qk-lstm checkpoint on sampler backend {request.backend!r}, "
+                         f"got {config.model.kind!r}")
+
+    def load(sampler=None, pass_manager=None) -> nn.Module:
+        return load_forecaster(path, sampler=sampler, pass_manager=pass_manager)[0]
+
+    work = forecast_work(windows, config.model.kind, data, request.batch_size)
+    return evaluate_on_backend(path, request, work, load=load, outputs=("forecast.png",), resolved=resolved)
+
+
+def estimate_forecast(checkpoint: str | os.PathLike, request, *, training: bool = False, epochs: int = 1,
+                      resolved=None):
+    """The :class:`~qk_lstm_qiskit.hardware.cost.CostEstimate` of forecasting the test windows (``training``: of
+    training on the training windows) with the checkpoint's qk-lstm on ``request.backend``; nothing submitted."""
+    from ..checkpoint import load_forecaster
+    from .backend import estimate_on_backend
+
+    path = _model_file(checkpoint)
+    _, windows, config, _ = _restored_windows(path)
+    if config.model.kind != "qk-lstm":
+        raise ValueError(f"estimate: expected a qk-lstm checkpoint (its kernels use the sampler), got {config.model.kind!r}")
+    inputs = (windows.train if training else windows.test)[0]
+    size = request.batch_size or (config.train.batch_size if training else max(len(inputs), 1))
+
+    def load(sampler=None, pass_manager=None) -> nn.Module:
+        return load_forecaster(path, sampler=sampler, pass_manager=pass_manager)[0]
+
+    return estimate_on_backend(path, request, [int(inputs.size(1))] * len(inputs), size, load=load, training=training,
+                               epochs=epochs, resolved=resolved)
+
+
+def _model_file(checkpoint: str | os.PathLike) -> Path:
+    path = Path(checkpoint)
+    return path / "model.pt" if path.is_dir() else path
+
+
+def evaluate_forecast(
+    checkpoint: str | os.PathLike, out_dir: str | os.PathLike, *, backend: str = "exact", shots: int = 4096,
+    seed: int | None = 0, optimization_level: int = 2, batch_size: int | None = None,
+) -> dict[str, Any]:
+    """Test-span metrics of the forecaster at ``checkpoint``, exact or (``backend`` a sampler backend, qk-lstm
+    only) on the backend next to the exact model's (:func:`evaluate_forecast_on_backend` with these options).
+
+    Writes ``out_dir/metrics.json`` and ``out_dir/forecast.png`` (and the job journal on a backend); refuses an
+    ``out_dir`` that already holds them.
+
+    Raises:
+        ValueError: a tagger checkpoint, a non-qk-lstm model on a sampler backend, results already in ``out_dir``.
+    """
     if backend != "exact":
-        from ..hardware.backends import resolve_backend
+        from .options import EvaluationRequest, Sampling
 
-        if config.model.kind != "qk-lstm":
-            raise ValueError(f"evaluate: expected a qk-lstm checkpoint on sampler backend {backend!r}, got {config.model.kind!r}")
-        with resolve_backend(backend, shots=shots, seed=seed, optimization_level=optimization_level) as rb:
-            sampled, _, _ = load_forecaster(checkpoint, sampler=rb.sampler, pass_manager=rb.pass_manager)
-            on_backend = table_forecast_report(sampled, windows, batch_size=batch_size)
-        metrics.update({
-            **{k: v for k, v in on_backend.items() if k not in ("test_truth", "persistence_rmse", "persistence_mae")},
-            **{f"exact_{k}": exact[k] for k in ("test_rmse", "test_mae", "test_prediction")},
-            "backend_rmse_vs_exact": {name: regression_metrics(on_backend["test_prediction"][name],
-                                                               exact["test_prediction"][name])["rmse"]
-                                      for name in exact["targets"]},
-            **rb.info(), "seed": seed,
-        })
-        predictions[f"{config.model.kind} on {backend} ({shots} shots)"] = on_backend["test_prediction"]
-    persistence = windows.persistence(windows.test_index)
-    predictions["persistence"] = {name: persistence[:, j].tolist() for j, name in enumerate(windows.target_names)}
-    metrics["seconds"] = time.perf_counter() - start
-    plot_table_forecast(windows, predictions, out_dir / "forecast.png", title=f"{data}: test span")
-    write_json_atomic(metrics, out_dir / "metrics.json")
+        request = EvaluationRequest(backend=backend, out_dir=Path(out_dir), batch_size=batch_size,
+                                    sampling=Sampling(shots, seed, optimization_level))
+        return evaluate_forecast_on_backend(checkpoint, request)
+    start = time.perf_counter()
+    path = _model_file(checkpoint)
+    with claim_out_dir(out_dir, command="evaluate", outputs=OUTPUT_FILES) as out:
+        model, windows, config, data = _restored_windows(path)
+        scores = (table_forecast_report(model, windows, batch_size=batch_size) if isinstance(windows, TableWindows)
+                  else forecast_report(model, windows, batch_size=batch_size))
+        metrics: dict[str, Any] = {"checkpoint": str(path), "data": data, "model": config.model.kind, "backend": "exact",
+                                   **scores, "seconds": time.perf_counter() - start}
+        _plot(windows, {f"{config.model.kind} (exact)": scores["test_prediction"]}, out / "forecast.png", data, scores)
+        write_json_atomic(metrics, out / "metrics.json")
+    log.info("evaluate: test RMSE of %s on %s (exact)", config.model.kind, data)
     return metrics

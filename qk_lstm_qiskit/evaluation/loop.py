@@ -15,7 +15,7 @@ from ..data.tasks import EvaluationData
 from ..validation import check_int
 from .metrics import EvaluationResult, tagging_metrics
 
-__all__ = ["TaggedTokens", "evaluate_tagger", "sorted_batches", "tag_batches"]
+__all__ = ["TaggedTokens", "evaluate_tagger", "sorted_batches", "tag_batches", "tagged_metrics"]
 
 
 @dataclass
@@ -98,10 +98,13 @@ def evaluate_tagger(
     if batches is None:
         batches = sorted_batches(data, batch_size, words.pad_index or 0)
     tagged = (tag or tag_batches)(model, batches)
+    return tagged_metrics(tagged, data, words, tags, seconds=time.perf_counter() - start), tagged
+
+
+def tagged_metrics(tagged: TaggedTokens, data: EvaluationData, words: Vocabulary, tags: Vocabulary, *,
+                   seconds: float = 0.0) -> EvaluationResult:
+    """The :class:`EvaluationResult` of tokens ``tagged`` from ``data`` (see :func:`evaluate_tagger`)."""
     unknown = None if words.unk is None else tagged.words == words.stoi[words.unk]
     result = tagging_metrics(tagged.predictions, tagged.targets, tags.itos, unknown=unknown)
-    result.metrics.update(
-        sentences=len(data.sentences), loss=tagged.loss, unseen_tags=data.unseen_tags,
-        seconds=time.perf_counter() - start,
-    )
-    return result, tagged
+    result.metrics.update(sentences=len(data.sentences), loss=tagged.loss, unseen_tags=data.unseen_tags, seconds=seconds)
+    return result

@@ -34,7 +34,7 @@ from ..checkpoint import load_checkpoint, restoring
 from ..config import RunConfig
 from ..evaluation.options import EvaluationRequest
 
-__all__ = ["Task", "TaskData", "Step"]
+__all__ = ["Task", "TaskData", "Step", "backend_report"]
 
 Step = tuple[torch.Tensor, int, float]  #: (mean loss of the batch, its count, the metric's numerator summed over it)
 
@@ -175,3 +175,22 @@ class Task(abc.ABC):
         data with the checkpoint's model on ``request.backend``; nothing is submitted."""
         raise ValueError(f"estimate: expected a tagging checkpoint (no cost estimate for task {self.name!r} yet), "
                          f"got {str(checkpoint)!r}")
+
+
+def backend_report(metrics: Mapping[str, Any], task_lines: Sequence[str]) -> list[str]:
+    """What ``qk-lstm evaluate`` prints after a run on a sampler backend
+    (:func:`~qk_lstm_qiskit.evaluation.backend.evaluate_on_backend`): the estimate, the task's ``task_lines``,
+    the kernel differences, the readout calibration and the jobs (the estimate only after a dry run)."""
+    lines = [metrics["estimate_summary"]]
+    if metrics.get("dry_run"):
+        return lines + ["dry run: nothing submitted"]
+    lines += [*task_lines,
+              f"mean |k_backend - k_exact|: {metrics['kernel_mean_abs_diff']:.4f} (max {metrics['kernel_max_abs_diff']:.4f}, "
+              f"signed mean {metrics['kernel_mean_diff']:+.4f}, {metrics['kernel_values']} kernel values; "
+              f"fidelity {metrics['fidelity']}, mitigation {metrics['mitigation']})"]
+    if metrics["calibration"]:
+        cal = metrics["calibration"]
+        lines.append(f"readout calibration of qubits {cal['qubits']} ({cal['date']}): "
+                     + ("measured now" if cal["paid"] else "reused from the cache"))
+    return lines + [f"jobs: {metrics['jobs_submitted']} submitted, {metrics['jobs_resumed']} fetched again; "
+                    f"outputs: {metrics['out_dir']}/metrics.json, {metrics['journal']}"]

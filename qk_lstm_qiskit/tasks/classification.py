@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -32,15 +33,16 @@ from ..data.sequences import (
     prepare_sequences, test_sequences,
 )
 from ..evaluation.classification import classification_metrics, classify, plot_class_confusion
-from ..evaluation.backend import default_eval_dir
-from ..evaluation.options import EvaluationRequest
-from ..hardware.backends import resolve_backend
-from ..hardware.cost import CostEstimate, DryRunSampler, batch_shapes, estimate_model_cost
+from ..evaluation.backend import BackendWork, default_eval_dir, estimate_on_backend, evaluate_on_backend
+from ..evaluation.options import Budget, EvaluationRequest, Sampling
+from ..hardware.cost import CostEstimate
 from ..nn.classifier import build_classifier
 from ..rundir import check_out_dir, make_out_dir, write_json_atomic
-from .base import Step, Task, TaskData
+from ..validation import check_int
+from .base import Step, Task, TaskData, backend_report
 
-__all__ = ["ClassificationTask", "evaluate_classification", "estimate_classification"]
+__all__ = ["ClassificationTask", "classification_work", "evaluate_classification", "evaluate_classification_on_backend",
+           "estimate_classification"]
 
 log = logging.getLogger(__name__)
 SEQUENCE_SUFFIXES = (".ts", ".npz", ".csv")
@@ -181,55 +183,41 @@ class ClassificationTask(Task):
         return extra
 
     # ------------------------------------------------------------------ qk-lstm evaluate / estimate
-    EVALUATION_OPTIONS = ("backend", "data", "max_items", "sampling.shots", "sampling.seed",
-                          "sampling.optimization_level", "out_dir", "batch_size", "progress", "budget.job_overhead_seconds")
-
-    def _check_request(self, request: EvaluationRequest, command: str) -> None:
-        """One line for an option the classification path does not take (journal, mitigation, job policy: tagging only)."""
-        for name, value in request.changed().items():
-            if name not in self.EVALUATION_OPTIONS:
-                label = request.label(name)
-                supported = ", ".join(request.label(n) for n in self.EVALUATION_OPTIONS if n != "progress")
-                raise ValueError(f"{command}: expected no {label} with a classification checkpoint (supported: "
-                                 f"{supported}), got {label} {value}")
+    EXACT_OPTIONS = ("backend", "data", "max_items", "out_dir", "batch_size", "progress")
 
     def evaluate_checkpoint(self, checkpoint: Path, request: EvaluationRequest) -> dict[str, Any]:
-        """Test accuracy, macro-F1 and confusion matrix of the checkpoint's classifier, exact and (qk-lstm) on a
-        sampler backend (:func:`evaluate_classification`)."""
-        self._check_request(request, "evaluate")
+        """Test accuracy, macro-F1 and confusion matrix of the checkpoint's classifier, exact or (qk-lstm) on a
+        sampler backend next to the exact model's, with the journal, estimate, budget and mitigation of tagging
+        (:func:`evaluate_classification_on_backend`)."""
         checkpoint = checkpoint / MODEL_FILE if checkpoint.is_dir() else checkpoint
+        if request.backend != "exact":
+            return evaluate_classification_on_backend(checkpoint, request)
+        for name in request.changed():  # anything else would be ignored silently
+            if name not in self.EXACT_OPTIONS:
+                raise ValueError(f"evaluate: expected {request.label(name)} only with a sampler backend, "
+                                 f"got {request.label('backend')} exact")
         out = request.out_dir or default_eval_dir(checkpoint, request.backend)
-        sampling = request.sampling
-        metrics = evaluate_classification(
-            checkpoint, out, backend=request.backend, shots=sampling.shots, seed=sampling.seed,
-            optimization_level=sampling.optimization_level, data=request.data, max_sequences=request.max_items,
-            batch_size=request.batch_size or 64,
-        )
+        metrics = evaluate_classification(checkpoint, out, data=request.data, max_sequences=request.max_items,
+                                          batch_size=request.batch_size or DEFAULT_BATCH_SIZE)
         return {**metrics, "out_dir": str(out)}
 
     def evaluation_summary(self, metrics: Mapping[str, Any], request: EvaluationRequest) -> list[str]:
-        lines = []
-        if request.backend != "exact":
-            lines.append(f"accuracy on {request.backend} ({request.sampling.shots} shots): {metrics['accuracy']:.4f}   "
-                         f"exact: {metrics['exact_accuracy']:.4f}   agreement: {metrics['agreement']:.4f}")
-        out = metrics["out_dir"]
-        return lines + [f"accuracy: {metrics['accuracy']:.4f}  macro-F1: {metrics['macro_f1']:.4f} on "
-                        f"{metrics['sequences']} sequences of {metrics['data']}",
-                        f"outputs: {out}/metrics.json, {out}/confusion.png"]
+        if metrics.get("dry_run"):
+            return backend_report(metrics, [])
+        lines = [f"accuracy: {metrics['accuracy']:.4f}  macro-F1: {metrics['macro_f1']:.4f} on "
+                 f"{metrics['sequences']} sequences of {metrics['data']}"]
+        if request.backend == "exact":
+            out = metrics["out_dir"]
+            return lines + [f"outputs: {out}/metrics.json, {out}/confusion.png"]
+        return backend_report(metrics, [
+            f"accuracy on {metrics['backend']} ({metrics['shots']} shots): {metrics['accuracy']:.4f}   "
+            f"exact: {metrics['exact_accuracy']:.4f}   agreement: {metrics['agreement']:.4f}", *lines])
 
     def estimate_checkpoint(self, checkpoint: Path, request: EvaluationRequest, *, training: bool = False,
                             epochs: int = 1) -> Any:
-        """The QPU cost of classifying the request's data (default: the test split) on ``request.backend``."""
-        self._check_request(request, "estimate")
-        if training:
-            raise ValueError("estimate: expected no --training with a classification checkpoint (inference only), "
-                             "got --training")
-        sampling = request.sampling
-        return estimate_classification(
-            checkpoint, request.backend, shots=sampling.shots, batch_size=request.batch_size or 64, data=request.data,
-            max_sequences=request.max_items, optimization_level=sampling.optimization_level, seed=sampling.seed,
-            job_overhead_seconds=request.budget.job_overhead_seconds,
-        )
+        """The QPU cost of classifying the request's data (default: the test split; ``training``: of training on
+        the training split) on ``request.backend``."""
+        return _estimate(checkpoint, request, training=training, epochs=epochs)
 
     def summary(self, result: Mapping[str, Any]) -> list[str]:
         lines = [f"final training accuracy: {result['final_accuracy']:.4f}  loss: {result['final_loss']:.4f}"]
@@ -246,6 +234,7 @@ class ClassificationTask(Task):
 # ---------------------------------------------------------------------- saved checkpoints: evaluate, estimate
 
 OUTPUT_FILES = ("metrics.json", "confusion.png")
+DEFAULT_BATCH_SIZE = 64
 
 
 def _restored(checkpoint: str | os.PathLike) -> tuple[Path, ClassificationTask, dict[str, Any]]:
@@ -260,71 +249,134 @@ def _restored(checkpoint: str | os.PathLike) -> tuple[Path, ClassificationTask, 
     return path, task, state
 
 
+def _qk_lstm(task: ClassificationTask, command: str, backend: str) -> None:
+    if task.config.model.kind != "qk-lstm":
+        raise ValueError(f"{command}: expected a qk-lstm checkpoint on sampler backend {backend!r} (its kernels use the "
+                         f"sampler), got {task.config.model.kind!r}")
+
+
+def classification_work(task: ClassificationTask, test: LabelledSequences, batch_size: int, source: str) -> BackendWork:
+    """The :class:`~qk_lstm_qiskit.evaluation.backend.BackendWork` of classifying ``test`` in batches of
+    ``batch_size`` sequences sorted by length (one job per time step of a batch): accuracy, macro-F1, the
+    confusion matrix and ``confusion.png`` on the backend, ``exact_accuracy``, ``exact_macro_f1`` and
+    ``agreement`` (fraction of sequences both models put in the same class); predictions in ``test``'s order."""
+    order = np.argsort(test.lengths, kind="stable")
+    batches = make_sequence_batches(test.subset(order), batch_size)
+    unsort = torch.as_tensor(np.argsort(order, kind="stable"))
+
+    def run(model: nn.Module, parts: Sequence[SequenceBatch]) -> tuple[torch.Tensor, torch.Tensor, float]:
+        predictions, gold, loss = classify(model, parts)
+        return predictions, gold, loss * len(gold)
+
+    def combine(parts: list[tuple[torch.Tensor, torch.Tensor, float]]) -> tuple[torch.Tensor, torch.Tensor, float]:
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), sum(p[2] for p in parts)
+
+    def score(on_backend, exact, out: Path, title: str) -> dict[str, Any]:
+        (predictions, gold, loss_sum), exact_predictions = on_backend, exact[0][unsort]
+        predictions, gold = predictions[unsort], gold[unsort]
+        scored = classification_metrics(predictions, gold, task.classes)
+        plot_class_confusion(scored, out / "confusion.png", title=f"{task.config.model.kind} {title}: accuracy "
+                                                                  f"{scored['accuracy']:.3f}")
+        exact_scored = classification_metrics(exact_predictions, gold, task.classes)
+        return {"model": task.config.model.kind, **scored, "loss": loss_sum / len(gold),
+                "predictions": predictions.tolist(), "exact_accuracy": exact_scored["accuracy"],
+                "exact_macro_f1": exact_scored["macro_f1"], "exact_predictions": exact_predictions.tolist(),
+                "agreement": float((predictions == exact_predictions).double().mean())}
+
+    return BackendWork(batches=batches, lengths=[int(n) for n in test.lengths[order]], batch_size=batch_size, run=run,
+                       combine=combine, score=score, source=source)
+
+
+def evaluate_classification_on_backend(checkpoint: str | os.PathLike, request: EvaluationRequest, *,
+                                       resolved=None) -> dict[str, Any]:
+    """:func:`~qk_lstm_qiskit.evaluation.backend.evaluate_on_backend` of a qk-lstm classifier on its test split (or
+    ``request.data``, its first ``request.max_items`` sequences; ``request.batch_size`` a batch, default 64):
+    journal, resume, estimate, budget, mitigation and the kernels' fidelity as for tagging."""
+    path, task, state = _restored(checkpoint)
+    _qk_lstm(task, "evaluate", request.backend)
+    test = task.test_data(request.data, max_sequences=request.max_items)
+    batch_size = request.batch_size or DEFAULT_BATCH_SIZE
+    check_int("evaluate", "batch_size", batch_size, 1)
+
+    def load(sampler=None, pass_manager=None) -> nn.Module:
+        return task.load(path, state, sampler=sampler, pass_manager=pass_manager)
+
+    work = classification_work(task, test, batch_size, request.data or task.test_source() or "")
+    return evaluate_on_backend(path, request, work, load=load, outputs=("confusion.png",), resolved=resolved)
+
+
 def evaluate_classification(
     checkpoint: str | os.PathLike, out_dir: str | os.PathLike, *, backend: str = "exact", shots: int = 4096,
     seed: int | None = 0, optimization_level: int = 2, data: str | None = None, max_sequences: int | None = None,
-    batch_size: int = 64,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> dict[str, Any]:
-    """Test accuracy, macro-F1 and confusion matrix of the classifier at ``checkpoint``, exact and (unless
-    ``backend="exact"``, QK-LSTM only) on a sampler ``backend`` next to the exact model's.
+    """Test accuracy, macro-F1 and confusion matrix of the classifier at ``checkpoint``, exact or (``backend`` a
+    sampler backend, QK-LSTM only) on the backend next to the exact model's (:func:`evaluate_classification_on_backend`
+    with these options).
 
     The test split is the run's (``classify.test_source``, the archive's, the ``*_TEST`` sibling) or
-    ``data``, standardised with the saved training statistics; ``max_sequences`` keeps its first
-    sequences. On a sampler backend every time step of a batch of ``batch_size`` sequences is one job;
-    ``agreement`` is the fraction of sequences where both models predict the same class.
+    ``data``, standardised with the saved training statistics; ``max_sequences`` keeps its first sequences.
 
-    Writes ``out_dir/metrics.json`` and ``out_dir/confusion.png``; refuses an ``out_dir`` that already holds them.
+    Writes ``out_dir/metrics.json`` and ``out_dir/confusion.png`` (and the job journal on a backend); refuses an
+    ``out_dir`` that already holds them.
 
     Raises:
         ValueError: not a classification checkpoint; no test split; a class missing from training;
             a non-qk-lstm model on a sampler backend; results already in ``out_dir``.
     """
+    if backend != "exact":
+        request = EvaluationRequest(backend=backend, out_dir=Path(out_dir), data=data, max_items=max_sequences,
+                                    batch_size=batch_size, sampling=Sampling(shots, seed, optimization_level))
+        return evaluate_classification_on_backend(checkpoint, request)
     start = time.perf_counter()
     path, task, state = _restored(checkpoint)
     out = check_out_dir(out_dir, command="evaluate", outputs=OUTPUT_FILES)
     kind = task.config.model.kind
-    if backend != "exact" and kind != "qk-lstm":
-        raise ValueError(f"evaluate: expected a qk-lstm checkpoint on sampler backend {backend!r}, got {kind!r}")
     test = task.test_data(data, max_sequences=max_sequences)
     exact = task.score(task.load(path, state), test, batch_size)
     metrics: dict[str, Any] = {"checkpoint": str(path), "data": data or task.test_source(), "model": kind,
-                               "backend": "exact", **exact}
-    if backend != "exact":
-        with resolve_backend(backend, shots=shots, seed=seed, optimization_level=optimization_level) as rb:
-            sampled = task.score(task.load(path, state, sampler=rb.sampler, pass_manager=rb.pass_manager), test, batch_size)
-            info = rb.info()
-        agreement = sum(a == b for a, b in zip(sampled["predictions"], exact["predictions"])) / len(test)
-        metrics.update({**sampled, **{f"exact_{k}": exact[k] for k in ("accuracy", "macro_f1", "predictions")},
-                        "agreement": agreement, **info, "seed": seed})
-    metrics["seconds"] = time.perf_counter() - start
+                               "backend": "exact", **exact, "seconds": time.perf_counter() - start}
     make_out_dir(check_out_dir(out, command="evaluate", outputs=OUTPUT_FILES))  # again: another process may have written
     plot_class_confusion(metrics, out / "confusion.png",
-                         title=f"{kind} on {metrics['data']} ({backend}): accuracy {metrics['accuracy']:.3f}")
+                         title=f"{kind} on {metrics['data']} (exact): accuracy {metrics['accuracy']:.3f}")
     write_json_atomic(metrics, out / "metrics.json")
-    log.info("evaluate: accuracy %.4f on %s (%s)", metrics["accuracy"], metrics["data"], backend)
+    log.info("evaluate: accuracy %.4f on %s (exact)", metrics["accuracy"], metrics["data"])
     return metrics
 
 
+def _estimate(checkpoint: str | os.PathLike, request: EvaluationRequest, *, training: bool = False,
+              epochs: int = 1) -> CostEstimate:
+    path, task, state = _restored(checkpoint)
+    _qk_lstm(task, "estimate", request.backend)
+    if training:
+        if request.data is not None or request.max_items is not None:
+            raise ValueError(f"estimate: expected no {request.label('data')} or {request.label('max_items')} with "
+                             "--training (it counts the run's own training split)")
+        lengths = task.prepare().train.lengths.tolist()
+        size = request.batch_size or task.config.train.batch_size
+    else:
+        lengths = task.test_data(request.data, max_sequences=request.max_items).lengths.tolist()
+        size = request.batch_size or DEFAULT_BATCH_SIZE
+
+    def load(sampler=None, pass_manager=None) -> nn.Module:
+        return task.load(path, state, sampler=sampler, pass_manager=pass_manager)
+
+    return estimate_on_backend(path, request, lengths, size, load=load, training=training, epochs=epochs)
+
+
 def estimate_classification(
-    checkpoint: str | os.PathLike, backend: str, *, shots: int = 4096, batch_size: int = 64, data: str | None = None,
-    max_sequences: int | None = None, optimization_level: int = 2, seed: int | None = 0,
+    checkpoint: str | os.PathLike, backend: str, *, shots: int = 4096, batch_size: int = DEFAULT_BATCH_SIZE,
+    data: str | None = None, max_sequences: int | None = None, optimization_level: int = 2, seed: int | None = 0,
     job_overhead_seconds: float | None = None,
 ) -> CostEstimate:
     """Circuits, shots, jobs and QPU seconds of classifying the test split (or ``data``) with the QK-LSTM
-    classifier at ``checkpoint`` on ``backend``, in batches of ``batch_size`` sequences (one job per time
-    step of a batch and layer). Nothing is submitted.
+    classifier at ``checkpoint`` on ``backend``, in batches of ``batch_size`` sequences sorted by length (one job
+    per time step of a batch and layer). Nothing is submitted.
 
     Raises:
         ValueError: not a qk-lstm classification checkpoint; not a sampler backend; no test split.
     """
-    path, task, state = _restored(checkpoint)
-    config = task.config
-    if config.model.kind != "qk-lstm":
-        raise ValueError(f"estimate: expected a qk-lstm checkpoint (its kernels use the sampler), got {config.model.kind!r}")
-    lengths = task.test_data(data, max_sequences=max_sequences).lengths.tolist()
-    with resolve_backend(backend, shots=shots, seed=seed, optimization_level=optimization_level) as rb:
-        if rb.sampler is None:
-            raise ValueError(f"estimate: expected a sampler backend, got {rb.name!r}")
-        model = task.load(path, state, sampler=DryRunSampler(), pass_manager=rb.pass_manager)
-        return estimate_model_cost(model, batch_shapes(lengths, batch_size), rb, training=False,
-                                   job_overhead_seconds=job_overhead_seconds)
+    request = EvaluationRequest(backend=backend, data=data, max_items=max_sequences, batch_size=batch_size,
+                                sampling=Sampling(shots, seed, optimization_level),
+                                budget=Budget(job_overhead_seconds=job_overhead_seconds))
+    return _estimate(checkpoint, request)

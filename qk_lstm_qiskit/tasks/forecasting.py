@@ -26,11 +26,12 @@ from ..data.series import (
 )
 from ..evaluation.backend import default_eval_dir
 from ..evaluation.forecast import (
-    evaluate_forecast, forecast_report, plot_forecast, plot_table_forecast, table_forecast_report,
+    estimate_forecast, evaluate_forecast, evaluate_forecast_on_backend, forecast_report, plot_forecast,
+    plot_table_forecast, table_forecast_report,
 )
 from ..evaluation.options import EvaluationRequest
 from ..nn.forecaster import build_forecaster
-from .base import Step, Task, TaskData
+from .base import Step, Task, TaskData, backend_report
 
 __all__ = ["ForecastingTask"]
 
@@ -182,46 +183,59 @@ class ForecastingTask(Task):
         return lines + ([f"outputs: {out}/metrics.json, {out}/model.pt, {out}/forecast.png"] if out else [])
 
     # ------------------------------------------------------------------ saved checkpoints
-    EVALUATION_OPTIONS = ("backend", "sampling.shots", "sampling.seed", "sampling.optimization_level", "out_dir",
-                          "batch_size", "progress")
+    EXACT_OPTIONS = ("backend", "out_dir", "batch_size", "progress")  # the series and its test span come from the config
+
+    def _check_request(self, request: EvaluationRequest, command: str) -> None:
+        """One line for an option a forecast checkpoint does not take (its data is the run's own test span)."""
+        for name, value in request.changed().items():
+            if name in ("data", "max_items"):
+                raise ValueError(f"{command}: expected no {request.label(name)} with a forecast checkpoint (its test "
+                                 f"windows come from the run's config), got {request.label(name)} {value}")
+            if request.backend == "exact" and name not in self.EXACT_OPTIONS:
+                raise ValueError(f"{command}: expected {request.label(name)} only with a sampler backend, "
+                                 f"got {request.label('backend')} exact")
 
     def evaluate_checkpoint(self, checkpoint: Path, request: EvaluationRequest) -> dict[str, Any]:
-        """Test-span RMSE and MAE of the checkpoint's forecaster, exact and (qk-lstm) on a sampler backend
-        (:func:`~qk_lstm_qiskit.evaluation.forecast.evaluate_forecast`; the series comes from its config)."""
-        for name, value in request.changed().items():  # no journal, mitigation or cost estimate yet
-            if name.startswith("sampling.") and request.backend == "exact":
-                raise ValueError(f"evaluate: expected {request.label(name)} only with a sampler backend, "
-                                 f"got {request.label('backend')} exact")
-            if name not in self.EVALUATION_OPTIONS:
-                label = request.label(name)
-                supported = ", ".join(request.label(n) for n in self.EVALUATION_OPTIONS if n not in ("batch_size", "progress"))
-                raise ValueError(f"evaluate: expected no {label} with a forecast checkpoint (supported: {supported}), "
-                                 f"got {label} {value}")
+        """Test-span RMSE and MAE of the checkpoint's forecaster, exact
+        (:func:`~qk_lstm_qiskit.evaluation.forecast.evaluate_forecast`) or, qk-lstm, on a sampler backend next to
+        the exact model's, with the journal, estimate, budget and mitigation of tagging
+        (:func:`~qk_lstm_qiskit.evaluation.forecast.evaluate_forecast_on_backend`)."""
+        self._check_request(request, "evaluate")
         checkpoint = checkpoint / MODEL_FILE if checkpoint.is_dir() else checkpoint
+        if request.backend != "exact":
+            return evaluate_forecast_on_backend(checkpoint, request)
         out = request.out_dir or default_eval_dir(checkpoint, request.backend)
-        sampling = request.sampling
-        metrics = evaluate_forecast(checkpoint, out, backend=request.backend, shots=sampling.shots, seed=sampling.seed,
-                                    optimization_level=sampling.optimization_level, batch_size=request.batch_size)
+        metrics = evaluate_forecast(checkpoint, out, batch_size=request.batch_size)
         return {**metrics, "out_dir": str(out)}
 
+    def estimate_checkpoint(self, checkpoint: Path, request: EvaluationRequest, *, training: bool = False,
+                            epochs: int = 1) -> Any:
+        """The QPU cost of forecasting the test windows (``training``: training on the training windows)."""
+        self._check_request(request, "estimate")
+        return estimate_forecast(checkpoint, request, training=training, epochs=epochs)
+
     def evaluation_summary(self, metrics: Mapping[str, Any], request: EvaluationRequest) -> list[str]:
-        out = metrics["out_dir"]
+        out = metrics.get("out_dir")
+        if metrics.get("dry_run"):
+            return backend_report(metrics, [])
+        on = request.backend != "exact"
         if "targets" in metrics:  # several target columns: one line each
             lines = []
             for name in metrics["targets"]:
                 versus = (f" (exact {metrics['exact_test_rmse'][name]:.4g}; backend vs exact "
-                          f"{metrics['backend_rmse_vs_exact'][name]:.4g})" if request.backend != "exact" else "")
+                          f"{metrics['backend_rmse_vs_exact'][name]:.4g})" if on else "")
                 lines.append(f"{name}: test RMSE {metrics['test_rmse'][name]:.4g}{versus}  persistence RMSE "
                              f"{metrics['persistence_rmse'][name]:.4g}")
-            return lines + [f"on {metrics['test_windows']} test windows of {metrics['data']} ({request.backend})",
-                            f"outputs: {out}/metrics.json, {out}/forecast.png"]
-        lines = []
-        if request.backend != "exact":
-            lines.append(f"on {request.backend} ({request.sampling.shots} shots): test RMSE {metrics['test_rmse']:.4g}  "
-                         f"MAE {metrics['test_mae']:.4g}  (exact {metrics['exact_test_rmse']:.4g}; RMSE backend vs "
-                         f"exact {metrics['backend_rmse_vs_exact']:.4g})")
+            lines.append(f"on {metrics['test_windows']} test windows of {metrics['data']} ({request.backend})")
+        elif on:
+            lines = [f"on {metrics['backend']} ({metrics['shots']} shots): test RMSE {metrics['test_rmse']:.4g}  "
+                     f"MAE {metrics['test_mae']:.4g}  (exact {metrics['exact_test_rmse']:.4g}; RMSE backend vs "
+                     f"exact {metrics['backend_rmse_vs_exact']:.4g})"]
         else:
-            lines.append(f"exact: test RMSE {metrics['test_rmse']:.4g}  MAE {metrics['test_mae']:.4g}")
-        return lines + [f"persistence: RMSE {metrics['persistence_rmse']:.4g}  MAE {metrics['persistence_mae']:.4g} "
-                        f"on {metrics['test_windows']} test windows of {metrics['data']}",
-                        f"outputs: {out}/metrics.json, {out}/forecast.png"]
+            lines = [f"exact: test RMSE {metrics['test_rmse']:.4g}  MAE {metrics['test_mae']:.4g}"]
+        if "targets" not in metrics:
+            lines.append(f"persistence: RMSE {metrics['persistence_rmse']:.4g}  MAE {metrics['persistence_mae']:.4g} "
+                         f"on {metrics['test_windows']} test windows of {metrics['data']}")
+        if on:
+            return backend_report(metrics, lines)
+        return lines + [f"outputs: {out}/metrics.json, {out}/forecast.png"]

@@ -23,7 +23,7 @@ from ..evaluation.exact import evaluate_exact
 from ..evaluation.loop import tag_batches
 from ..evaluation.options import EvaluationRequest
 from ..nn.tagger import build_tagger
-from .base import Step, Task, TaskData
+from .base import Step, Task, TaskData, backend_report
 
 __all__ = ["TaggingTask", "batch_stats", "evaluate"]
 
@@ -164,22 +164,11 @@ class TaggingTask(Task):
                 lines.append(f"unknown words: {metrics['unknown_word_rate']:.2%} of tokens, accuracy "
                              f"{metrics['accuracy_unknown_words']:.4f}")
             return lines + [f"outputs: {out}/metrics.json, {out}/confusion.png"]
-        lines = [metrics["estimate_summary"]]
         if metrics.get("dry_run"):
-            return lines + ["dry run: nothing submitted"]
-        lines += [
+            return backend_report(metrics, [])
+        return backend_report(metrics, [
             f"accuracy on {metrics['backend']} ({metrics['shots']} shots): {metrics['accuracy']:.4f}   "
-            f"exact: {metrics['exact_accuracy']:.4f}   agreement: {metrics['agreement']:.4f}",
-            f"mean |k_backend - k_exact|: {metrics['kernel_mean_abs_diff']:.4f} (max {metrics['kernel_max_abs_diff']:.4f}, "
-            f"signed mean {metrics['kernel_mean_diff']:+.4f}, {metrics['kernel_values']} kernel values; "
-            f"mitigation {metrics['mitigation']})",
-        ]
-        if metrics["calibration"]:
-            cal = metrics["calibration"]
-            lines.append(f"readout calibration of qubits {cal['qubits']} ({cal['date']}): "
-                         + ("measured now" if cal["paid"] else "reused from the cache"))
-        return lines + [f"jobs: {metrics['jobs_submitted']} submitted, {metrics['jobs_resumed']} fetched again; "
-                        f"outputs: {out}/metrics.json, {metrics['journal']}"]
+            f"exact: {metrics['exact_accuracy']:.4f}   agreement: {metrics['agreement']:.4f}"])
 
     def estimate_checkpoint(self, checkpoint: Path, request: EvaluationRequest, *, training: bool = False,
                             epochs: int = 1) -> Any:

@@ -111,11 +111,11 @@ def test_cli_train_evaluate_estimate(tmp_path, capsys):
     assert main(["evaluate", "--checkpoint", str(tmp_path / "run"), "--out", str(tmp_path / "ev")]) == 0
     assert "macro-F1" in capsys.readouterr().out
     assert main(["evaluate", "--checkpoint", str(tmp_path / "run"), "--mitigation", "m3"]) == 2
-    assert "expected no --mitigation with a classification checkpoint" in capsys.readouterr().err
+    assert "expected --mitigation only with a sampler backend, got --backend exact" in capsys.readouterr().err
     assert main(["estimate", "--checkpoint", str(tmp_path / "run"), "--backend", "fake:manila", "--batch-size", "4"]) == 0
     summary = capsys.readouterr().out
-    # 12 test sequences in batches of 4: Σ_b L_b · N_b · G · R circuits, one layer, 4 gates, 1 reference
-    lengths = read_test_split(test, ("down", "up"), prepare_sequences(train).scaler).lengths.tolist()
+    # 12 test sequences sorted by length in batches of 4: Σ_b L_b · N_b · G · R circuits, one layer, 4 gates, 1 reference
+    lengths = sorted(read_test_split(test, ("down", "up"), prepare_sequences(train).scaler).lengths.tolist())
     circuits = sum(max(lengths[i:i + 4]) * len(lengths[i:i + 4]) * 4 * 1 for i in range(0, 12, 4))
     assert f"circuits (bindings): {circuits:,}" in summary
 

@@ -146,10 +146,9 @@ def test_cli_trains_on_a_csv_column_and_evaluates_the_checkpoint(tmp_path, capsy
     assert "already" not in capsys.readouterr().out
     assert main(["evaluate", "--checkpoint", str(out), "--data", "paper", "--out", str(tmp_path / "x")]) == 2
     assert "expected no --data with a forecast checkpoint" in capsys.readouterr().err
-    assert main(["evaluate", "--checkpoint", str(out), "--backend", "aer", "--dd", "XY4", "--out", str(tmp_path / "x")]) == 2
-    assert "expected no --dd with a forecast checkpoint" in capsys.readouterr().err
-    assert main(["evaluate", "--checkpoint", str(out), "--backend", "aer", "--mitigation", "m3", "--out", str(tmp_path / "x")]) == 2
-    assert "expected no --mitigation with a forecast checkpoint" in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", str(out), "--backend", "aer", "--out", str(tmp_path / "x")]) == 2
+    assert "expected a qk-lstm checkpoint on sampler backend 'aer', got 'lstm'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
 
 def test_cli_bad_csv_is_one_line_and_writes_nothing(tmp_path, capsys):
