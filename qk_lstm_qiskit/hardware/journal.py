@@ -4,15 +4,23 @@ On hardware a job can wait in a queue for hours and the process that submitted i
 the meantime. :class:`JournaledSampler` wraps any ``BaseSamplerV2`` (it is what the kernels
 call) and appends ``{"event": "submitted", "index": k, "job_id": …}`` to the run's journal
 *before* anyone waits on the result of its ``k``-th call. A rerun with ``resume=True`` replays
-call ``k`` by fetching the recorded job with ``service.job(job_id)`` instead of submitting it
-again; calls are identified by their order, and a fingerprint of the PUBs (circuit and
-parameter values) guards against replaying a job for different circuits.
+call ``k`` from its stored result (below) or by fetching the recorded job with
+``service.job(job_id)`` instead of submitting it again; calls are identified by their order, and
+a fingerprint of the PUBs (circuit and parameter values) guards against replaying a job for
+different circuits.
 
 Calls made concurrently (independent sentence batches in threads) are told apart by a
 *stream*: ``with sampler.stream("batch-3"): …`` numbers that thread's calls ``0, 1, …`` on
 their own, so a resumed run matches calls to jobs whatever order the threads ran in. A call
 with more bindings than ``max_circuits_per_job`` is split into several jobs (consecutive
 calls of its stream, submitted together) whose results are joined again.
+
+With ``results_dir`` every finished job's result is also kept on disk, in
+``results_dir/<stream or "main">-<index>.npz`` (see :mod:`~qk_lstm_qiskit.hardware.result_store`,
+with the job id and the PUBs' fingerprint), so a resumed run replays a finished call from its
+file: no service call, no submission — the only way to resume on local backends (Aer, Runtime
+local testing mode), whose jobs die with their process. A recorded call without a stored result
+is fetched by id when there is a service, else submitted again.
 
 A job whose result fails or times out is resubmitted up to ``max_retries`` times, waiting
 ``backoff_seconds · 2**attempt`` in between; then :class:`~qk_lstm_qiskit.errors.QKLSTMError`
@@ -24,6 +32,7 @@ Journal lines (one JSON object each, appended and fsynced)::
      "num_pubs": 1, "shots": 4096, "fingerprint": "…", "time": "2026-11-21T05:40:00Z"}
     (plus "stream": "batch-3" for calls made inside a stream)
     {"event": "done", "index": 0, "job_id": "…", "time": "…"}
+    (plus "result": "main-0.npz" with a results_dir, "usage_seconds": … for Runtime jobs)
     {"event": "failed", "index": 0, "job_id": "…", "error": "…", "time": "…"}
 """
 
@@ -33,6 +42,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import threading
 import time
 from contextlib import contextmanager
@@ -44,11 +54,13 @@ import numpy as np
 from qiskit.primitives import BaseSamplerV2, BitArray, DataBin, PrimitiveResult, SamplerPubResult
 from qiskit.primitives.base.base_primitive_job import BasePrimitiveJob
 from qiskit.primitives.containers.sampler_pub import SamplerPub
+from qiskit.providers import JobStatus
 
 from .backends import describe_error  # one line, IBM token masked
 from ..errors import QKLSTMError
 from ..rundir import write_text_atomic
 from ..validation import check_int
+from .result_store import read_result, write_result
 
 __all__ = ["JournaledSampler", "RunJournal", "WrappedJob", "pubs_fingerprint"]
 
@@ -61,6 +73,12 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+_STREAM_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def _result_name(index: int, stream: str | None) -> str:
+    """The file of call ``index`` of ``stream`` in ``results_dir``: ``main-3.npz``, ``batch-0-3.npz``."""
+    return f"{'main' if stream is None else stream}-{index}.npz"
 
 
 def _usage(job) -> dict[str, float]:
@@ -157,6 +175,14 @@ class RunJournal:
     def failed(self, job_id: str) -> bool:
         return any(r.get("event") == "failed" and r.get("job_id") == job_id for r in self.records)
 
+    def stored_result(self, job_id: str) -> str | None:
+        """The result file named by the last ``done`` record of ``job_id``, or ``None``."""
+        found = None
+        for record in list(self.records):
+            if record.get("event") == "done" and record.get("job_id") == job_id and "result" in record:
+                found = str(record["result"])
+        return found
+
     def job_ids(self) -> list[str]:
         """Every submitted job id, in submission order."""
         return [r["job_id"] for r in self.records if r.get("event") == "submitted"]
@@ -224,11 +250,40 @@ class _JournaledJob(WrappedJob):
                                           self._stream)
                 self._job_id = str(self._job.job_id())
                 continue
+            stored = owner._store(result, self._index, self._stream, job_id, self._fingerprint)
             owner.journal.append({"event": "done", "index": self._index, **_stream(self._stream), "job_id": job_id,
-                                  **_usage(self._job)})
+                                  **stored, **_usage(self._job)})
             self._result = result
             return result
 
+
+class _StoredJob(BasePrimitiveJob):
+    """A finished job replayed from its result file: ``result()`` returns the stored result."""
+
+    def __init__(self, job_id: str, result: PrimitiveResult) -> None:
+        super().__init__(job_id=job_id)
+        self._result = result
+
+    def result(self) -> PrimitiveResult:
+        return self._result
+
+    def status(self) -> JobStatus:
+        return JobStatus.DONE
+
+    def done(self) -> bool:
+        return True
+
+    def running(self) -> bool:
+        return False
+
+    def cancelled(self) -> bool:
+        return False
+
+    def in_final_state(self) -> bool:
+        return True
+
+    def cancel(self) -> None:
+        return None
 
 
 class JournaledSampler(BaseSamplerV2):
@@ -238,7 +293,12 @@ class JournaledSampler(BaseSamplerV2):
         sampler: the sampler that really runs the PUBs.
         journal: a :class:`RunJournal` or a path to one.
         service: an object with ``job(job_id)`` (``QiskitRuntimeService``) to fetch jobs again.
-        resume: replay calls recorded in the journal by fetching their jobs (needs ``service``).
+        resume: replay the calls recorded in the journal: from their stored result when there is
+            one, else by fetching the job from ``service``, else (local backends) by submitting
+            it again. Needs ``service`` or ``results_dir``.
+        results_dir: keep each finished job's result in ``results_dir/<stream or "main">-<index>.npz``
+            (default ``None``: keep none). Stream names must then be file-name safe
+            (letters, digits, ``_ . -``) and not ``main``.
         backend_name: recorded in each line (default: ``sampler.backend().name`` when available).
         max_retries: resubmissions of a failed or timed-out job (default 2).
         backoff_seconds: wait before the first resubmission, doubled each time (default 30).
@@ -250,8 +310,12 @@ class JournaledSampler(BaseSamplerV2):
             ``None``: never split; IBM devices report theirs as ``backend.max_circuits``).
         sleep, clock: injectable for tests (default ``time.sleep``, ``time.monotonic``).
 
+    Counters: ``submitted`` counts jobs this process submitted (paid); ``fetched`` counts recorded
+    calls that were *not* paid again, whether fetched by id or replayed from ``results_dir``;
+    ``replayed`` counts the latter alone (``fetched - replayed`` were fetched from the service).
+
     Raises:
-        ValueError: ``resume`` without a ``service``, or negative retry/backoff values.
+        ValueError: ``resume`` without a ``service`` or ``results_dir``, or negative retry/backoff values.
     """
 
     def __init__(
@@ -270,13 +334,15 @@ class JournaledSampler(BaseSamplerV2):
         clock: Callable[[], float] = time.monotonic,
         max_circuits_per_job: int | None = None,
         shots: int | None = None,
+        results_dir: str | Path | None = None,
     ) -> None:
         if not isinstance(sampler, BaseSamplerV2):
             raise TypeError(f"JournaledSampler: expected sampler to be a BaseSamplerV2, got {type(sampler).__name__}")
-        if resume and (service is None or not callable(getattr(service, "job", None))):
+        has_service = service is not None and callable(getattr(service, "job", None))
+        if resume and not has_service and results_dir is None:
             raise ValueError(
-                "JournaledSampler: expected a service with job(job_id) to resume, got "
-                f"{type(service).__name__} (local and simulator jobs cannot be fetched again)"
+                "JournaledSampler: expected a service with job(job_id) or a results_dir to resume, got service="
+                f"{type(service).__name__} and results_dir=None (local and simulator jobs cannot be fetched again)"
             )
         check_int("JournaledSampler", "max_retries", max_retries, 0)
         for name, value in (("backoff_seconds", backoff_seconds), ("poll_seconds", poll_seconds)):
@@ -287,7 +353,9 @@ class JournaledSampler(BaseSamplerV2):
             raise ValueError(f"JournaledSampler: expected timeout_seconds > 0 or None, got {timeout_seconds!r}")
         self.sampler = sampler
         self.journal = journal if isinstance(journal, RunJournal) else RunJournal(journal)
-        self.service, self.resume = service, resume
+        self.service = service if has_service else None
+        self.resume = resume
+        self.results_dir = None if results_dir is None else Path(results_dir)
         if backend_name is None:
             try:
                 backend_name = str(sampler.backend().name)
@@ -300,7 +368,8 @@ class JournaledSampler(BaseSamplerV2):
         self.max_circuits_per_job, self.shots = max_circuits_per_job, shots
         self.calls = 0  # index of the next run() call outside any stream
         self.submitted = 0  # jobs submitted by this process
-        self.fetched = 0  # jobs fetched again from the journal
+        self.fetched = 0  # recorded calls not paid again: fetched by id or replayed from results_dir
+        self.replayed = 0  # of those, replayed from their stored result
         self._stream_calls: dict[str, int] = {}
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -308,7 +377,16 @@ class JournaledSampler(BaseSamplerV2):
 
     @contextmanager
     def stream(self, name: str):
-        """Number this thread's calls inside the block as stream ``name`` (``0, 1, …``)."""
+        """Number this thread's calls inside the block as stream ``name`` (``0, 1, …``).
+
+        Raises:
+            ValueError: with ``results_dir``, a name that is not file-name safe or is ``main``.
+        """
+        if self.results_dir is not None and (not _STREAM_NAME.fullmatch(str(name)) or str(name) == "main"):
+            raise ValueError(
+                "JournaledSampler.stream: expected a name of letters, digits, '_', '.', '-' other than 'main' "
+                f"(it names result files), got {str(name)!r}"
+            )
         previous = getattr(self._local, "stream", None)
         self._local.stream = str(name)
         try:
@@ -338,7 +416,7 @@ class JournaledSampler(BaseSamplerV2):
         jobs = [self._run_call([pub for _, pub in chunk], shots) for chunk in chunks]
         return _SplitJob(jobs, chunks, coerced)
 
-    def _run_call(self, coerced: list[SamplerPub], shots: int | None) -> _JournaledJob:
+    def _run_call(self, coerced: list[SamplerPub], shots: int | None) -> BasePrimitiveJob:
         if self._stopped.is_set():
             raise QKLSTMError("JournaledSampler: stopped (the run was interrupted); no further jobs are submitted")
         fingerprint = pubs_fingerprint(coerced)
@@ -355,6 +433,15 @@ class JournaledSampler(BaseSamplerV2):
             if self.journal.failed(record["job_id"]):
                 job = self._submit(index, attempt + 1, coerced, shots, fingerprint, stream)
                 return _JournaledJob(self, index, coerced, shots, fingerprint, job, attempt + 1, stream)
+            stored = self._replay(index, stream, record["job_id"], fingerprint)
+            if stored is not None:
+                return stored
+            if self.service is None:
+                logger.warning("call %d%s: job %s has no stored result and cannot be fetched (a local job dies with "
+                               "its process); submitting it again", index, f" of {stream}" if stream else "",
+                               record["job_id"])
+                job = self._submit(index, attempt + 1, coerced, shots, fingerprint, stream)
+                return _JournaledJob(self, index, coerced, shots, fingerprint, job, attempt + 1, stream)
             try:
                 job = self.service.job(record["job_id"])
             except Exception as exc:
@@ -368,6 +455,48 @@ class JournaledSampler(BaseSamplerV2):
             return _JournaledJob(self, index, coerced, shots, fingerprint, job, attempt, stream)
         job = self._submit(index, 0, coerced, shots, fingerprint, stream)
         return _JournaledJob(self, index, coerced, shots, fingerprint, job, 0, stream)
+
+    def _replay(self, index: int, stream: str | None, job_id: str, fingerprint: str) -> _StoredJob | None:
+        """Call ``index``'s finished job from its result file, or ``None`` if it has none.
+
+        Raises:
+            QKLSTMError: the file is unreadable, or holds another job or other PUBs (one line).
+        """
+        name = self.journal.stored_result(job_id) if self.results_dir is not None else None
+        if name is None or self.results_dir is None:
+            return None
+        path = self.results_dir / name
+        if not path.is_file():
+            logger.warning("call %d: the result file %s of job %s is missing; the job is not replayed", index, path,
+                           job_id)
+            return None
+        stored = read_result(path)
+        if stored.fingerprint != fingerprint or stored.job_id != job_id:
+            raise QKLSTMError(
+                f"JournaledSampler: call {index} does not match the result stored in {path} (job {stored.job_id}, "
+                f"journal: job {job_id}; different circuits or parameter values); resume only the same run, "
+                "or start a new output folder"
+            )
+        with self._lock:
+            self.fetched += 1
+            self.replayed += 1
+        logger.info("call %d: replayed job %s from %s", index, job_id, path)
+        return _StoredJob(job_id, stored.result)
+
+    def _store(self, result: PrimitiveResult, index: int, stream: str | None, job_id: str,
+               fingerprint: str) -> dict[str, str]:
+        """Write a finished job's result to ``results_dir``: ``{"result": file name}`` for its done line, or ``{}``."""
+        if self.results_dir is None:
+            return {}
+        name = _result_name(index, stream)
+        try:
+            self.results_dir.mkdir(parents=True, exist_ok=True)
+            write_result(result, self.results_dir / name, job_id=job_id, fingerprint=fingerprint)
+        except OSError as exc:  # the result is in hand: a full disk must not lose it, only its replay
+            logger.warning("call %d: could not store the result of job %s in %s: %s", index, job_id,
+                           self.results_dir, describe_error(exc))
+            return {}
+        return {"result": name}
 
     def _submit(self, index: int, attempt: int, pubs: list[SamplerPub], shots: int | None, fingerprint: str,
                 stream: str | None = None):
@@ -427,7 +556,7 @@ def _split_pubs(pubs: list[SamplerPub], limit: int) -> list[list[tuple[int, Samp
 class _SplitJob(BasePrimitiveJob):
     """The jobs of one call split by ``max_circuits_per_job``; :meth:`result` joins their PUB results."""
 
-    def __init__(self, jobs: list[_JournaledJob], chunks: list[list[tuple[int, SamplerPub]]],
+    def __init__(self, jobs: list[BasePrimitiveJob], chunks: list[list[tuple[int, SamplerPub]]],
                  pubs: list[SamplerPub]) -> None:
         super().__init__(job_id=",".join(str(j.job_id()) for j in jobs))
         self._jobs, self._chunks, self._pubs, self._result = jobs, chunks, pubs, None

@@ -147,7 +147,8 @@ def test_resume_refuses_different_circuits(tmp_path):
 
 
 def test_resume_needs_a_service(tmp_path):
-    with pytest.raises(ValueError, match="expected a service with job\\(job_id\\) to resume, got NoneType"):
+    with pytest.raises(ValueError, match=r"expected a service with job\(job_id\) or a results_dir to resume, got "
+                                         r"service=NoneType and results_dir=None"):
         JournaledSampler(_Cloud(), tmp_path / "jobs.jsonl", resume=True)
 
 
