@@ -58,7 +58,7 @@ def write_result(result: PrimitiveResult, path: str | os.PathLike, *, job_id: st
     Raises:
         TypeError: a PUB result's data field is not a ``BitArray`` (not a sampler result).
     """
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, Any] = {}  # Any: numpy's stub would match ``**arrays`` against allow_pickle: bool
     pubs = []
     for i, pub_result in enumerate(result):
         data = pub_result.data
