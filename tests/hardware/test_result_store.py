@@ -260,3 +260,16 @@ def test_stream_names_must_be_file_name_safe_with_a_results_dir(tmp_path):
         with pytest.raises(ValueError, match=r"JournaledSampler.stream: expected a name of letters, digits"):
             with sampler.stream(name):
                 pass
+
+
+def test_a_missing_result_file_means_the_job_runs_again(tmp_path, caplog):
+    first = _interrupted_run(tmp_path, 3, 2)
+    (tmp_path / "results" / "main-1.npz").unlink()
+    local = _Local(seed=5)
+    resumed = JournaledSampler(local, tmp_path / "jobs.jsonl", resume=True, results_dir=tmp_path / "results")
+    with caplog.at_level(logging.WARNING, logger="qk_lstm_qiskit.hardware.journal"):
+        again = [resumed.run(_pubs(i)).result() for i in range(2)]
+    assert local.runs == 1 and (resumed.replayed, resumed.submitted) == (1, 1)
+    assert _same(first[0], again[0]) and not _same(first[1], again[1])
+    assert any("main-1.npz" in r.getMessage() and "is missing" in r.getMessage() for r in caplog.records)
+    assert (tmp_path / "results" / "main-1.npz").is_file()  # stored again
