@@ -61,7 +61,7 @@ OPTION_FLAGS = {
     "mode": "runtime.mode", "dd": "runtime.dynamical_decoupling", "twirl_gates": "runtime.twirl_gates",
     "twirl_measure": "runtime.twirl_measure", "max_execution_time": "runtime.max_execution_time",
     "dry_run": "budget.dry_run", "max_qpu_seconds": "budget.max_qpu_seconds",
-    "job_overhead": "budget.job_overhead_seconds", "resume": "resume",
+    "job_overhead": "budget.job_overhead_seconds", "sample_seed": "budget.sample_seed", "resume": "resume",
 }
 
 

@@ -39,7 +39,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..checkpoint import load_tagger
-from ..data.tasks import evaluation_data, evaluation_sentences
+from ..data.tasks import EvaluationData, evaluation_data, evaluation_sentences
 from ..hardware.backends import resolve_backend
 from ..hardware.cost import (
     CalibrationCost, CostEstimate, DryRunSampler, JobLimits, batch_shapes, check_budget, estimate_model_cost,
@@ -55,9 +55,10 @@ from ..validation import check_choice, check_int
 from .loop import TaggedTokens, sorted_batches, tag_batches, tagged_metrics
 from .metrics import write_confusion_png
 from .options import Budget, EvaluationRequest, JobPolicy, Mitigation, RuntimeOptions, Sampling
+from .sampling import MetricInterval, accuracy_interval, sample_for_budget
 
 __all__ = ["BackendWork", "default_eval_dir", "estimate_checkpoint", "estimate_on_backend", "evaluate_checkpoint",
-           "evaluate_on_backend"]
+           "evaluate_on_backend", "interval_metrics"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,12 +73,19 @@ class BackendWork:
     Attributes:
         batches: the examples in batches (sorted by length, so they pad little); batch ``i`` is journal stream
             ``batch-i`` and one job per time step.
-        lengths: time steps of every example, in batch order (the estimate batches them ``batch_size`` at a time).
+        lengths: time steps of every example, in the task's order of examples (the estimate sorts them and
+            batches them ``batch_size`` at a time, as :attr:`batches` holds them).
         batch_size: examples per batch.
         run: ``(model, batches) → outputs`` of a model over some batches (eval mode, no gradient).
         combine: the outputs of consecutive batches → one (``TaggedTokens.concatenate``, ``torch.cat``).
-        score: ``(backend outputs, exact outputs, out_dir, title) → metrics`` of the task (it may draw into ``out_dir``).
+        score: ``(backend outputs, exact outputs, out_dir, title, exact_full) → metrics`` of the task (it may
+            draw into ``out_dir``); for a sample (:attr:`select`) ``exact_full`` is the exact model's outputs on
+            every example (``None`` otherwise) and the metrics add the sample's 95 % interval.
         source: what is evaluated (``metrics.json``'s ``data``).
+        batch_lengths: a batch → its examples' time steps ``(N_b,)`` (padded steps send no circuit when the
+            kernels skip them: :class:`~qk_lstm_qiskit.kernels.active_rows.ActiveRowsFidelity`).
+        select: sorted indices into :attr:`lengths` → the work on that sample of the examples (``None``: the
+            task cannot sample; a budget too small for everything is then refused).
     """
 
     batches: Sequence[Any]
@@ -85,8 +93,15 @@ class BackendWork:
     batch_size: int
     run: Callable[[nn.Module, Sequence[Any]], Any]
     combine: Callable[[list[Any]], Any]
-    score: Callable[[Any, Any, Path, str], dict[str, Any]]
+    score: Callable[[Any, Any, Path, str, Any], dict[str, Any]]
     source: str
+    batch_lengths: Callable[[Any], torch.Tensor]
+    select: Callable[[Sequence[int]], "BackendWork"] | None = None
+
+    @property
+    def population(self) -> int:
+        """The number of examples."""
+        return len(self.lengths)
 
 
 def default_eval_dir(checkpoint: str | Path, backend: str) -> Path:
@@ -294,6 +309,33 @@ def _journaled_samplers(rb, out: Path, *, mitigation: Mitigation, jobs: JobPolic
     return journal_path, sampler, kernel_sampler
 
 
+def _fit_budget(work: BackendWork, estimate: CostEstimate, cost: Callable[[Sequence[int]], CostEstimate],
+                budget: Budget) -> tuple[BackendWork, CostEstimate]:
+    """``work`` when its ``estimate`` fits ``budget.max_qpu_seconds`` (or there is no budget, or no QPU time to
+    count); else, if the task can sample, the largest seeded random sample of its examples that fits
+    (:func:`~qk_lstm_qiskit.evaluation.sampling.sample_for_budget`, seed ``budget.sample_seed``) with its estimate.
+    When not even one example fits, ``work`` is returned unchanged for :func:`check_budget` to refuse."""
+    limit = budget.max_qpu_seconds
+    if limit is None or estimate.qpu_seconds is None or estimate.qpu_seconds <= limit or work.select is None:
+        return work, estimate
+    lengths = work.lengths
+    chosen = sample_for_budget(work.population, lambda idx: cost([lengths[i] for i in idx]).qpu_seconds or 0.0, limit,
+                               seed=budget.sample_seed)
+    if not chosen:
+        return work, estimate
+    sample = work.select(chosen)
+    logger.info("evaluate: %d of %d examples fit max_qpu_seconds=%g (sample seed %d)", sample.population,
+                work.population, limit, budget.sample_seed)
+    return sample, cost(sample.lengths)
+
+
+def interval_metrics(interval: MetricInterval, exact_full: float) -> dict[str, Any]:
+    """What a sampled evaluation adds to its metric: the 95 % interval, its standard error and the exact model's
+    value on every example (``exact_full``), inside the interval or not."""
+    return {"interval_95": [interval.low, interval.high], "standard_error": interval.standard_error,
+            "exact_full": exact_full, "exact_full_inside_interval": interval.covers(exact_full)}
+
+
 def evaluate_on_backend(checkpoint: str | Path, request: EvaluationRequest, work: BackendWork, *, load: Loader,
                         outputs: Sequence[str], resolved=None) -> dict[str, Any]:
     """Run ``work`` with the checkpoint's model on ``request.backend`` and on the exact executor; score both.
@@ -344,19 +386,27 @@ def evaluate_on_backend(checkpoint: str | Path, request: EvaluationRequest, work
                             calibration_shots=calibration_shots, cache_dir=cache_dir, any_date=request.resume)
         if not budget.dry_run:
             sampler.shots = shots
-        estimate = _estimate(model, rb, work.lengths, work.batch_size, training=False, epochs=1, shots=shots, plan=plan,
+        def cost(lengths: Sequence[int]) -> CostEstimate:
+            return _estimate(model, rb, lengths, work.batch_size, training=False, epochs=1, shots=shots, plan=plan,
                              request=request)
+
+        full = work
+        work, estimate = _fit_budget(work, cost(work.lengths), cost, budget)
+        sample = None if work is full else {"examples": work.population, "population": full.population,
+                                            "seed": budget.sample_seed}
         logger.info("evaluate: estimate\n%s", estimate.summary())
         if budget.dry_run:
             return {"backend": rb.name, "device": rb.device_name, "shots": shots, "dry_run": True, "mitigation": method,
-                    "estimate": estimate.to_dict(), "estimate_summary": estimate.summary()}
+                    "sample": sample, "estimate": estimate.to_dict(), "estimate_summary": estimate.summary()}
         check_budget(estimate, budget.max_qpu_seconds)
 
         calibration = None
         if plan.method != "none":
             with sampler.stream("calibration"):
                 calibration = kernel_sampler.calibrate(plan.qubits)
-        exact = work.run(load(), work.batches)
+        exact_model = load()
+        exact = work.run(exact_model, work.batches)
+        exact_full = None if sample is None else full.run(exact_model, full.batches)
         comparison = _KernelComparison(sampler_kernels(model))
         try:
             bar = tqdm(total=len(work.batches), desc=f"evaluate on {rb.name}", unit="batch", disable=not request.progress,
@@ -364,9 +414,10 @@ def evaluate_on_backend(checkpoint: str | Path, request: EvaluationRequest, work
             on_backend = _run_concurrently(model, work, sampler, comparison, workers=jobs.parallel_batches, bar=bar)
         finally:
             comparison.remove()
-        scored = work.score(on_backend, exact, out, f"on {rb.name} ({shots} shots)")
+        scored = work.score(on_backend, exact, out, f"on {rb.name} ({shots} shots)", exact_full)
         metrics = {
             **scored,
+            "sample": sample,
             **comparison.summary(),
             **rb.info(),
             "shots": shots,
@@ -410,19 +461,33 @@ def _request(backend: str, **groups: Any) -> EvaluationRequest:
     return EvaluationRequest(backend=backend, **{k: v for k, v in groups.items() if v is not None})
 
 
-def _tagging_work(data, words, tags, batch_size: int, config) -> BackendWork:
-    """The :class:`BackendWork` of tagging ``data`` (:class:`~qk_lstm_qiskit.data.tasks.EvaluationData`):
-    token accuracy, per-tag F1 and the confusion PNG on the backend, ``exact_accuracy`` and ``agreement``."""
+def _tagging_work(data: EvaluationData, words, tags, batch_size: int, config, population: int | None = None) -> BackendWork:
+    """The :class:`BackendWork` of tagging ``data``: token accuracy, per-tag F1 and the confusion PNG on the backend,
+    ``exact_accuracy`` and ``agreement``; on a sample of a ``population`` of sentences, the accuracy's 95 % interval
+    (sentences are the sampling units: :func:`~qk_lstm_qiskit.evaluation.sampling.accuracy_interval`)."""
+    batches = sorted_batches(data, batch_size, words.pad_index or 0)
 
-    def score(tagged: TaggedTokens, exact: TaggedTokens, out: Path, title: str) -> dict[str, Any]:
+    def score(tagged: TaggedTokens, exact: TaggedTokens, out: Path, title: str, exact_full) -> dict[str, Any]:
         result = tagged_metrics(tagged, data, words, tags)
         write_confusion_png(result, out, f"{config.model.kind} {title}")
-        return {**result.metrics, "exact_accuracy": exact.accuracy,
-                "agreement": float((tagged.predictions == exact.predictions).double().mean())}
+        metrics = {**result.metrics, "exact_accuracy": exact.accuracy,
+                   "agreement": float((tagged.predictions == exact.predictions).double().mean())}
+        if exact_full is not None:
+            tokens = [int(n) for batch in batches for n in batch.mask.sum(1)]  # per sentence, in batch order
+            correct = [int(hits.sum()) for hits in (tagged.predictions == tagged.targets).split(tokens)]
+            interval = accuracy_interval(correct, tokens, population or len(tokens))
+            metrics.update(interval_metrics(interval, exact_full.accuracy))
+        return metrics
+
+    def select(indices: Sequence[int]) -> BackendWork:
+        subset = EvaluationData(data.source, [data.sentences[i] for i in indices], [data.encoded[i] for i in indices],
+                                data.unseen_tags)
+        return _tagging_work(subset, words, tags, batch_size, config, population=len(data.sentences))
 
     return BackendWork(
-        batches=sorted_batches(data, batch_size, words.pad_index or 0), lengths=sorted(data.lengths),
-        batch_size=batch_size, run=tag_batches, combine=TaggedTokens.concatenate, score=score, source=data.source,
+        batches=batches, lengths=data.lengths, batch_size=batch_size, run=tag_batches, combine=TaggedTokens.concatenate,
+        score=score, source=data.source, batch_lengths=lambda batch: batch.mask.sum(1),
+        select=select if population is None else None,
     )
 
 

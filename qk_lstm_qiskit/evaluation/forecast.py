@@ -20,6 +20,7 @@ from torch import nn
 
 from ..data.scaling import ChannelScaler
 from ..data.series import Scaler, SeriesWindows, TableWindows
+from .sampling import rmse_interval, rmse_intervals_by_target
 from ..rundir import atomic_write, claim_out_dir, write_json_atomic
 
 __all__ = ["regression_metrics", "predict", "forecast_report", "series_scores", "plot_forecast", "evaluate_forecast",
@@ -56,11 +57,13 @@ def forecast_report(model: nn.Module, windows: SeriesWindows, *, batch_size: int
     return series_scores(windows, predict(model, windows.test[0], batch_size))
 
 
-def series_scores(windows: SeriesWindows, predicted: torch.Tensor) -> dict[str, Any]:
-    """:func:`forecast_report` of standardised test-span predictions ``predicted`` ``(N,)``."""
-    prediction = windows.to_series_units(predicted.double().numpy(), windows.test_index)
-    truth = windows.series[windows.test_index]
-    persistence = windows.series[windows.test_index - windows.horizon]
+def series_scores(windows: SeriesWindows, predicted: torch.Tensor, rows: np.ndarray | None = None) -> dict[str, Any]:
+    """:func:`forecast_report` of standardised test-span predictions ``predicted`` ``(N,)`` (of the test windows
+    ``rows`` when given, a sample)."""
+    index = windows.test_index if rows is None else windows.test_index[rows]
+    prediction = windows.to_series_units(predicted.double().numpy(), index)
+    truth = windows.series[index]
+    persistence = windows.series[index - windows.horizon]
     ours, naive = regression_metrics(prediction, truth), regression_metrics(persistence, truth)
     return {
         "test_rmse": ours["rmse"], "test_mae": ours["mae"],
@@ -70,8 +73,9 @@ def series_scores(windows: SeriesWindows, predicted: torch.Tensor) -> dict[str, 
 
 
 def plot_forecast(windows: SeriesWindows, predictions: dict[str, list[float]], path: str | os.PathLike, *,
-                  title: str = "") -> Path:
-    """The series up to the test span's end, and each named prediction over the test span, as a PNG."""
+                  title: str = "", points: dict[str, tuple[np.ndarray, list[float]]] | None = None) -> Path:
+    """The series up to the test span's end, each named prediction over the test span, and each named
+    ``points`` ``(positions in the series, values)`` (a sample of windows) as markers, as a PNG."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -82,6 +86,8 @@ def plot_forecast(windows: SeriesWindows, predictions: dict[str, list[float]], p
     ax.plot(windows.test_index, windows.series[windows.test_index], color="black", lw=1.5, label="truth (test)")
     for label, values in predictions.items():
         ax.plot(windows.test_index, values, lw=1.2, ls="--", label=label)
+    for label, (positions, values) in (points or {}).items():
+        ax.plot(positions, values, "o", ms=3.5, label=label)
     ax.axvline(windows.test_index[0], color="0.3", lw=0.8, ls=":")
     ax.set_xlabel("time step")
     ax.set_ylabel("value")
@@ -102,12 +108,13 @@ def table_forecast_report(model: nn.Module, windows: TableWindows, *, batch_size
     return table_scores(windows, predict(model, windows.test[0], batch_size))
 
 
-def table_scores(windows: TableWindows, predicted: torch.Tensor) -> dict[str, Any]:
-    """:func:`table_forecast_report` of standardised test-span predictions ``predicted`` ``(N, T)``."""
-    prediction = windows.to_series_units(predicted.double().reshape(len(predicted), -1).numpy(),
-                                         windows.test_index)  # (n, T)
-    truth = windows.table[np.ix_(windows.test_index, np.asarray(windows.targets))]
-    persistence = windows.persistence(windows.test_index)
+def table_scores(windows: TableWindows, predicted: torch.Tensor, rows: np.ndarray | None = None) -> dict[str, Any]:
+    """:func:`table_forecast_report` of standardised test-span predictions ``predicted`` ``(N, T)`` (of the test
+    windows ``rows`` when given, a sample)."""
+    index = windows.test_index if rows is None else windows.test_index[rows]
+    prediction = windows.to_series_units(predicted.double().reshape(len(predicted), -1).numpy(), index)  # (n, T)
+    truth = windows.table[np.ix_(index, np.asarray(windows.targets))]
+    persistence = windows.persistence(index)
     report: dict[str, Any] = {"targets": list(windows.target_names), "test_windows": len(truth)}
     for key in ("test_rmse", "test_mae", "persistence_rmse", "persistence_mae", "test_prediction", "test_truth"):
         report[key] = {}
@@ -120,8 +127,9 @@ def table_scores(windows: TableWindows, predicted: torch.Tensor) -> dict[str, An
 
 
 def plot_table_forecast(windows: TableWindows, predictions: dict[str, dict[str, list[float]]], path: str | os.PathLike, *,
-                        title: str = "") -> Path:
-    """One panel per target column: the column, the test truth and each named prediction ``{label: {target: values}}``."""
+                        title: str = "", points: dict[str, tuple[np.ndarray, dict[str, list[float]]]] | None = None) -> Path:
+    """One panel per target column: the column, the test truth, each named prediction ``{label: {target: values}}``
+    and each named ``points`` ``(rows, {target: values})`` (a sample of windows) as markers."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -135,6 +143,8 @@ def plot_table_forecast(windows: TableWindows, predictions: dict[str, dict[str, 
         ax.plot(windows.test_index, windows.table[windows.test_index, column], color="black", lw=1.5, label="truth (test)")
         for label, values in predictions.items():
             ax.plot(windows.test_index, values[name], lw=1.2, ls="--", label=label)
+        for label, (positions, marked) in (points or {}).items():
+            ax.plot(positions, marked[name], "o", ms=3.5, label=label)
         ax.axvline(windows.test_index[0], color="0.3", lw=0.8, ls=":")
         ax.set_ylabel(name)
         ax.legend(fontsize=7, loc="best")
@@ -161,14 +171,14 @@ def _versus_exact(on_backend: dict[str, Any], exact: dict[str, Any]) -> dict[str
 
 
 def _plot(windows: SeriesWindows | TableWindows, predictions: dict[str, Any], path: Path, data: str,
-          scores: dict[str, Any]) -> None:
+          scores: dict[str, Any], points: dict[str, Any] | None = None) -> None:
     if isinstance(windows, TableWindows):
         persistence = windows.persistence(windows.test_index)
         predictions = {**predictions, "persistence": {name: persistence[:, j].tolist()
                                                       for j, name in enumerate(windows.target_names)}}
-        plot_table_forecast(windows, predictions, path, title=f"{data}: test span")
+        plot_table_forecast(windows, predictions, path, title=f"{data}: test span", points=points)
     else:
-        plot_forecast(windows, predictions, path,
+        plot_forecast(windows, predictions, path, points=points,
                       title=f"{data}: test RMSE {scores['test_rmse']:.4g} (persistence {scores['persistence_rmse']:.4g})")
 
 
@@ -188,28 +198,56 @@ def _restored_windows(checkpoint: Path) -> tuple[nn.Module, SeriesWindows | Tabl
     return model, windows, config, describe_source(config.data, config.forecast)
 
 
-def forecast_work(windows: SeriesWindows | TableWindows, model_kind: str, data: str, batch_size: int | None = None):
-    """The :class:`~qk_lstm_qiskit.evaluation.backend.BackendWork` of forecasting the test windows, ``batch_size``
-    at a time (default all in one batch: one job per time step): the test RMSE and MAE on the backend (per target
-    for a table), the exact model's, ``backend_rmse_vs_exact``, persistence, and ``forecast.png``."""
-    from .backend import BackendWork
+def forecast_work(windows: SeriesWindows | TableWindows, model_kind: str, data: str, batch_size: int | None = None,
+                  rows: np.ndarray | None = None):
+    """The :class:`~qk_lstm_qiskit.evaluation.backend.BackendWork` of forecasting the test windows (``rows`` of
+    them when given: a sample), ``batch_size`` at a time (default all in one batch: one job per time step): the
+    test RMSE and MAE on the backend (per target for a table), the exact model's, ``backend_rmse_vs_exact``,
+    persistence, ``forecast.png``; on a sample, each RMSE's 95 % interval
+    (:func:`~qk_lstm_qiskit.evaluation.sampling.rmse_interval`) and the exact RMSE over every test window."""
+    from .backend import BackendWork, interval_metrics
 
-    inputs = windows.test[0]
+    table = isinstance(windows, TableWindows)
+    inputs = windows.test[0] if rows is None else windows.test[0][torch.as_tensor(rows)]
     size = batch_size or max(len(inputs), 1)
-    scores = table_scores if isinstance(windows, TableWindows) else series_scores
+
+    def scores(predicted: torch.Tensor, at: np.ndarray | None = rows) -> dict[str, Any]:
+        return (table_scores(windows, predicted, at) if table  # type: ignore[arg-type]
+                else series_scores(windows, predicted, at))  # type: ignore[arg-type]
 
     def run(model: nn.Module, batches) -> torch.Tensor:
         return torch.cat([predict(model, batch) for batch in batches])
 
-    def score(on_backend: torch.Tensor, exact: torch.Tensor, out: Path, title: str) -> dict[str, Any]:
-        ours, theirs = scores(windows, on_backend), scores(windows, exact)  # type: ignore[arg-type]
-        _plot(windows, {f"{model_kind} (exact)": theirs["test_prediction"],
-                        f"{model_kind} {title}": ours["test_prediction"]}, out / "forecast.png", data, ours)
+    def score(on_backend: torch.Tensor, exact: torch.Tensor, out: Path, title: str, exact_full) -> dict[str, Any]:
+        ours, theirs = scores(on_backend), scores(exact)
         kept = {k: theirs[k] for k in ("persistence_rmse", "persistence_mae", "test_truth")}
-        return {"model": model_kind, **_versus_exact(ours, theirs), **kept}
+        metrics = {"model": model_kind, **_versus_exact(ours, theirs), **kept}
+        if exact_full is None:
+            _plot(windows, {f"{model_kind} (exact)": theirs["test_prediction"],
+                            f"{model_kind} {title}": ours["test_prediction"]}, out / "forecast.png", data, ours)
+            return metrics
+        full = scores(exact_full, None)
+        index = windows.test_index[rows]
+        _plot(windows, {f"{model_kind} (exact)": full["test_prediction"]}, out / "forecast.png", data, full,
+              points={f"{model_kind} {title}, sampled windows": (index, ours["test_prediction"])})
+        if table:
+            names = cast(TableWindows, windows).target_names
+            truth, predicted = (np.asarray([ours[k][n] for n in names]).T for k in ("test_truth", "test_prediction"))
+            intervals = rmse_intervals_by_target((predicted - truth) ** 2, len(windows.test_index))
+            per_target = {n: interval_metrics(i, full["test_rmse"][n]) for n, i in zip(names, intervals)}
+            metrics.update({key: {n: per_target[n][key] for n in per_target} for key in next(iter(per_target.values()))})
+        else:
+            errors = (np.asarray(ours["test_prediction"]) - np.asarray(ours["test_truth"])) ** 2
+            metrics.update(interval_metrics(rmse_interval(errors, len(windows.test_index)), full["test_rmse"]))
+        return metrics
+
+    def select(indices) -> Any:
+        return forecast_work(windows, model_kind, data, batch_size, rows=np.asarray(indices, dtype=int))
 
     return BackendWork(batches=list(inputs.split(size)), lengths=[int(inputs.size(1))] * len(inputs), batch_size=size,
-                       run=run, combine=torch.cat, score=score, source=data)
+                       run=run, combine=torch.cat, score=score, source=data,
+                       batch_lengths=lambda batch: torch.full((len(batch),), batch.size(1)),
+                       select=select if rows is None else None)
 
 
 def evaluate_forecast_on_backend(checkpoint: str | os.PathLike, request, *, resolved=None) -> dict[str, Any]:

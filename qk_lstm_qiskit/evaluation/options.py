@@ -114,13 +114,18 @@ class Budget:
 
     Attributes:
         dry_run: estimate only; nothing is submitted or written.
-        max_qpu_seconds: refuse a run whose estimate exceeds it (default no limit).
+        max_qpu_seconds: evaluate the whole set if its estimate fits, else the largest seeded random sample
+            of examples that fits (its metric with a 95 % interval); refuse a run where not even one example
+            fits (default no limit).
         job_overhead_seconds: ``t_job`` of the estimate (default 3 s).
+        sample_seed: when the whole evaluation set does not fit ``max_qpu_seconds``, the seed of the random
+            sample of examples sized to it (default 0).
     """
 
     dry_run: bool = False
     max_qpu_seconds: float | None = None
     job_overhead_seconds: float | None = None
+    sample_seed: int = 0
 
 
 @dataclass(frozen=True)

@@ -182,10 +182,21 @@ def backend_report(metrics: Mapping[str, Any], task_lines: Sequence[str]) -> lis
     (:func:`~qk_lstm_qiskit.evaluation.backend.evaluate_on_backend`): the estimate, the task's ``task_lines``,
     the kernel differences, the readout calibration and the jobs (the estimate only after a dry run)."""
     lines = [metrics["estimate_summary"]]
+    sample = metrics.get("sample")
+    if sample:
+        lines.append(f"budget: a random sample of {sample['examples']} of {sample['population']} examples (seed "
+                     f"{sample['seed']}) fits max_qpu_seconds")
     if metrics.get("dry_run"):
         return lines + ["dry run: nothing submitted"]
-    lines += [*task_lines,
-              f"mean |k_backend - k_exact|: {metrics['kernel_mean_abs_diff']:.4f} (max {metrics['kernel_max_abs_diff']:.4f}, "
+    lines += task_lines
+    if sample:
+        intervals = metrics["interval_95"] if isinstance(metrics["interval_95"], dict) else {"": metrics["interval_95"]}
+        for name, (low, high) in intervals.items():
+            exact = metrics["exact_full"][name] if name else metrics["exact_full"]
+            inside = metrics["exact_full_inside_interval"][name] if name else metrics["exact_full_inside_interval"]
+            lines.append(f"{name + ': ' if name else ''}95% interval of the sample's metric [{low:.4g}, {high:.4g}]; "
+                         f"exact model on every example {exact:.4g} ({'inside' if inside else 'outside'})")
+    lines += [f"mean |k_backend - k_exact|: {metrics['kernel_mean_abs_diff']:.4f} (max {metrics['kernel_max_abs_diff']:.4f}, "
               f"signed mean {metrics['kernel_mean_diff']:+.4f}, {metrics['kernel_values']} kernel values; "
               f"fidelity {metrics['fidelity']}, mitigation {metrics['mitigation']})"]
     if metrics["calibration"]:

@@ -33,7 +33,8 @@ from ..data.sequences import (
     prepare_sequences, test_sequences,
 )
 from ..evaluation.classification import classification_metrics, classify, plot_class_confusion
-from ..evaluation.backend import BackendWork, default_eval_dir, estimate_on_backend, evaluate_on_backend
+from ..evaluation.backend import BackendWork, default_eval_dir, estimate_on_backend, evaluate_on_backend, interval_metrics
+from ..evaluation.sampling import proportion_interval
 from ..evaluation.options import Budget, EvaluationRequest, Sampling
 from ..hardware.cost import CostEstimate
 from ..nn.classifier import build_classifier
@@ -255,11 +256,14 @@ def _qk_lstm(task: ClassificationTask, command: str, backend: str) -> None:
                          f"sampler), got {task.config.model.kind!r}")
 
 
-def classification_work(task: ClassificationTask, test: LabelledSequences, batch_size: int, source: str) -> BackendWork:
+def classification_work(task: ClassificationTask, test: LabelledSequences, batch_size: int, source: str,
+                        population: int | None = None) -> BackendWork:
     """The :class:`~qk_lstm_qiskit.evaluation.backend.BackendWork` of classifying ``test`` in batches of
     ``batch_size`` sequences sorted by length (one job per time step of a batch): accuracy, macro-F1, the
     confusion matrix and ``confusion.png`` on the backend, ``exact_accuracy``, ``exact_macro_f1`` and
-    ``agreement`` (fraction of sequences both models put in the same class); predictions in ``test``'s order."""
+    ``agreement`` (fraction of sequences both models put in the same class); predictions in ``test``'s order.
+    On a sample of a ``population`` of sequences: the accuracy's 95 % interval
+    (:func:`~qk_lstm_qiskit.evaluation.sampling.proportion_interval`) and the exact accuracy on every sequence."""
     order = np.argsort(test.lengths, kind="stable")
     batches = make_sequence_batches(test.subset(order), batch_size)
     unsort = torch.as_tensor(np.argsort(order, kind="stable"))
@@ -271,20 +275,29 @@ def classification_work(task: ClassificationTask, test: LabelledSequences, batch
     def combine(parts: list[tuple[torch.Tensor, torch.Tensor, float]]) -> tuple[torch.Tensor, torch.Tensor, float]:
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), sum(p[2] for p in parts)
 
-    def score(on_backend, exact, out: Path, title: str) -> dict[str, Any]:
+    def score(on_backend, exact, out: Path, title: str, exact_full) -> dict[str, Any]:
         (predictions, gold, loss_sum), exact_predictions = on_backend, exact[0][unsort]
         predictions, gold = predictions[unsort], gold[unsort]
         scored = classification_metrics(predictions, gold, task.classes)
         plot_class_confusion(scored, out / "confusion.png", title=f"{task.config.model.kind} {title}: accuracy "
                                                                   f"{scored['accuracy']:.3f}")
         exact_scored = classification_metrics(exact_predictions, gold, task.classes)
-        return {"model": task.config.model.kind, **scored, "loss": loss_sum / len(gold),
-                "predictions": predictions.tolist(), "exact_accuracy": exact_scored["accuracy"],
-                "exact_macro_f1": exact_scored["macro_f1"], "exact_predictions": exact_predictions.tolist(),
-                "agreement": float((predictions == exact_predictions).double().mean())}
+        metrics = {"model": task.config.model.kind, **scored, "loss": loss_sum / len(gold),
+                   "predictions": predictions.tolist(), "exact_accuracy": exact_scored["accuracy"],
+                   "exact_macro_f1": exact_scored["macro_f1"], "exact_predictions": exact_predictions.tolist(),
+                   "agreement": float((predictions == exact_predictions).double().mean())}
+        if exact_full is not None:
+            interval = proportion_interval((predictions == gold).int().numpy(), population or len(gold))
+            metrics.update(interval_metrics(interval, float((exact_full[0] == exact_full[1]).double().mean())))
+        return metrics
 
-    return BackendWork(batches=batches, lengths=[int(n) for n in test.lengths[order]], batch_size=batch_size, run=run,
-                       combine=combine, score=score, source=source)
+    def select(indices: Sequence[int]) -> BackendWork:
+        return classification_work(task, test.subset(np.asarray(indices, dtype=int)), batch_size, source,
+                                   population=len(test))
+
+    return BackendWork(batches=batches, lengths=[int(n) for n in test.lengths], batch_size=batch_size, run=run,
+                       combine=combine, score=score, source=source, batch_lengths=lambda batch: batch.lengths,
+                       select=select if population is None else None)
 
 
 def evaluate_classification_on_backend(checkpoint: str | os.PathLike, request: EvaluationRequest, *,
