@@ -100,10 +100,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         journal = (request.out_dir or default_eval_dir(args.checkpoint, args.backend)) / JOURNAL_NAME
         if not journal.is_file():
             raise
-        if args.backend.startswith("ibm:"):
-            hint = f"submitted job ids are in the journal {JOURNAL_NAME} (rerun with --resume to fetch them)"
-        else:  # local jobs live in this process only
-            hint = f"local {args.backend} jobs cannot be fetched later; rerun into a new --out"
+        hint = (f"finished jobs' results are kept and submitted job ids are in the journal {JOURNAL_NAME}; rerun with "
+                "--resume to pay for none of them again" + ("" if args.backend.startswith("ibm:") else
+                                                           " (a local job cut off mid-run is run again)"))
         print(f"qk-lstm evaluate: interrupted; {hint}", file=sys.stderr)
         return 130
     for line in task.evaluation_summary(metrics, request):

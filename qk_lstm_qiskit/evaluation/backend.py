@@ -25,7 +25,6 @@ batching, so a batch pads little: padded positions still cost circuits on the de
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -63,6 +62,7 @@ __all__ = ["BackendWork", "default_eval_dir", "estimate_checkpoint", "estimate_o
 logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 32
+RESULTS_DIR = "results"  #: each finished job's result, replayed on resume (:class:`~qk_lstm_qiskit.hardware.journal.JournaledSampler`)
 Loader = Callable[..., nn.Module]  #: ``load(sampler=None, pass_manager=None) → model`` of a checkpoint, in eval mode
 
 
@@ -278,25 +278,14 @@ def _run_concurrently(model: nn.Module, work: BackendWork, sampler: JournaledSam
     return work.combine(parts)
 
 
-def _prepare_out_dir(out_dir: Path, *, resume: bool, local_jobs: bool) -> Path:
-    """The journal path in the claimed ``out_dir``; with ``resume`` on a local backend the old
-    journal is set aside (local jobs cannot be fetched by id)."""
-    journal = out_dir / JOURNAL_NAME
-    if resume and local_jobs:
-        kept = journal.with_name(f"jobs.{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
-        shutil.move(journal, kept)
-        logger.warning("evaluate: local and simulator jobs cannot be fetched again; rerunning them (old journal: %s)", kept)
-    return journal
-
-
 def _journaled_samplers(rb, out: Path, *, mitigation: Mitigation, jobs: JobPolicy, resume: bool):
     """``(journal path, journaled sampler, the kernels' sampler)`` of an evaluation writing to ``out``: every
-    job recorded in the journal (fetched again by id on ``resume``), readout-mitigated unless ``mitigation.method``
-    is ``none`` (``mitigation``'s calibration shots and folder given)."""
-    local_jobs = rb.service is None
-    journal_path = _prepare_out_dir(out, resume=resume, local_jobs=local_jobs)
+    job recorded in the journal and its result kept in ``out/results`` (on ``resume`` a finished job is replayed
+    from there, an unfinished one fetched again by id from IBM, or rerun on a local backend whose jobs died with
+    their process), readout-mitigated unless ``mitigation.method`` is ``none``."""
+    journal_path = out / JOURNAL_NAME
     sampler = kernel_sampler = JournaledSampler(
-        rb.sampler, journal_path, service=rb.service, resume=resume and not local_jobs,
+        rb.sampler, journal_path, service=rb.service, resume=resume, results_dir=out / RESULTS_DIR,
         backend_name=rb.device_name or rb.name, max_retries=jobs.max_retries, backoff_seconds=jobs.backoff_seconds,
         timeout_seconds=jobs.timeout_seconds, max_circuits_per_job=_circuit_limit(rb, jobs.max_circuits_per_job),
     )

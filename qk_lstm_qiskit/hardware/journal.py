@@ -492,6 +492,9 @@ class JournaledSampler(BaseSamplerV2):
         try:
             self.results_dir.mkdir(parents=True, exist_ok=True)
             write_result(result, self.results_dir / name, job_id=job_id, fingerprint=fingerprint)
+        except TypeError:  # not shots (an exact sampler's probabilities): nothing a resume would need to replay
+            logger.debug("call %d: job %s returned no bit arrays; its result is not stored", index, job_id)
+            return {}
         except OSError as exc:  # the result is in hand: a full disk must not lose it, only its replay
             logger.warning("call %d: could not store the result of job %s in %s: %s", index, job_id,
                            self.results_dir, describe_error(exc))

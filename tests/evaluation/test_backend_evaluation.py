@@ -19,6 +19,8 @@ from qk_lstm_qiskit.training.experiment import run_training
 from qk_lstm_qiskit.circuits.feature_map import FeatureMap
 from qk_lstm_qiskit.kernels.kernel import QuantumKernel
 
+from _samplers import JobRegistry, ibm_standin
+
 DUMMY_TOKEN = "dummy-token-123-do-not-leak-9f8e7d"
 SHOTS = 256
 
@@ -77,7 +79,7 @@ def test_evaluate_on_a_fake_device(checkpoint, tmp_path, monkeypatch):
     # tokens tagged alike are right or wrong alike: the accuracies differ by at most the disagreement
     assert abs(saved["accuracy"] - saved["exact_accuracy"]) <= 1 - saved["agreement"] + 1e-12
     assert metrics["out_dir"] == str(out)
-    for path in out.iterdir():  # the token in the environment reached no file
+    for path in (p for p in out.rglob("*") if p.is_file()):  # the token in the environment reached no file
         assert DUMMY_TOKEN.encode() not in path.read_bytes()
 
 
@@ -105,70 +107,24 @@ def test_existing_journal_needs_resume(checkpoint, tmp_path):
         evaluate_checkpoint(checkpoint, "fake:manila", sampling=Sampling(SHOTS), out_dir=tmp_path)
 
 
-class _Registry:
-    """Stand-in for the IBM service side: remembers every job so ``job(id)`` finds it again."""
-
-    def __init__(self):
-        self.jobs = {}
-
-    def job(self, job_id):
-        return self.jobs[job_id]
-
-
-class _InterruptOnce:
-    def __init__(self, job):
-        self._job = job
-
-    def __getattr__(self, name):
-        return getattr(self._job, name)
-
-    def result(self):
-        raise KeyboardInterrupt
-
-
-class _CloudSampler:
-    """Runs on the local-mode Runtime sampler, registers jobs; ``interrupt_at`` interrupts one wait."""
-
-    def __new__(cls, inner, registry, interrupt_at=None):
-        from qiskit.primitives import BaseSamplerV2
-
-        class Sampler(BaseSamplerV2):
-            runs = 0
-
-            def run(self, pubs, *, shots=None):
-                job = inner.run(pubs, shots=shots)
-                registry.jobs[job.job_id()] = job
-                Sampler.runs += 1
-                return _InterruptOnce(job) if Sampler.runs - 1 == interrupt_at else job
-
-        return Sampler()
-
-
-def _ibm_standin(registry, interrupt_at=None, seed=5):
-    local = resolve_backend("aer-noisy:manila", shots=SHOTS, seed=seed)  # manila's noise, faster than local mode
-    sampler = _CloudSampler(local.sampler, registry, interrupt_at)
-    return ResolvedBackend(name="ibm:ibm_manila", kind="ibm", sampler=sampler, pass_manager=local.pass_manager,
-                           device=local.device, service=registry, shots=SHOTS, optimization_level=1), sampler
-
-
 @pytest.mark.fake_backend
 def test_interrupted_evaluate_resumes_by_job_id(checkpoint, tmp_path):
-    registry = _Registry()
-    rb, _ = _ibm_standin(registry, interrupt_at=2)
+    registry = JobRegistry()
+    rb, _ = ibm_standin(registry, interrupt_at=2)
     out = tmp_path / "ibm"
     with pytest.raises(KeyboardInterrupt):
         evaluate_checkpoint(checkpoint, resolved=rb, out_dir=out)
     first = [r["job_id"] for r in _journal(out / "jobs.jsonl") if r["event"] == "submitted"]
     assert len(first) == 3  # job 2 was submitted and journaled, then the wait was interrupted
 
-    rb, sampler = _ibm_standin(registry)
+    rb, sampler = ibm_standin(registry)
     metrics = evaluate_checkpoint(checkpoint, resolved=rb, out_dir=out, resume=True)
     assert (metrics["jobs_resumed"], metrics["jobs_submitted"]) == (3, 2)
     assert type(sampler).runs == 2  # nothing paid twice
     submitted = [r["job_id"] for r in _journal(out / "jobs.jsonl") if r["event"] == "submitted"]
     assert submitted[:3] == first and len(submitted) == 5
 
-    clean = evaluate_checkpoint(checkpoint, resolved=_ibm_standin(_Registry())[0], out_dir=tmp_path / "clean")
+    clean = evaluate_checkpoint(checkpoint, resolved=ibm_standin(JobRegistry())[0], out_dir=tmp_path / "clean")
     for key in ("accuracy", "kernel_mean_abs_diff", "kernel_max_abs_diff"):
         assert metrics[key] == clean[key]  # same seeded jobs, same numbers
 
@@ -201,7 +157,7 @@ def test_cli_evaluate_leaves_no_trace_of_the_token(checkpoint, tmp_path, monkeyp
     assert "accuracy on ibm:ibm_manila (64 shots)" in captured.out and "QPU seconds" in captured.out
     assert {"metrics.json", "jobs.jsonl"} <= {p.name for p in out.iterdir()}
     texts = [captured.out, captured.err, caplog.text, checkpoint.read_bytes().decode("latin-1")]
-    texts += [p.read_bytes().decode("latin-1") for p in out.iterdir()]
+    texts += [p.read_bytes().decode("latin-1") for p in out.rglob("*") if p.is_file()]  # results/ too
     assert all(DUMMY_TOKEN not in text for text in texts)
 
 
@@ -251,112 +207,12 @@ def test_an_exact_sampler_reproduces_the_exact_executor(checkpoint, tmp_path):
     assert metrics["accuracy"] == metrics["exact_accuracy"] and metrics["agreement"] == 1.0
 
 
-def test_resume_on_a_local_simulator_reruns_and_keeps_the_old_journal(checkpoint, tmp_path, caplog):
+def test_resume_on_a_local_simulator_replays_every_finished_job(checkpoint, tmp_path):
     out = tmp_path / "aer"
     first = evaluate_checkpoint(checkpoint, "aer", sampling=Sampling(SHOTS, seed=1), out_dir=out)
-    again = evaluate_checkpoint(checkpoint, "aer", sampling=Sampling(SHOTS, seed=1), out_dir=out, resume=True)
-    assert "cannot be fetched again; rerunning them" in caplog.text
-    assert again["jobs_submitted"] == 5 and again["accuracy"] == first["accuracy"]
-    assert len(list(out.glob("jobs.*.jsonl"))) == 1  # the first journal, kept aside
-
-
-CAL_SHOTS = 400
-
-
-@pytest.mark.fake_backend
-def test_interrupted_mitigated_parallel_evaluate_resumes_without_paying_twice(checkpoint, tmp_path):
-    """Calibration, then two sentence batches in parallel; an interrupt mid-run; resume fetches
-    every journaled job, reuses the cached calibration and ends with the uninterrupted numbers."""
-    options = {"mitigation": Mitigation("m3", calibration_shots=CAL_SHOTS), "batch_size": 1,
-               "jobs": JobPolicy(parallel_batches=2)}
-    registry = _Registry()
-    rb, sampler = _ibm_standin(registry, interrupt_at=3)
-    out = tmp_path / "ibm"
-    with pytest.raises(KeyboardInterrupt):
-        evaluate_checkpoint(checkpoint, resolved=rb, out_dir=out, **options)
-    first = [r for r in _journal(out / "jobs.jsonl") if r["event"] == "submitted"]
-    assert first[0]["stream"] == "calibration" and len(list((out / "calibrations").glob("*.json"))) == 1
-    assert len(first) == type(sampler).runs  # every submitted job is in the journal
-
-    rb, sampler = _ibm_standin(registry)
-    metrics = evaluate_checkpoint(checkpoint, resolved=rb, out_dir=out, resume=True, **options)
-    kernel_jobs = 5 + 4  # one job per time step: sentences of 5 and 4 words in their own batches
-    assert metrics["jobs_resumed"] == len(first) - 1  # all but the calibration job, which the cache replaces
-    assert metrics["jobs_resumed"] + metrics["jobs_submitted"] == kernel_jobs
-    assert type(sampler).runs == metrics["jobs_submitted"]  # nothing paid twice
-    assert metrics["calibration"]["paid"] is False
-
-    clean = evaluate_checkpoint(checkpoint, resolved=_ibm_standin(_Registry())[0], out_dir=tmp_path / "clean",
-                                **{**options, "jobs": JobPolicy(parallel_batches=1)})
-    assert clean["calibration"]["paid"] is True and clean["jobs_submitted"] == 1 + kernel_jobs
-    for key in ("accuracy", "kernel_mean_abs_diff", "kernel_max_abs_diff", "kernel_mean_diff"):
-        assert metrics[key] == clean[key]  # same seeded jobs and calibration: same numbers, in any order
-
-
-@pytest.mark.fake_backend
-def test_mitigation_corrects_the_readout_bias_and_reuses_a_shared_calibration(checkpoint, tmp_path):
-    cal_dir = tmp_path / "cals"
-    runs = {}
-    for method in ("none", "marginal", "m3"):
-        rb, _ = _ibm_standin(_Registry())
-        runs[method] = evaluate_checkpoint(checkpoint, resolved=rb, out_dir=tmp_path / method,
-                                           mitigation=Mitigation(method, calibration_shots=2000, calibration_dir=cal_dir),
-                                           sampling=Sampling(target_error=0.015))
-    assert runs["marginal"]["calibration"]["paid"] and not runs["m3"]["calibration"]["paid"]  # one calibration
-    assert runs["m3"]["jobs_submitted"] == runs["none"]["jobs_submitted"] == 5
-    assert runs["m3"]["estimate"]["calibration_circuits"] == 0  # cached: not counted again
-    assert runs["none"]["shots"] == 1112 and runs["m3"]["shots"] > runs["none"]["shots"]  # γ/(4E²)
-    # 160 kernels, standard error ≤ 0.015 each: the plain estimate is pulled down by manila's ≈ 2-4 %
-    # readout error; the mitigated signed means are within 5 standard errors (of a mean of 160) of zero
-    bound = 5 * 0.015 / math.sqrt(160)
-    assert runs["none"]["kernel_mean_diff"] < -bound
-    for method in ("m3", "marginal"):
-        assert abs(runs[method]["kernel_mean_diff"]) < bound
-        assert runs[method]["kernel_mean_abs_diff"] < runs["none"]["kernel_mean_abs_diff"]
-
-
-@pytest.mark.fake_backend
-def test_estimate_counts_the_calibration_and_picks_shots_for_a_target_error(checkpoint, tmp_path):
-    plain = estimate_checkpoint(checkpoint, "fake:manila", sampling=Sampling(1000))
-    m3 = estimate_checkpoint(checkpoint, "fake:manila", sampling=Sampling(1000), mitigation=Mitigation("m3", calibration_shots=1000))
-    assert (m3.calibration_circuits, m3.calibration_shots, m3.calibration_jobs) == (8, 250, 1)
-    assert m3.qpu_seconds == pytest.approx(plain.qpu_seconds + m3.calibration_qpu_seconds)
-    assert m3.calibration_qpu_seconds > m3.job_overhead_seconds
-    target = estimate_checkpoint(checkpoint, "fake:manila", mitigation=Mitigation("marginal"), sampling=Sampling(target_error=0.01))
-    assert target.shots == math.ceil(target.variance_factor / (4 * 0.01**2)) and target.variance_factor > 1
-    assert target.kernel_standard_error <= 0.01
-    assert "chosen for a kernel standard error ≤ 0.01" in target.summary()
-    # both sentences: 56.9 s of kernels + 8 s calibration > 60 s; one of them (seeded) fits
-    whole = evaluate_checkpoint(checkpoint, "fake:manila", sampling=Sampling(1024), mitigation=Mitigation("m3"),
-                                budget=Budget(dry_run=True))
-    fitted = evaluate_checkpoint(checkpoint, "fake:manila", sampling=Sampling(1024), mitigation=Mitigation("m3"),
-                                 budget=Budget(dry_run=True, max_qpu_seconds=60))
-    assert whole["estimate"]["qpu_seconds"] > 60 >= fitted["estimate"]["qpu_seconds"]
-    assert fitted["sample"] == {"examples": 1, "population": 2, "seed": 0}
-    # not even one sentence fits 10 s (≥ 4 jobs of 3 s): refused before anything is written
-    with pytest.raises(QKLSTMError, match="needs ≈ .* over max_qpu_seconds=10"):
-        evaluate_checkpoint(checkpoint, "fake:manila", sampling=Sampling(1024), mitigation=Mitigation("m3"),
-                            out_dir=tmp_path / "b", budget=Budget(max_qpu_seconds=10))
-    assert not (tmp_path / "b" / "jobs.jsonl").exists()
-
-
-def test_mitigation_needs_a_device_backend(checkpoint, tmp_path):
-    with pytest.raises(ValueError, match="expected a device backend .* for mitigation 'm3', got 'aer'"):
-        evaluate_checkpoint(checkpoint, "aer", sampling=Sampling(SHOTS), out_dir=tmp_path / "x", mitigation=Mitigation("m3"))
-    with pytest.raises(ValueError, match=r"expected mitigation in \('none', 'm3', 'marginal'\), got 'trex'"):
-        evaluate_checkpoint(checkpoint, "aer", sampling=Sampling(SHOTS), out_dir=tmp_path / "x", mitigation=Mitigation("trex"))
-    assert not (tmp_path / "x").exists()
-
-
-@pytest.mark.fake_backend
-def test_cli_evaluate_with_mitigation_and_target_error(checkpoint, tmp_path, capsys):
-    out = tmp_path / "cli"
-    code = main(["evaluate", "--checkpoint", str(checkpoint), "--backend", "aer-noisy:manila", "--mitigation",
-                 "marginal", "--target-error", "0.05", "--calibration-shots", "300", "--out", str(out), "--no-progress"])
-    assert code == 0
-    text = capsys.readouterr().out
-    assert "readout mitigation: marginal; 8 calibration circuits" in text
-    assert "mitigation marginal" in text and "readout calibration of qubits" in text and "measured now" in text
-    saved = json.loads((out / "metrics.json").read_text())
-    assert saved["shots"] == math.ceil(saved["estimate"]["variance_factor"] / (4 * 0.05**2))
-    assert saved["calibration"]["shots"] == 300 and len(saved["calibration"]["matrices"]) == 4
+    (out / "metrics.json").unlink()  # as if the run had died before writing its metrics
+    again = evaluate_checkpoint(checkpoint, "aer", sampling=Sampling(SHOTS, seed=7), out_dir=out, resume=True)
+    assert (again["jobs_submitted"], again["jobs_resumed"]) == (0, 5)  # nothing paid twice
+    for key in ("accuracy", "kernel_mean_abs_diff", "kernel_max_abs_diff"):  # the first run's shots, not seed 7's
+        assert again[key] == first[key]
+    assert len(list((out / "results").glob("batch-0-*.npz"))) == 5
