@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 
 import pytest
 import torch
@@ -14,7 +13,7 @@ from qk_lstm_qiskit.cli import main
 from qk_lstm_qiskit.config import load_config
 from qk_lstm_qiskit.errors import QKLSTMError
 from qk_lstm_qiskit.evaluation.backend import default_eval_dir, estimate_checkpoint, evaluate_checkpoint
-from qk_lstm_qiskit.evaluation.options import Budget, JobPolicy, Mitigation, Sampling
+from qk_lstm_qiskit.evaluation.options import Budget, Sampling
 from qk_lstm_qiskit.training.experiment import run_training
 from qk_lstm_qiskit.circuits.feature_map import FeatureMap
 from qk_lstm_qiskit.kernels.kernel import QuantumKernel
