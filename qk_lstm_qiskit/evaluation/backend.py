@@ -57,7 +57,8 @@ from .options import Budget, EvaluationRequest, JobPolicy, Mitigation, RuntimeOp
 from .sampling import MetricInterval, accuracy_interval, sample_for_budget
 
 __all__ = ["BackendWork", "default_eval_dir", "estimate_checkpoint", "estimate_on_backend", "evaluate_checkpoint",
-           "evaluate_on_backend", "interval_metrics"]
+           "evaluate_on_backend", "interval_metrics",
+           "tagging_backend_work"]
 
 logger = logging.getLogger(__name__)
 
@@ -436,14 +437,25 @@ def evaluate_on_backend(checkpoint: str | Path, request: EvaluationRequest, work
 # ---------------------------------------------------------------------- the tagging task's entries
 
 
-def _tagger_loader(checkpoint: str | Path) -> tuple[Loader, Any, Any, Any]:
-    """``(load, words, tags, config)`` of a tagger checkpoint."""
+def tagging_backend_work(checkpoint: str | Path, request: EvaluationRequest) -> tuple[BackendWork, Loader]:
+    """``(work, load)`` of a qk-lstm tagger on ``request.data`` (default: its validation split, else its training
+    data; the first ``request.max_items`` sentences; ``request.batch_size`` a batch, default 32) on a sampler
+    backend (``load(sampler=None, pass_manager=None)`` → the tagger).
+
+    Raises:
+        ValueError: not a qk-lstm tagger; data the vocabulary cannot encode.
+    """
+    batch_size = request.batch_size or DEFAULT_BATCH_SIZE
+    check_int("evaluate", "batch_size", batch_size, 1)
     _, words, tags, config = load_tagger(checkpoint)
+    if config.model.kind != "qk-lstm":
+        raise ValueError(f"evaluate: expected a qk-lstm checkpoint, got model kind {config.model.kind!r} in {checkpoint}")
 
     def load(sampler=None, pass_manager=None) -> nn.Module:
         return load_tagger(checkpoint, sampler=sampler, pass_manager=pass_manager)[0]
 
-    return load, words, tags, config
+    eval_data = evaluation_data(request.data, config.data, words, tags, max_sentences=request.max_items)
+    return _tagging_work(eval_data, words, tags, batch_size, config), load
 
 
 def _request(backend: str, **groups: Any) -> EvaluationRequest:
@@ -501,9 +513,13 @@ def estimate_checkpoint(
     CoNLL-U file works with any checkpoint. Nothing is submitted (:func:`estimate_on_backend`); the
     option groups are those of :func:`evaluate_checkpoint` (``None``: the defaults).
     """
-    load, _, _, config = _tagger_loader(checkpoint)
+    _, _, _, config = load_tagger(checkpoint)
     sentences, _ = evaluation_sentences(data, config.data, max_sentences=max_sentences)
     request = _request(backend, sampling=sampling, mitigation=mitigation, jobs=jobs, budget=budget)
+
+    def load(sampler=None, pass_manager=None) -> nn.Module:
+        return load_tagger(checkpoint, sampler=sampler, pass_manager=pass_manager)[0]
+
     return estimate_on_backend(checkpoint, request, [len(ws) for ws, _ in sentences], batch_size, load=load,
                                training=training, epochs=epochs, resolved=resolved)
 
@@ -551,12 +567,8 @@ def evaluate_checkpoint(
         ValueError: bad arguments, a non-qk-lstm checkpoint, data the vocabulary cannot encode.
         QKLSTMError: over budget, backend or job failures, an output folder with an old journal.
     """
-    check_int("evaluate", "batch_size", batch_size, 1)
-    load, words, tags, config = _tagger_loader(checkpoint)
-    if config.model.kind != "qk-lstm":
-        raise ValueError(f"evaluate: expected a qk-lstm checkpoint, got model kind {config.model.kind!r} in {checkpoint}")
-    request = _request(backend, out_dir=None if out_dir is None else Path(out_dir), sampling=sampling,
-                       mitigation=mitigation, jobs=jobs, runtime=runtime, budget=budget, resume=resume, progress=progress)
-    eval_data = evaluation_data(data, config.data, words, tags, max_sentences=max_sentences)
-    work = _tagging_work(eval_data, words, tags, batch_size, config)
+    request = _request(backend, out_dir=None if out_dir is None else Path(out_dir), batch_size=batch_size,
+                       max_items=max_sentences, data=data, sampling=sampling, mitigation=mitigation, jobs=jobs,
+                       runtime=runtime, budget=budget, resume=resume, progress=progress)
+    work, load = tagging_backend_work(checkpoint, request)
     return evaluate_on_backend(checkpoint, request, work, load=load, outputs=("confusion.png",), resolved=resolved)

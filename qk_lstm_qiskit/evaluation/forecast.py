@@ -24,7 +24,7 @@ from .sampling import rmse_interval, rmse_intervals_by_target
 from ..rundir import atomic_write, claim_out_dir, write_json_atomic
 
 __all__ = ["regression_metrics", "predict", "forecast_report", "series_scores", "plot_forecast", "evaluate_forecast",
-           "evaluate_forecast_on_backend", "estimate_forecast", "forecast_work", "table_forecast_report", "table_scores",
+           "evaluate_forecast_on_backend", "estimate_forecast", "forecast_backend_work", "forecast_work", "table_forecast_report", "table_scores",
            "plot_table_forecast"]
 
 log = logging.getLogger(__name__)
@@ -250,12 +250,14 @@ def forecast_work(windows: SeriesWindows | TableWindows, model_kind: str, data: 
                        select=select if rows is None else None)
 
 
-def evaluate_forecast_on_backend(checkpoint: str | os.PathLike, request, *, resolved=None) -> dict[str, Any]:
-    """:func:`~qk_lstm_qiskit.evaluation.backend.evaluate_on_backend` of a qk-lstm forecaster's test windows
-    (``request.batch_size`` windows a batch, default all): journal, resume, estimate, budget, mitigation and
-    the kernels' fidelity as for tagging. Writes ``metrics.json``, ``forecast.png`` and ``jobs.jsonl``."""
+def forecast_backend_work(checkpoint: str | os.PathLike, request) -> tuple[Any, Any]:
+    """``(work, load)`` of a qk-lstm forecaster's test windows on a sampler backend (:func:`forecast_work`,
+    ``request.batch_size`` windows a batch, default all; ``load(sampler=None, pass_manager=None)`` → the model).
+
+    Raises:
+        ValueError: not a qk-lstm forecaster.
+    """
     from ..checkpoint import load_forecaster
-    from .backend import evaluate_on_backend
 
     path = _model_file(checkpoint)
     _, windows, config, data = _restored_windows(path)
@@ -266,8 +268,18 @@ def evaluate_forecast_on_backend(checkpoint: str | os.PathLike, request, *, reso
     def load(sampler=None, pass_manager=None) -> nn.Module:
         return load_forecaster(path, sampler=sampler, pass_manager=pass_manager)[0]
 
-    work = forecast_work(windows, config.model.kind, data, request.batch_size)
-    return evaluate_on_backend(path, request, work, load=load, outputs=("forecast.png",), resolved=resolved)
+    return forecast_work(windows, config.model.kind, data, request.batch_size), load
+
+
+def evaluate_forecast_on_backend(checkpoint: str | os.PathLike, request, *, resolved=None) -> dict[str, Any]:
+    """:func:`~qk_lstm_qiskit.evaluation.backend.evaluate_on_backend` of a qk-lstm forecaster's test windows
+    (:func:`forecast_backend_work`): journal, resume, estimate, budget, mitigation and the kernels' fidelity as
+    for tagging. Writes ``metrics.json``, ``forecast.png``, ``jobs.jsonl`` and ``results/``."""
+    from .backend import evaluate_on_backend
+
+    work, load = forecast_backend_work(checkpoint, request)
+    return evaluate_on_backend(_model_file(checkpoint), request, work, load=load, outputs=("forecast.png",),
+                               resolved=resolved)
 
 
 def estimate_forecast(checkpoint: str | os.PathLike, request, *, training: bool = False, epochs: int = 1,

@@ -169,6 +169,13 @@ class Task(abc.ABC):
     def evaluation_summary(self, metrics: Mapping[str, Any], request: EvaluationRequest) -> list[str]:
         """Lines ``qk-lstm evaluate`` prints about ``metrics`` (what :meth:`evaluate_checkpoint` returned)."""
 
+    def backend_work(self, checkpoint: Path, request: EvaluationRequest) -> tuple[Any, Any]:
+        """``(work, load)``: the :class:`~qk_lstm_qiskit.evaluation.backend.BackendWork` of evaluating the request's
+        data with the checkpoint's model on a sampler backend, and ``load(sampler=None, pass_manager=None)`` → that
+        model (what :func:`~qk_lstm_qiskit.evaluation.backend.evaluate_on_backend` and the kernel-estimator run
+        :func:`~qk_lstm_qiskit.evaluation.estimated.evaluate_estimated` take)."""
+        raise ValueError(f"evaluate: expected a task that runs on a sampler backend, got task {self.name!r}")
+
     def estimate_checkpoint(self, checkpoint: Path, request: EvaluationRequest, *, training: bool = False,
                             epochs: int = 1) -> Any:
         """The :class:`~qk_lstm_qiskit.hardware.cost.CostEstimate` of evaluating (or training on) the request's

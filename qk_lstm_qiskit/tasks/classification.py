@@ -43,7 +43,7 @@ from ..validation import check_int
 from .base import Step, Task, TaskData, backend_report
 
 __all__ = ["ClassificationTask", "classification_work", "evaluate_classification", "evaluate_classification_on_backend",
-           "estimate_classification"]
+           "classification_backend_work",            "estimate_classification"]
 
 log = logging.getLogger(__name__)
 SEQUENCE_SUFFIXES = (".ts", ".npz", ".csv")
@@ -214,6 +214,9 @@ class ClassificationTask(Task):
             f"accuracy on {metrics['backend']} ({metrics['shots']} shots): {metrics['accuracy']:.4f}   "
             f"exact: {metrics['exact_accuracy']:.4f}   agreement: {metrics['agreement']:.4f}", *lines])
 
+    def backend_work(self, checkpoint: Path, request: EvaluationRequest) -> tuple[BackendWork, Any]:
+        return classification_backend_work(checkpoint, request)
+
     def estimate_checkpoint(self, checkpoint: Path, request: EvaluationRequest, *, training: bool = False,
                             epochs: int = 1) -> Any:
         """The QPU cost of classifying the request's data (default: the test split; ``training``: of training on
@@ -300,11 +303,10 @@ def classification_work(task: ClassificationTask, test: LabelledSequences, batch
                        select=select if population is None else None)
 
 
-def evaluate_classification_on_backend(checkpoint: str | os.PathLike, request: EvaluationRequest, *,
-                                       resolved=None) -> dict[str, Any]:
-    """:func:`~qk_lstm_qiskit.evaluation.backend.evaluate_on_backend` of a qk-lstm classifier on its test split (or
-    ``request.data``, its first ``request.max_items`` sequences; ``request.batch_size`` a batch, default 64):
-    journal, resume, estimate, budget, mitigation and the kernels' fidelity as for tagging."""
+def classification_backend_work(checkpoint: str | os.PathLike, request: EvaluationRequest) -> tuple[BackendWork, Any]:
+    """``(work, load)`` of a qk-lstm classifier on its test split (or ``request.data``, its first
+    ``request.max_items`` sequences; ``request.batch_size`` a batch, default 64) on a sampler backend
+    (:func:`classification_work`; ``load(sampler=None, pass_manager=None)`` → the model)."""
     path, task, state = _restored(checkpoint)
     _qk_lstm(task, "evaluate", request.backend)
     test = task.test_data(request.data, max_sequences=request.max_items)
@@ -314,8 +316,18 @@ def evaluate_classification_on_backend(checkpoint: str | os.PathLike, request: E
     def load(sampler=None, pass_manager=None) -> nn.Module:
         return task.load(path, state, sampler=sampler, pass_manager=pass_manager)
 
-    work = classification_work(task, test, batch_size, request.data or task.test_source() or "")
-    return evaluate_on_backend(path, request, work, load=load, outputs=("confusion.png",), resolved=resolved)
+    return classification_work(task, test, batch_size, request.data or task.test_source() or ""), load
+
+
+def evaluate_classification_on_backend(checkpoint: str | os.PathLike, request: EvaluationRequest, *,
+                                       resolved=None) -> dict[str, Any]:
+    """:func:`~qk_lstm_qiskit.evaluation.backend.evaluate_on_backend` of a qk-lstm classifier
+    (:func:`classification_backend_work`): journal, resume, estimate, budget, mitigation and the kernels'
+    fidelity as for tagging."""
+    work, load = classification_backend_work(checkpoint, request)
+    path = Path(checkpoint)
+    return evaluate_on_backend(path / MODEL_FILE if path.is_dir() else path, request, work, load=load,
+                               outputs=("confusion.png",), resolved=resolved)
 
 
 def evaluate_classification(

@@ -26,7 +26,7 @@ from ..data.series import (
 )
 from ..evaluation.backend import default_eval_dir
 from ..evaluation.forecast import (
-    estimate_forecast, evaluate_forecast, evaluate_forecast_on_backend, forecast_report, plot_forecast,
+    estimate_forecast, evaluate_forecast, evaluate_forecast_on_backend, forecast_backend_work, forecast_report, plot_forecast,
     plot_table_forecast, table_forecast_report,
 )
 from ..evaluation.options import EvaluationRequest
@@ -207,6 +207,10 @@ class ForecastingTask(Task):
         out = request.out_dir or default_eval_dir(checkpoint, request.backend)
         metrics = evaluate_forecast(checkpoint, out, batch_size=request.batch_size)
         return {**metrics, "out_dir": str(out)}
+
+    def backend_work(self, checkpoint: Path, request: EvaluationRequest) -> tuple[Any, Any]:
+        self._check_request(request, "evaluate")
+        return forecast_backend_work(checkpoint, request)
 
     def estimate_checkpoint(self, checkpoint: Path, request: EvaluationRequest, *, training: bool = False,
                             epochs: int = 1) -> Any:

@@ -18,7 +18,9 @@ from torch import nn
 from ..data.corpus import PAD_TAG, Batch, Vocabulary, make_batches
 from ..data.series import is_series_source
 from ..data.tasks import prepare_data
-from ..evaluation.backend import DEFAULT_BATCH_SIZE, default_eval_dir, estimate_checkpoint, evaluate_checkpoint
+from ..evaluation.backend import (
+    DEFAULT_BATCH_SIZE, default_eval_dir, estimate_checkpoint, evaluate_checkpoint, tagging_backend_work,
+)
 from ..evaluation.exact import evaluate_exact
 from ..evaluation.loop import tag_batches
 from ..evaluation.options import EvaluationRequest
@@ -169,6 +171,9 @@ class TaggingTask(Task):
         return backend_report(metrics, [
             f"accuracy on {metrics['backend']} ({metrics['shots']} shots): {metrics['accuracy']:.4f}   "
             f"exact: {metrics['exact_accuracy']:.4f}   agreement: {metrics['agreement']:.4f}"])
+
+    def backend_work(self, checkpoint: Path, request: EvaluationRequest) -> tuple[Any, Any]:
+        return tagging_backend_work(checkpoint, request)
 
     def estimate_checkpoint(self, checkpoint: Path, request: EvaluationRequest, *, training: bool = False,
                             epochs: int = 1) -> Any:
