@@ -19,7 +19,7 @@ from qk_lstm_qiskit.evaluation.backend import estimate_on_backend
 from qk_lstm_qiskit.evaluation.forecast import (
     _restored_windows, estimate_forecast, evaluate_forecast, evaluate_forecast_on_backend, forecast_backend_work, predict,
 )
-from qk_lstm_qiskit.evaluation.options import Budget, EvaluationRequest, Mitigation, Sampling
+from qk_lstm_qiskit.evaluation.options import Budget, EvaluationRequest, Sampling
 from qk_lstm_qiskit.hardware.backends import ResolvedBackend, resolve_backend
 from qk_lstm_qiskit.training.experiment import run_training
 
