@@ -29,10 +29,13 @@ def _add_backend_args(parser: argparse.ArgumentParser, default_backend: str = "f
         f"(default {default_backend}); IBM credentials from QISKIT_IBM_TOKEN/QISKIT_IBM_INSTANCE or the saved account",
     )
     parser.add_argument("--shots", type=integer(1, MAX_SHOTS), default=4096, help="shots per circuit (default 4096)")
-    parser.add_argument("--data", type=path, help="'paper' or a CoNLL-U file (default: the checkpoint's validation split, "
-                        "else its training data)")
-    parser.add_argument("--batch-size", type=integer(1), default=32, help="sentences per batch = per job (default 32)")
-    parser.add_argument("--max-sentences", type=integer(1), help="only the first N sentences of --data")
+    parser.add_argument("--data", type=path, help="tagging: 'paper' or a CoNLL-U file (default: the checkpoint's "
+                        "validation split, else its training data); classification: a test file (default: the run's "
+                        "test split); forecasting: none (the run's test windows)")
+    parser.add_argument("--batch-size", type=integer(1), help="examples (sentences, sequences, windows) per batch; on a "
+                        "device each time step of a batch is one job (default: 32 sentences, 64 sequences, all windows)")
+    parser.add_argument("--max-sentences", "--max-examples", dest="max_sentences", type=integer(1),
+                        help="only the first N sentences (or test sequences) of --data")
     parser.add_argument("--optimization-level", type=int, default=2, choices=(0, 1, 2, 3),
                         help="preset pass manager level (default 2: noise-aware layout; level 1 keeps a fitting trivial layout)")
     parser.add_argument("--seed", type=SEED, default=0, help="simulator and transpiler seed (default 0)")
