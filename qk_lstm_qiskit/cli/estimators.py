@@ -2,17 +2,20 @@
 
 ``estimate --target-accuracy-loss X`` runs :func:`~qk_lstm_qiskit.evaluation.planner.plan_checkpoint`
 (exact shot noise, nothing submitted) and prints its table and choice; ``evaluate --estimator NAME``
-runs :func:`~qk_lstm_qiskit.evaluation.estimated.evaluate_estimated`, where ``--max-qpu-seconds``
-sizes a seeded random sample of sentences to the budget instead of refusing the run.
+runs :func:`~qk_lstm_qiskit.evaluation.estimated.evaluate_estimated` on the checkpoint's task's work
+(tagging, forecasting, classification), where ``--max-qpu-seconds`` sizes a seeded random sample of
+examples to the budget instead of refusing the run.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
+from typing import Any, Mapping
 
-__all__ = ["add_estimate_options", "add_evaluate_options", "run_plan", "run_estimated"]
+__all__ = ["add_estimate_options", "add_evaluate_options", "estimator_work", "run_plan", "run_estimated"]
 
 
 def _shots(text: str) -> tuple[int, ...]:
@@ -45,7 +48,7 @@ def add_evaluate_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("kernel estimator (one job per time step, no padded row)")
     group.add_argument("--estimator", choices=ESTIMATORS,
                        help="run the kernels with this estimator; --max-qpu-seconds then evaluates a seeded random "
-                       "sample of sentences sized to the budget, with a 95%% interval")
+                       "sample of examples sized to the budget, with a 95%% interval")
     group.add_argument("--sample-seed", type=int, default=0, help="seed of the budget-sized sample (default 0)")
 
 
@@ -66,33 +69,71 @@ def run_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_estimated(args: argparse.Namespace) -> int:
+def estimator_work(checkpoint: str | Path, request) -> tuple[Any, Any]:
+    """``(work, load)`` of the checkpoint's task for :func:`~qk_lstm_qiskit.evaluation.estimated.evaluate_estimated`
+    (``Task.backend_work``); without ``request.batch_size`` every example goes in one batch (one job per time step
+    and layer, the fewest jobs).
+
+    Raises:
+        ValueError: a task or model that cannot run on a sampler backend.
+    """
+    from ..tasks import task_of_checkpoint
+
+    task, _ = task_of_checkpoint(checkpoint)
+    work, load = task.backend_work(Path(checkpoint), request)
+    if request.batch_size is None and work.batch_size < work.population:
+        work, load = task.backend_work(Path(checkpoint), dataclasses.replace(request, batch_size=work.population))
+    return work, load
+
+
+def _metric_lines(m: Mapping[str, Any]) -> list[str]:
+    """The task's metric on the backend, the exact model's on the same examples and, for a sample, the 95 %
+    interval and the exact model's value on every example (``accuracy`` or ``test_rmse``, per target for tables)."""
+    sampled = m["sample"] is not None
+    if "accuracy" in m:
+        label, fmt = "accuracy", ".4f"
+        values, exact = {"": m["accuracy"]}, {"": m["exact_accuracy"]}
+    else:
+        label, fmt = "test RMSE", ".4g"
+        table = isinstance(m["test_rmse"], dict)
+        values = m["test_rmse"] if table else {"": m["test_rmse"]}
+        exact = m["exact_test_rmse"] if table else {"": m["exact_test_rmse"]}
+    lines = []
+    for name, value in values.items():
+        head = f"{name}: " if name else ""
+        if not sampled:
+            lines.append(f"{head}{label} {value:{fmt}} on all {m['population']} examples; exact {exact[name]:{fmt}}")
+            continue
+        low, high = m["interval_95"][name] if name else m["interval_95"]
+        full = m["exact_full"][name] if name else m["exact_full"]
+        inside = m["exact_full_inside_interval"][name] if name else m["exact_full_inside_interval"]
+        lines.append(f"{head}{label} {value:{fmt}} (95% interval [{low:{fmt}}, {high:{fmt}}]) on {m['examples']} "
+                     f"examples; exact on the same sample {exact[name]:{fmt}}, on all {m['population']} examples "
+                     f"{full:{fmt}} ({'inside' if inside else 'outside'} the interval)")
+    return lines
+
+
+def run_estimated(args: argparse.Namespace, request) -> int:
+    """``qk-lstm evaluate --estimator NAME``: the checkpoint's task's work (:func:`estimator_work`) through
+    :func:`~qk_lstm_qiskit.evaluation.estimated.evaluate_estimated`; prints the plan, the metric lines and the jobs."""
     from ..evaluation.estimated import evaluate_estimated
 
+    work, load = estimator_work(args.checkpoint, request)
     try:
-        m = evaluate_estimated(
-            args.checkpoint, args.backend, estimator=args.estimator, shots=args.shots, data=args.data,
-            max_qpu_seconds=args.max_qpu_seconds, sample_seed=args.sample_seed, seed=args.seed, out_dir=args.out,
-            resume=args.resume, optimization_level=args.optimization_level, dry_run=args.dry_run,
-            calibration_shots=args.calibration_shots or 10_000, calibration_dir=args.calibration_dir,
-            job_overhead_seconds=args.job_overhead)
+        m = evaluate_estimated(args.checkpoint, request, work, load=load, estimator=args.estimator)
     except KeyboardInterrupt:
-        print("qk-lstm evaluate: interrupted; submitted job ids are in the journal jobs.jsonl", file=sys.stderr)
+        print("qk-lstm evaluate: interrupted; finished jobs' results are kept and submitted job ids are in the journal "
+              "jobs.jsonl; rerun with --resume to pay for none of them again", file=sys.stderr)
         return 130
     est = m["estimate"]
-    print(f"{m['estimator']} on {m['backend']}: {m['sentences']} of {m['population']} sentences, ≈ {est['qpu_seconds']:,.1f} "
-          f"QPU s ({est['jobs']} jobs, {est['circuits']:,} circuits x {est['shots']} shots)")
+    print(f"{m['estimator']} on {m['backend']}: {m['examples']} of {m['population']} examples in {m['batches']} "
+          f"batch(es), ≈ {est['qpu_seconds']:,.1f} QPU s ({est['jobs']} jobs, {est['circuits']:,} circuits x "
+          f"{est['shots']} shots)")
     if m.get("dry_run"):
         print("dry run: nothing submitted")
         return 0
-    low, high = m["interval_95"]
-    if m["sentences"] == m["population"]:
-        print(f"accuracy {m['accuracy']:.4f} on all {m['tokens']} tokens (the whole set: no sampling interval); "
-              f"exact {m['exact_accuracy_full']:.4f}")
-    else:
-        print(f"accuracy {m['accuracy']:.4f} (95% interval [{low:.4f}, {high:.4f}]) on {m['tokens']} tokens; exact on the "
-              f"same sample {m['exact_accuracy_sample']:.4f}, on all {m['population']} sentences "
-              f"{m['exact_accuracy_full']:.4f} ({'inside' if m['exact_full_inside_interval'] else 'outside'} the interval)")
+    for line in _metric_lines(m):
+        print(line)
     print(f"rows sent {m['rows_sent']:,}, padded rows skipped {m['rows_skipped_padding']:,}; jobs: {m['jobs_submitted']} "
           f"submitted, {m['jobs_resumed']} fetched again; outputs: {m['out_dir']}/metrics.json")
     return 0

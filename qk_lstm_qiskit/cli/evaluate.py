@@ -33,7 +33,8 @@ def _add_backend_args(parser: argparse.ArgumentParser, default_backend: str = "f
                         "validation split, else its training data); classification: a test file (default: the run's "
                         "test split); forecasting: none (the run's test windows)")
     parser.add_argument("--batch-size", type=integer(1), help="examples (sentences, sequences, windows) per batch; on a "
-                        "device each time step of a batch is one job (default: 32 sentences, 64 sequences, all windows)")
+                        "device each time step of a batch is one job (default: 32 sentences, 64 sequences, all windows; with "
+                        "--estimator all examples in one batch)")
     parser.add_argument("--max-sentences", "--max-examples", dest="max_sentences", type=integer(1),
                         help="only the first N sentences (or test sequences) of --data")
     parser.add_argument("--optimization-level", type=int, default=2, choices=(0, 1, 2, 3),
@@ -93,8 +94,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ..hardware.journal import JOURNAL_NAME
     from ..tasks import task_of_checkpoint
 
-    if args.estimator is not None:  # the kernel-estimator run (tagging checkpoints): budget-sized sample
-        return run_estimated(args)
+    if args.estimator is not None:  # the kernel-estimator run: budget-sized sample
+        return run_estimated(args, _request(args))
     task, _ = task_of_checkpoint(args.checkpoint)
     request = _request(args)
     try:

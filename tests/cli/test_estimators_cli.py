@@ -28,12 +28,12 @@ def test_estimate_shows_the_planners_choice_before_anything_runs(checkpoint, tmp
     assert json.loads(plan_file.read_text())["choice"]["estimator"] == "tomography"
 
 
-def test_evaluate_refuses_a_budget_below_one_sentence_in_one_line(checkpoint, tmp_path, capsys):
+def test_evaluate_refuses_a_budget_below_one_example_in_one_line(checkpoint, tmp_path, capsys):
     out = tmp_path / "never"
     code = cli.main(["evaluate", "--checkpoint", str(checkpoint), "--backend", "fake:manila", "--estimator",
                      "tomography", "--max-qpu-seconds", "1", "--out", str(out)])
     err = capsys.readouterr().err
-    assert code == 2 and "expected max_qpu_seconds to fit at least one sentence" in err and "\n" not in err.strip()
+    assert code == 2 and "expected max_qpu_seconds to fit at least one example" in err and "\n" not in err.strip()
     assert not out.exists()
 
 

@@ -9,13 +9,14 @@ import pytest
 from qk_lstm_qiskit.checkpoint import load_tagger
 from qk_lstm_qiskit.config import load_config
 from qk_lstm_qiskit.data.tasks import evaluation_data
-from qk_lstm_qiskit.evaluation.estimated import evaluate_estimated
 from qk_lstm_qiskit.evaluation.loop import sorted_batches
 from qk_lstm_qiskit.evaluation.planner import plan_estimators
 from qk_lstm_qiskit.hardware.backends import resolve_backend
 from qk_lstm_qiskit.kernels.tomography import TomographyFidelity
 from qk_lstm_qiskit.nn.cell import QKLSTMCell
 from qk_lstm_qiskit.training.experiment import run_training
+
+from _estimated import estimated
 
 
 @pytest.fixture(scope="module")
@@ -54,18 +55,18 @@ def test_the_choice_is_the_cheapest_entry_within_the_target(checkpoint):
 
 @pytest.mark.fake_backend
 def test_tomography_on_a_fake_device_sends_no_padded_row(checkpoint, tmp_path):
-    metrics = evaluate_estimated(checkpoint, "fake:manila", estimator="tomography", shots=512, out_dir=tmp_path / "e",
-                                 calibration_shots=1000)
-    assert metrics["sentences"] == metrics["population"] == 2 and metrics["standard_error"] == 0
+    metrics = estimated(checkpoint, "fake:manila", estimator="tomography", shots=512, out_dir=tmp_path / "e",
+                        calibration_shots=1000)
+    assert metrics["examples"] == metrics["population"] == 2 and metrics["sample"] is None
+    assert metrics["batches"] == 1 and "interval_95" not in metrics  # every sentence: no sampling interval
     assert metrics["rows_sent"] == 9 and metrics["rows_skipped_padding"] == 1  # lengths 5 and 4 in one batch
     assert metrics["jobs_submitted"] == 1 + 5  # calibration, then one job per time step
-    assert abs(metrics["accuracy"] - metrics["exact_accuracy_full"]) <= 2 / 9
+    assert abs(metrics["accuracy"] - metrics["exact_accuracy"]) <= 2 / 9
     assert json.loads((tmp_path / "e" / "metrics.json").read_text())["estimator"] == "tomography"
 
 
-def test_a_budget_below_one_sentence_is_refused(checkpoint):
-    with pytest.raises(ValueError, match="expected max_qpu_seconds to fit at least one sentence"):
-        evaluate_estimated(checkpoint, "fake:manila", estimator="tomography", max_qpu_seconds=1.0, dry_run=True)
-    plan = evaluate_estimated(checkpoint, "fake:manila", estimator="tomography", shots=64, max_qpu_seconds=40.0,
-                              dry_run=True)
-    assert plan["dry_run"] and 1 <= plan["sentences"] <= 2 and plan["estimate"]["qpu_seconds"] <= 40.0
+def test_a_budget_below_one_example_is_refused(checkpoint):
+    with pytest.raises(ValueError, match="expected max_qpu_seconds to fit at least one example"):
+        estimated(checkpoint, "fake:manila", estimator="tomography", max_qpu_seconds=1.0, dry_run=True)
+    plan = estimated(checkpoint, "fake:manila", estimator="tomography", shots=64, max_qpu_seconds=40.0, dry_run=True)
+    assert plan["dry_run"] and 1 <= plan["examples"] <= 2 and plan["estimate"]["qpu_seconds"] <= 40.0

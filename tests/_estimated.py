@@ -1,0 +1,37 @@
+"""The kernel-estimator run as ``qk-lstm evaluate --estimator`` makes it, and a toy classification data set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from qk_lstm_qiskit.cli.estimators import estimator_work
+from qk_lstm_qiskit.evaluation.estimated import evaluate_estimated
+from qk_lstm_qiskit.evaluation.options import Budget, EvaluationRequest, Mitigation, Sampling
+
+
+def estimated(checkpoint, backend: str = "fake:manila", *, estimator: str = "tomography", shots: int = 256,
+              out_dir=None, batch_size=None, max_qpu_seconds=None, dry_run=False, resume=False, calibration_shots=None,
+              seed=0, resolved=None):
+    """:func:`evaluate_estimated` of the checkpoint's task (``batch_size`` ``None``: every example in one batch)."""
+    request = EvaluationRequest(
+        backend=backend, out_dir=None if out_dir is None else Path(out_dir), batch_size=batch_size, resume=resume,
+        sampling=Sampling(shots=shots, seed=seed), mitigation=Mitigation(calibration_shots=calibration_shots),
+        budget=Budget(dry_run=dry_run, max_qpu_seconds=max_qpu_seconds))
+    work, load = estimator_work(checkpoint, request)
+    return evaluate_estimated(checkpoint, request, work, load=load, estimator=estimator, resolved=resolved)
+
+
+def toy_npz(path: Path, seed: int = 0, n_per_class: int = 6, length: int = 5) -> str:
+    """Two classes of 2-channel sequences of lengths 2…``length`` (as tests/training/test_classification.py)."""
+    rng = np.random.default_rng(seed)
+    X = np.zeros((2 * n_per_class, length, 2))
+    lengths, y = [], []
+    for i in range(2 * n_per_class):
+        n = int(rng.integers(2, length + 1))
+        X[i, :n] = rng.normal(loc=1.0 if i % 2 else -1.0, size=(n, 2))
+        lengths.append(n)
+        y.append("up" if i % 2 else "down")
+    np.savez(path, X=X, y=np.array(y), lengths=np.array(lengths))
+    return str(path)
