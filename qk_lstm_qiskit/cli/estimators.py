@@ -88,7 +88,8 @@ def estimator_work(checkpoint: str | Path, request) -> tuple[Any, Any]:
 
 def _metric_lines(m: Mapping[str, Any]) -> list[str]:
     """The task's metric on the backend, the exact model's on the same examples and, for a sample, the 95 %
-    interval and the exact model's value on every example (``accuracy`` or ``test_rmse``, per target for tables)."""
+    interval and the exact model's value on every example (``accuracy`` or ``test_rmse``, per target for tables);
+    for forecasts, the RMSE between the backend's and the exact forecasts."""
     sampled = m["sample"] is not None
     if "accuracy" in m:
         label, fmt = "accuracy", ".4f"
@@ -110,6 +111,10 @@ def _metric_lines(m: Mapping[str, Any]) -> list[str]:
         lines.append(f"{head}{label} {value:{fmt}} (95% interval [{low:{fmt}}, {high:{fmt}}]) on {m['examples']} "
                      f"examples; exact on the same sample {exact[name]:{fmt}}, on all {m['population']} examples "
                      f"{full:{fmt}} ({'inside' if inside else 'outside'} the interval)")
+    versus = m.get("backend_rmse_vs_exact")
+    if versus is not None:
+        lines.append("RMSE between the backend's and the exact forecasts: " + (
+            ", ".join(f"{k} {v:.4g}" for k, v in versus.items()) if isinstance(versus, dict) else f"{versus:.4g}"))
     return lines
 
 
@@ -127,7 +132,7 @@ def run_estimated(args: argparse.Namespace, request) -> int:
         return 130
     est = m["estimate"]
     print(f"{m['estimator']} on {m['backend']}: {m['examples']} of {m['population']} examples in {m['batches']} "
-          f"batch(es), ≈ {est['qpu_seconds']:,.1f} QPU s ({est['jobs']} jobs, {est['circuits']:,} circuits x "
+          f"batch{'' if m['batches'] == 1 else 'es'}, ≈ {est['qpu_seconds']:,.1f} QPU s ({est['jobs']} jobs, {est['circuits']:,} circuits x "
           f"{est['shots']} shots)")
     if m.get("dry_run"):
         print("dry run: nothing submitted")

@@ -111,7 +111,8 @@ def evaluate_estimated(checkpoint: str | Path, request: EvaluationRequest, work:
 
     Returns:
         The task's metrics (backend and exact; with a sample, the 95 % interval and ``exact_full``), ``estimator``,
-        ``shots``, ``examples``/``population``/``sample``, ``rows_sent``, ``rows_skipped_padding``, job counts,
+        ``shots``, ``examples``/``population``/``sample`` (its ``indices`` into the work's examples, sorted),
+        ``rows_sent``, ``rows_skipped_padding``, job counts,
         ``journal``, ``calibration``, ``estimate`` (:class:`~qk_lstm_qiskit.hardware.step_cost.StepCost` as a dict),
         ``seconds`` (written to ``metrics.json``) and ``out_dir``. With ``budget.dry_run``: the plan only.
 
@@ -176,6 +177,7 @@ def _run(checkpoint: str | Path, request: EvaluationRequest, work: BackendWork, 
                          calibration_circuit_seconds=cal_seconds)
 
     full, lengths = work, work.lengths
+    chosen = list(range(full.population))
     if budget.max_qpu_seconds is not None:
         chosen = sample_for_budget(full.population, lambda idx: cost([lengths[i] for i in idx]).qpu_seconds,
                                    budget.max_qpu_seconds, seed=budget.sample_seed)
@@ -190,7 +192,7 @@ def _run(checkpoint: str | Path, request: EvaluationRequest, work: BackendWork, 
             work = full.select(chosen)
     estimate = cost(work.lengths)
     sample = None if work is full else {"examples": work.population, "population": full.population,
-                                        "seed": budget.sample_seed}
+                                        "seed": budget.sample_seed, "indices": chosen}
     logger.info("evaluate: %s on %s, %d of %d examples, ≈ %.1f QPU s", estimator, rb.name, work.population,
                 full.population, estimate.qpu_seconds)
     plan = {"backend": rb.name, "device": rb.device_name, "estimator": estimator, "shots": shots,

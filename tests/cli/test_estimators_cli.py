@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -41,3 +42,34 @@ def test_bad_shot_counts_are_a_usage_error(checkpoint, capsys):
     code = cli.main(["estimate", "--checkpoint", str(checkpoint), "--plan-shots", "a,b", "--target-accuracy-loss", "0.01"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "expected comma-separated shot counts" in err[0]  # one line, exit 2
+
+
+def _forecaster(folder, reps: int):
+    config = load_config(Path(__file__).resolve().parents[2] / "configs" / "forecast_qklstm.yaml",
+                         {"train": {"epochs": 1}, "forecast": {"length": 30, "window": 2}, "model": {"reps": reps}})
+    run_training(config, folder, progress=False)
+    return folder / "model.pt"
+
+
+def test_evaluate_a_forecaster_with_tomography_prints_its_rmse(tmp_path, capsys):
+    checkpoint = _forecaster(tmp_path / "fc", reps=1)  # a product map
+    out = tmp_path / "e"
+    code = cli.main(["evaluate", "--checkpoint", str(checkpoint), "--backend", "aer", "--estimator", "tomography",
+                     "--shots", "256", "--out", str(out)])
+    printed = capsys.readouterr().out
+    saved = json.loads((out / "metrics.json").read_text())
+    assert code == 0 and saved["estimator"] == "tomography" and saved["batches"] == 1  # every window in one batch
+    assert f"tomography on aer: {saved['population']} of {saved['population']} examples in 1 batch" in printed
+    assert (f"test RMSE {saved['test_rmse']:.4g} on all {saved['population']} examples; exact "
+            f"{saved['exact_test_rmse']:.4g}") in printed
+    assert saved["test_rmse"] != saved["exact_test_rmse"]  # 256 shots per setting: not the exact forecast
+
+
+def test_tomography_on_an_entangling_map_is_refused_in_one_line(tmp_path, capsys):
+    checkpoint = _forecaster(tmp_path / "fc", reps=2)  # reps=2 entangles the qubits: no product state to measure
+    out = tmp_path / "never"
+    code = cli.main(["evaluate", "--checkpoint", str(checkpoint), "--backend", "aer", "--estimator", "tomography",
+                     "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "product" in err, err
+    assert not out.exists()
