@@ -34,6 +34,7 @@ from ..hardware.step_cost import StepCost, step_cost
 from ..hardware.timing import circuit_duration, rep_delay
 from ..kernels.active_rows import ActiveRowsFidelity
 from ..kernels.fidelity import Fidelity
+from ..kernels.measured import Readout
 from ..kernels.sampler import SamplerFidelity
 from ..kernels.shadows import ShadowFidelity
 from ..kernels.tomography import TomographyFidelity
@@ -50,15 +51,18 @@ __all__ = ["evaluate_estimated"]
 logger = logging.getLogger(__name__)
 
 
-def _fidelity(estimator: str, cell: QKLSTMCell, sampler, pass_manager, shots: int, seed: int) -> Fidelity:
+def _fidelity(estimator: str, cell: QKLSTMCell, sampler, pass_manager, shots: int, seed: int,
+              readout: Readout | None = None) -> Fidelity:
+    """The ``estimator``'s fidelity for ``cell``'s map on ``sampler`` (``readout``: the measured-state estimators'
+    assignment matrices of the measured physical qubits)."""
     fm = cell.kernel.feature_map
     if estimator == "compute-uncompute":
         return SamplerFidelity(fm, sampler, pass_manager=pass_manager)
     if estimator == "tomography":
-        return TomographyFidelity(fm, shots=shots, sampler=sampler, pass_manager=pass_manager)
+        return TomographyFidelity(fm, shots=shots, sampler=sampler, pass_manager=pass_manager, readout=readout)
     references = cell.references.numel() // cell.num_qubits
     return ShadowFidelity(fm, shots=SHADOW_SHOTS_PER_SETTING, settings=max(1, references * shots // SHADOW_SHOTS_PER_SETTING),
-                          sampler=sampler, pass_manager=pass_manager, seed=seed)
+                          sampler=sampler, pass_manager=pass_manager, seed=seed, readout=readout)
 
 
 def _isa(fidelity) -> Any:
@@ -220,9 +224,8 @@ def _run(checkpoint: str | Path, request: EvaluationRequest, work: BackendWork, 
             calibration.save(cache)
         wrappers = []
         for i, cell in enumerate(cells):
-            fidelity = _fidelity(estimator, cell, sampler, rb.pass_manager, shots, (seed or 0) + i)
-            if calibration is not None:
-                fidelity.estimator.source.readout = calibration.assignment  # type: ignore[attr-defined]
+            fidelity = _fidelity(estimator, cell, sampler, rb.pass_manager, shots, (seed or 0) + i,
+                                 readout=None if calibration is None else calibration.assignment)
             wrapper = ActiveRowsFidelity(fidelity, cell.kernel.feature_map)
             cell.kernel.fidelity = wrapper
             wrappers.append(wrapper)
