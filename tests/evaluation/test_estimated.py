@@ -72,7 +72,8 @@ def test_forecasting_kernels_carry_shot_noise_only(forecaster, tmp_path, monkeyp
     assert metrics["examples"] == metrics["population"] == rows and metrics["batches"] == 1 and metrics["sample"] is None
     assert metrics["rows_sent"] == rows * steps and metrics["rows_skipped_padding"] == 0  # windows do not pad
     assert metrics["jobs_submitted"] == steps and metrics["jobs_resumed"] == 0  # one job per time step
-    assert 0 < float((diffs**2).mean()) <= bound
+    # mean of M squared (near-Gaussian) errors: E ≤ bound, standard error ≈ bound·√(2/M); allow 5 of them
+    assert 0 < float((diffs**2).mean()) <= bound * (1 + 5 * (2 / diffs.numel()) ** 0.5)
     # the values of one x are correlated: the standard error of the mean uses one value per row (conservative)
     assert abs(float(diffs.mean())) <= 5 * (bound / (rows * steps)) ** 0.5
     assert 0 < metrics["backend_rmse_vs_exact"] < 0.05 * metrics["exact_test_rmse"]
