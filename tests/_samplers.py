@@ -45,7 +45,7 @@ class ReadoutNoiseSampler(BaseSamplerV2):
         bound = circuit.assign_parameters(values) if circuit.num_parameters else circuit
         mapping = measured_qubits(bound)
         qubits = [mapping[c] for c in range(len(mapping))]
-        probs = Statevector(bound.remove_final_measurements(inplace=False)).probabilities(qargs=qubits)
+        probs = self._distribution(Statevector(bound.remove_final_measurements(inplace=False)).probabilities(qargs=qubits))
         outcomes = self.rng.choice(probs.size, size=shots, p=probs / probs.sum())
         bits = (outcomes[:, None] >> np.arange(len(qubits))) & 1  # (shots, n), column c = clbit c
         flip = np.empty_like(bits, dtype=bool)
@@ -54,6 +54,10 @@ class ReadoutNoiseSampler(BaseSamplerV2):
             chance = np.where(bits[:, c] == 0, a[1, 0], a[0, 1])
             flip[:, c] = self.rng.random(shots) < chance
         return (bits.astype(bool) ^ flip)
+
+    def _distribution(self, probs: np.ndarray) -> np.ndarray:
+        """The outcome distribution sampled (before readout flips): the exact one."""
+        return probs
 
     def run(self, pubs, *, shots: int | None = None) :
         self.runs += 1
@@ -69,6 +73,18 @@ class ReadoutNoiseSampler(BaseSamplerV2):
             array = array.reshape(*shape, pub.shots)
             results.append(SamplerPubResult(DataBin(shape=shape, meas=array), metadata={"shots": pub.shots}))
         return submitted_job(lambda: PrimitiveResult(results, metadata={}))
+
+
+class GlobalDepolarizingSampler(ReadoutNoiseSampler):
+    """Exact outcome probabilities ``p`` of every binding after a global depolarising channel of known ``rate``
+    ``λ`` — ``(1 − λ) p + λ/2ⁿ`` — sampled with ``default_shots`` (seeded; no readout flips)."""
+
+    def __init__(self, rate: float, *, default_shots: int = 1024, seed: int = 0) -> None:
+        super().__init__({}, default_shots=default_shots, seed=seed)
+        self.rate = rate
+
+    def _distribution(self, probs: np.ndarray) -> np.ndarray:
+        return (1.0 - self.rate) * probs + self.rate / probs.size
 
 
 class JobRegistry:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..hardware.backends import MAX_SHOTS
 from ..hardware.mitigation import MITIGATIONS
+from ..kernels.depolarizing import DEPOLARIZING_METHODS
 from .estimators import add_estimate_options, add_evaluate_options, run_estimated, run_plan
 from .arguments import SEED, integer, number, path
 
@@ -44,6 +45,12 @@ def _add_backend_args(parser: argparse.ArgumentParser, default_backend: str = "f
     parser.add_argument("--mitigation", default="none", choices=MITIGATIONS,
                         help="readout mitigation: none (P(0…0) frequency, default), m3 (mthree), marginal (product of "
                         "corrected per-qubit marginals; product kernels only); calibration is counted in the estimate")
+    parser.add_argument("--depolarizing", default="none", choices=("none", *DEPOLARIZING_METHODS),
+                        help="global-depolarising correction of kernel values: none (default), single (one echo "
+                        "circuit U†(x)U(x) per job), average (the mean over --echoes); the echoes share the kernels' "
+                        "job and are counted in the estimate")
+    parser.add_argument("--echoes", type=integer(1), help="echo circuits per job for --depolarizing (default 1 for "
+                        "single, 4 for average)")
     parser.add_argument("--calibration-shots", type=integer(1), help="readout calibration: preparations per state and qubit "
                         "(default 10000)")
     parser.add_argument("--calibration-dir", type=path, help="reuse/cache readout calibrations here (default: --out)")
@@ -60,6 +67,7 @@ OPTION_FLAGS = {
     "shots": "sampling.shots", "seed": "sampling.seed", "optimization_level": "sampling.optimization_level",
     "target_error": "sampling.target_error", "mitigation": "mitigation.method",
     "calibration_shots": "mitigation.calibration_shots", "calibration_dir": "mitigation.calibration_dir",
+    "depolarizing": "mitigation.depolarizing", "echoes": "mitigation.echoes",
     "max_retries": "jobs.max_retries", "timeout": "jobs.timeout_seconds",
     "max_circuits_per_job": "jobs.max_circuits_per_job", "parallel_batches": "jobs.parallel_batches",
     "mode": "runtime.mode", "dd": "runtime.dynamical_decoupling", "twirl_gates": "runtime.twirl_gates",

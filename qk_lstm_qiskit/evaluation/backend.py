@@ -12,7 +12,9 @@ outputs are scored) and how its model is loaded; the path then
   batch ``i`` is journal stream ``batch-i`` and ``JobPolicy.parallel_batches`` run concurrently, so
   resume is order-free), readout-corrected by ``Mitigation`` (``m3``, ``marginal``:
   :mod:`~qk_lstm_qiskit.hardware.mitigation`, with a calibration measured first or reused) and with
-  the kernels' fidelity ``Sampling.fidelity`` (default compute–uncompute);
+  the kernels' fidelity ``Sampling.fidelity`` (default compute–uncompute), corrected for global depolarising
+  noise by echo circuits in each job when ``Mitigation.depolarizing`` asks
+  (:class:`~qk_lstm_qiskit.kernels.depolarizing.DepolarizingCorrectedFidelity`);
 * runs the same batches on the exact executor and reports, next to the task's metrics of both,
   ``kernel_mean_abs_diff`` = mean ``|k_backend − k_exact|`` over every kernel value the backend
   computed (the exact value on the same inputs, i.e. along the backend's own hidden-state trajectory).
@@ -47,6 +49,7 @@ from ..hardware.cost import (
 from ..hardware.journal import JOURNAL_NAME, JournaledSampler
 from ..hardware.mitigation import MITIGATIONS, MitigatedSampler, plan_mitigation, shots_for_target_error
 from ..hardware.readout import DEFAULT_CALIBRATION_SHOTS
+from ..kernels.depolarizing import DEFAULT_ECHOES, DEPOLARIZING_METHODS, DepolarizingCorrectedFidelity
 from ..kernels.fidelity import FIDELITIES, Fidelity, Reference, make_fidelity
 from ..kernels.kernel import QuantumKernel, exact_fidelity
 from ..rundir import check_out_dir, claim_out_dir, write_json_atomic
@@ -123,14 +126,30 @@ def _check_options(command: str, request: EvaluationRequest, rb) -> int:
     check_choice(command, "mitigation", mitigation.method, MITIGATIONS)
     if sampling.fidelity is not None:
         check_choice(command, "sampling.fidelity", sampling.fidelity, tuple(FIDELITIES))
+    check_choice(command, "depolarizing", mitigation.depolarizing, ("none", *DEPOLARIZING_METHODS))
+    if mitigation.depolarizing != "none":
+        fidelity = sampling.fidelity or "compute-uncompute"
+        if not callable(getattr(FIDELITIES[fidelity], "evaluate_pairs", None)):
+            raise ValueError(f"{command}: expected a compute-uncompute fidelity for depolarizing "
+                             f"{mitigation.depolarizing!r} (its echo circuits join the kernel circuits' job), "
+                             f"got fidelity {fidelity!r}")
+        echoes = DEFAULT_ECHOES[mitigation.depolarizing] if mitigation.echoes is None else mitigation.echoes
+        check_int(command, "echoes", echoes, 1)
+        if mitigation.depolarizing == "single" and echoes != 1:
+            raise ValueError(f"{command}: expected echoes 1 for depolarizing 'single' (use 'average' for more), "
+                             f"got {echoes}")
+    elif mitigation.echoes is not None:
+        raise ValueError(f"{command}: expected echoes only with depolarizing single or average, got {mitigation.echoes}")
     if mitigation.method != "none" and rb.device is None:
         raise ValueError(f"{command}: expected a device backend (aer-noisy:, fake:, ibm:) for mitigation "
                          f"{mitigation.method!r}, got {rb.name!r}")
     return calibration_shots
 
 
-def _backend_model(load: Loader, checkpoint, sampler, pass_manager, fidelity: str | None) -> nn.Module:
-    """The checkpoint's model with its kernels on ``sampler`` (through the registered ``fidelity`` when named).
+def _backend_model(load: Loader, checkpoint, sampler, pass_manager, fidelity: str | None,
+                   mitigation: Mitigation) -> nn.Module:
+    """The checkpoint's model with its kernels on ``sampler`` (through the registered ``fidelity`` when named),
+    depolarising-corrected when ``mitigation.depolarizing`` asks (options checked by ``_check_options``).
 
     Raises:
         ValueError: the model has no quantum kernel (only a qk-lstm runs on a sampler).
@@ -143,7 +162,19 @@ def _backend_model(load: Loader, checkpoint, sampler, pass_manager, fidelity: st
     if fidelity is not None:
         for kernel in kernels:
             kernel.fidelity = make_fidelity(fidelity, kernel.feature_map, sampler=sampler, pass_manager=pass_manager)
+    if mitigation.depolarizing != "none":
+        for kernel in kernels:
+            kernel.fidelity = DepolarizingCorrectedFidelity(kernel.fidelity, kernel.feature_map,
+                                                            method=mitigation.depolarizing, echoes=mitigation.echoes)
     return model
+
+
+def _depolarizing_metrics(model: nn.Module, mitigation: Mitigation) -> dict[str, Any]:
+    """``depolarizing``, ``echoes`` per job and the mean estimated rate ``λ̂`` over every job of the run."""
+    wrappers = [m for m in model.modules() if isinstance(m, DepolarizingCorrectedFidelity)]
+    rates = [rate for w in wrappers for rate in w.rates]
+    return {"depolarizing": mitigation.depolarizing, "echoes": wrappers[0].echoes if wrappers else 0,
+            "depolarizing_rate": sum(rates) / len(rates) if rates else None}
 
 
 def _plan(model, rb, mitigation: str, *, shots: int | None, target_error: float | None, calibration_shots: int,
@@ -188,7 +219,10 @@ def estimate_on_backend(checkpoint: str | Path, request: EvaluationRequest, leng
     rb = resolved or resolve_backend(request.backend, shots=sampling.shots, seed=sampling.seed,
                                      optimization_level=sampling.optimization_level)
     calibration_shots = _check_options("estimate", request, rb)
-    model = _backend_model(load, checkpoint, DryRunSampler(), rb.pass_manager, sampling.fidelity)
+    if training and mitigation.depolarizing != "none":
+        raise ValueError("estimate: expected depolarizing none when training (the correction is inference-only), "
+                         f"got {mitigation.depolarizing!r}")
+    model = _backend_model(load, checkpoint, DryRunSampler(), rb.pass_manager, sampling.fidelity, mitigation)
     plan, shots = _plan(model, rb, mitigation.method, shots=rb.shots, target_error=sampling.target_error,
                         calibration_shots=calibration_shots, cache_dir=mitigation.calibration_dir, any_date=False)
     return _estimate(model, rb, lengths, batch_size, training=training, epochs=epochs, shots=shots, plan=plan,
@@ -371,7 +405,7 @@ def evaluate_on_backend(checkpoint: str | Path, request: EvaluationRequest, work
                                               resume_from=JOURNAL_NAME))
         journal_path, sampler, kernel_sampler = (None, rb.sampler, rb.sampler) if budget.dry_run else _journaled_samplers(
             rb, out, mitigation=Mitigation(method, calibration_shots, cache_dir), jobs=jobs, resume=request.resume)
-        model = _backend_model(load, checkpoint, kernel_sampler, rb.pass_manager, sampling.fidelity)
+        model = _backend_model(load, checkpoint, kernel_sampler, rb.pass_manager, sampling.fidelity, mitigation)
         plan, shots = _plan(model, rb, method, shots=rb.shots, target_error=sampling.target_error,
                             calibration_shots=calibration_shots, cache_dir=cache_dir, any_date=request.resume)
         if not budget.dry_run:
@@ -415,6 +449,7 @@ def evaluate_on_backend(checkpoint: str | Path, request: EvaluationRequest, work
             "kernel_standard_error": estimate.kernel_standard_error,
             "fidelity": sampling.fidelity or "compute-uncompute",
             "mitigation": method,
+            **_depolarizing_metrics(model, mitigation),
             "calibration": None if calibration is None else {
                 **calibration.to_dict(), "paid": kernel_sampler.calibrations_run > 0,
             },

@@ -4,7 +4,7 @@
 :func:`~qk_lstm_qiskit.evaluation.backend.estimate_checkpoint` take
 
 * :class:`Sampling`: shots per circuit (or the kernel standard error to reach), seed, transpilation;
-* :class:`Mitigation`: readout mitigation and its calibration;
+* :class:`Mitigation`: readout mitigation and its calibration, the depolarising correction;
 * :class:`JobPolicy`: retries, time-outs, job splitting, batches in flight;
 * :class:`RuntimeOptions`: what IBM Runtime applies (execution mode, dynamical decoupling, twirling);
 * :class:`Budget`: dry run, QPU-second limit and the estimate's per-job overhead;
@@ -49,7 +49,9 @@ class Sampling:
 
 @dataclass(frozen=True)
 class Mitigation:
-    """Readout mitigation (:mod:`qk_lstm_qiskit.hardware.mitigation`).
+    """Readout mitigation (:mod:`qk_lstm_qiskit.hardware.mitigation`) and the global-depolarising correction
+    (:class:`~qk_lstm_qiskit.kernels.depolarizing.DepolarizingCorrectedFidelity`); they compose: the corrected
+    fidelity runs on the readout-mitigated sampler.
 
     Attributes:
         method: ``"none"`` (default), ``"m3"`` or ``"marginal"`` (product kernels only):
@@ -57,11 +59,17 @@ class Mitigation:
         calibration_shots: preparations of each state per qubit (default 10,000).
         calibration_dir: where calibrations are cached (default: the output folder); a calibration
             of the same backend and qubits from today (any day, when resuming) is reused.
+        depolarizing: ``"none"`` (default), ``"single"`` or ``"average"``: each job also runs ``echoes`` echo
+            circuits ``U†(x)U(x)`` (ideal kernel 1) and its kernels are corrected for the depolarising rate
+            they show, ``k̂ = (k̃ − λ̂/2ⁿ)/(1 − λ̂)`` (compute–uncompute fidelities only).
+        echoes: echo circuits per job (default 1 for ``"single"``, which takes exactly 1; 4 for ``"average"``).
     """
 
     method: str = "none"
     calibration_shots: int | None = None
     calibration_dir: str | Path | None = None
+    depolarizing: str = "none"
+    echoes: int | None = None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,10 @@ too), ``E`` epochs (1 for inference) and ``S`` shots per circuit:
 
     T_{QPU} \\approx J\\, t_{job} + S (C_{fwd} + C_{bwd}) (t_{circ} + t_{rep})
 
+A fidelity may add ``e`` circuits to every forward call whatever its size (the echo circuits of a
+depolarising correction, :class:`~qk_lstm_qiskit.kernels.depolarizing.DepolarizingCorrectedFidelity`):
+``C_fwd = E Σ_b K L_b (N_b G R f + e)``, in the same jobs.
+
 With a job limit ``M`` (``max_circuits_per_job``) a step of ``B`` bindings takes ``⌈B/M⌉`` jobs
 (submitted together). With readout mitigation the calibration adds ``C_cal`` circuits of
 ``S_cal`` shots in ``J_cal`` jobs (0 when a cached calibration is reused):
@@ -85,6 +89,7 @@ FORMULA = (
     "T_QPU ≈ J·t_job + S·(C_fwd + C_bwd)·(t_circ + t_rep)"
 )
 CALIBRATION_FORMULA = " + J_cal·t_job + S_cal·C_cal·(t_cal + t_rep)"
+PER_CALL_FORMULA = "; with e circuits per forward call (job): C_fwd = E·Σ_b K·L_b·(N_b·G·R·f + e)"
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,7 @@ class CostEstimate:
         shots: ``S``; ``training``: forward + parameter-shift backward, else forward only.
         num_layers, num_gates, num_references: ``K``, ``G``, ``R``.
         shift_parameters: ``P_s``; circuits_per_value, backward_circuits_per_value: ``f``, ``b``;
-        ``epochs``: ``E``; ``batches``: ``((N_b, L_b), …)``.
+        circuits_per_call: ``e`` (echo circuits per forward job); ``epochs``: ``E``; ``batches``: ``((N_b, L_b), …)``.
         circuit_seconds, rep_delay_seconds, job_overhead_seconds: ``t_circ``, ``t_rep``, ``t_job``.
         max_circuits_per_job: ``M`` (``None``: no limit); parallel_batches: ``W``.
         mitigation: ``none``, ``m3`` or ``marginal``; calibration_circuits, calibration_shots,
@@ -127,6 +132,7 @@ class CostEstimate:
     parallel_batches: int = 1
     circuits_per_value: int = 1
     backward_circuits_per_value: int = 0
+    circuits_per_call: int = 0
     mitigation: str = "none"
     calibration_circuits: int = 0
     calibration_shots: int = 0
@@ -152,13 +158,15 @@ class CostEstimate:
         per_step = self.num_gates * self.num_references  # kernel values per input row and step
         kernel_values = self.epochs * sum(self.num_layers * length * size * per_step for size, length in self.batches)
         backward_per_value = self.backward_circuits_per_value if self.training else 0
-        forward, backward = kernel_values * self.circuits_per_value, kernel_values * backward_per_value
+        calls = self.epochs * sum(self.num_layers * length for _, length in self.batches)  # forward calls
+        forward = kernel_values * self.circuits_per_value + calls * self.circuits_per_call
+        backward = kernel_values * backward_per_value
         jobs = self.epochs * sum(
-            self.num_layers * length * (self._jobs(size * per_step * self.circuits_per_value)
+            self.num_layers * length * (self._jobs(size * per_step * self.circuits_per_value + self.circuits_per_call)
                                         + self._jobs(size * per_step * backward_per_value))
             for size, length in self.batches
         )
-        passes = (self.circuits_per_value > 0) + (backward_per_value > 0)  # job rounds per step
+        passes = (self.circuits_per_value + self.circuits_per_call > 0) + (backward_per_value > 0)  # rounds per step
         workers = [0] * self.parallel_batches  # list scheduling of each batch's sequential rounds
         for _, length in self.batches:
             workers[workers.index(min(workers))] += self.num_layers * length * passes
@@ -189,7 +197,8 @@ class CostEstimate:
 
     @property
     def formula(self) -> str:
-        return FORMULA + (CALIBRATION_FORMULA if self.calibration_circuits else "")
+        return (FORMULA + (PER_CALL_FORMULA if self.circuits_per_call else "")
+                + (CALIBRATION_FORMULA if self.calibration_circuits else ""))
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -207,7 +216,8 @@ class CostEstimate:
             f"  mode: {'training (forward + parameter-shift backward)' if self.training else 'inference (forward only)'}",
             f"  model: K={self.num_layers} layer(s), G={self.num_gates} gates, R={self.num_references} references/gate, "
             f"P_s={self.shift_parameters} shifted parameters/binding, f={self.circuits_per_value} forward and "
-            f"b={self.backward_circuits_per_value} backward circuits per kernel value",
+            f"b={self.backward_circuits_per_value} backward circuits per kernel value"
+            + (f", e={self.circuits_per_call} echo circuits per forward job" if self.circuits_per_call else ""),
             f"  data: {len(self.batches)} batch(es) × E={self.epochs} epoch(s); N_b in [{min(sizes, default=0)}, "
             f"{max(sizes, default=0)}], L_b in [{min(lengths, default=0)}, {max(lengths, default=0)}]",
             f"  circuits (bindings): {self.circuits:,} = {self.forward_circuits:,} forward + {self.backward_circuits:,} backward",
@@ -252,6 +262,7 @@ class KernelLoad:
         circuits_per_value, backward_circuits_per_value: ``f`` and ``b``, the fidelity's circuits per kernel
             value forward and (training) backward (:class:`~qk_lstm_qiskit.kernels.fidelity.FidelityCost`).
         shift_parameters: ``P_s``, gate angles shifted per value in the backward (reported).
+        circuits_per_call: ``e``, circuits each forward call (job) adds (default 0).
     """
 
     num_references: int
@@ -260,11 +271,13 @@ class KernelLoad:
     circuits_per_value: int = 1
     backward_circuits_per_value: int = 0
     shift_parameters: int = 0
+    circuits_per_call: int = 0
 
     @classmethod
     def of(cls, cost: FidelityCost, *, num_references: int, num_layers: int = 1, num_gates: int = NUM_GATES) -> KernelLoad:
         """The load of ``num_layers`` cells of ``G·R`` kernel values each, at the fidelity's ``cost`` per value."""
-        return cls(num_references, num_layers, num_gates, cost.forward, cost.backward, cost.shifted_parameters)
+        return cls(num_references, num_layers, num_gates, cost.forward, cost.backward, cost.shifted_parameters,
+                   cost.per_call)
 
 
 @dataclass(frozen=True)
@@ -348,7 +361,8 @@ def estimate_cost(
         ("num_references", load.num_references, 1), ("shots", shots, 1), ("num_layers", load.num_layers, 1),
         ("num_gates", load.num_gates, 1), ("circuits_per_value", load.circuits_per_value, 0),
         ("backward_circuits_per_value", load.backward_circuits_per_value, 0),
-        ("shift_parameters", load.shift_parameters, 0), ("epochs", epochs, 1),
+        ("shift_parameters", load.shift_parameters, 0), ("circuits_per_call", load.circuits_per_call, 0),
+        ("epochs", epochs, 1),
         ("parallel_batches", jobs.parallel_batches, 1), ("calibration_circuits", calibration.circuits, 0),
         ("calibration_shots", calibration.shots, 0),
     ):
@@ -372,7 +386,8 @@ def estimate_cost(
         circuit_seconds=t_circ, rep_delay_seconds=rep_delay(device) if device is not None else DEFAULT_REP_DELAY_S,
         job_overhead_seconds=overhead, on_qpu=on_qpu, max_circuits_per_job=jobs.max_circuits_per_job,
         parallel_batches=jobs.parallel_batches, circuits_per_value=load.circuits_per_value,
-        backward_circuits_per_value=load.backward_circuits_per_value, mitigation=calibration.method,
+        backward_circuits_per_value=load.backward_circuits_per_value, circuits_per_call=load.circuits_per_call,
+        mitigation=calibration.method,
         calibration_circuits=calibration.circuits, calibration_shots=calibration.shots,
         calibration_circuit_seconds=t_cal, target_error=target_error, variance_factor=calibration.variance_factor,
     )

@@ -44,11 +44,14 @@ class FidelityCost:
         forward: circuits of the forward pass per value.
         backward: circuits of the backward pass per value (for the sides that need gradients).
         shifted_parameters: circuit parameters shifted per value in the backward (``P_s``; 0 if none).
+        per_call: circuits each forward :meth:`Fidelity.evaluate` call (one job) adds whatever its size
+            (``e``: the echo circuits of a depolarising correction; default 0).
     """
 
     forward: int
     backward: int = 0
     shifted_parameters: int = 0
+    per_call: int = 0
 
 
 class Fidelity(nn.Module, ABC):

@@ -217,10 +217,16 @@ class SamplerFidelity(Fidelity):
         if n == 0 or m == 0:
             return ax.new_zeros(n, m)
         ay = ay.to(ax.dtype)
-        pairs = torch.cat([ax.repeat_interleave(m, dim=0), ay.repeat(n, 1)], dim=1)  # (N·M, 2P), row n·M + m
+        return self.evaluate_pairs(ax.repeat_interleave(m, dim=0), ay.repeat(n, 1)).reshape(n, m)  # row n·M + m
+
+    def evaluate_pairs(self, ax: torch.Tensor, ay: torch.Tensor) -> torch.Tensor:
+        """``k(ax_b, ay_b)`` of ``B`` explicit pairs of angles ``(B, P)`` each → ``(B,)`` in ``ax.dtype``,
+        all in ONE ``sampler.run`` (one PUB of ``B`` bindings): a caller may add its own pairs to a job."""
+        if ax.size(0) == 0:
+            return ax.new_zeros(0)
         differentiate_y = torch.is_grad_enabled() and ay.requires_grad
-        out = self.connector(differentiate_y)(pairs)  # (N·M, 2) float32: [P(0…0), 1 − P(0…0)]
-        return out[:, 0].to(ax.dtype).reshape(n, m)
+        out = self.connector(differentiate_y)(torch.cat([ax, ay.to(ax.dtype)], dim=1))  # (B, 2) float32
+        return out[:, 0].to(ax.dtype)  # P(0…0)
 
     def circuits(self) -> tuple[QuantumCircuit, ...]:
         """The composed, measured (and transpiled) fidelity circuit."""
