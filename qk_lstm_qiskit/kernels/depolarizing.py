@@ -12,11 +12,16 @@ measured in the same sampler call as the kernel values give ``λ̂`` and the cor
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 import torch
 
 from ..circuits.feature_map import FeatureMap
 from ..estimators.depolarizing import correct_depolarizing, depolarizing_rate
 from .fidelity import Fidelity, FidelityCost, Reference
+
+if TYPE_CHECKING:
+    from .sampler import SamplerFidelity
 
 __all__ = ["DepolarizingCorrectedFidelity", "DEPOLARIZING_METHODS", "DEFAULT_ECHOES"]
 
@@ -97,7 +102,7 @@ class DepolarizingCorrectedFidelity(Fidelity):
         echo = ax[self.echo_rows(n)]  # (E, P): U†(x)U(x), ideal kernel 1
         x_side = torch.cat([ax.repeat_interleave(m, dim=0), echo])  # (N·M + E, P), row n·M + m, then the echoes
         y_side = torch.cat([ay.repeat(n, 1), echo])
-        values = self.inner.evaluate_pairs(x_side, y_side).double()  # ONE sampler call
+        values = cast("SamplerFidelity", self.inner).evaluate_pairs(x_side, y_side).double()  # ONE sampler call
         rate = depolarizing_rate(values[n * m:].numpy(), self.num_qubits)
         self.rates.append(rate)
         corrected = correct_depolarizing(values[: n * m].numpy(), rate, self.num_qubits)
