@@ -103,6 +103,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ..tasks import task_of_checkpoint
 
     if args.estimator is not None:  # the kernel-estimator run: budget-sized sample
+        if args.depolarizing != "none" or args.echoes is not None:
+            raise ValueError(f"evaluate: expected no --depolarizing/--echoes with --estimator (its circuits have no "
+                             f"compute-uncompute echo), got --depolarizing {args.depolarizing}")
         return run_estimated(args, _request(args))
     task, _ = task_of_checkpoint(args.checkpoint)
     request = _request(args)

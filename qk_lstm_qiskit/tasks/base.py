@@ -206,6 +206,9 @@ def backend_report(metrics: Mapping[str, Any], task_lines: Sequence[str]) -> lis
     lines += [f"mean |k_backend - k_exact|: {metrics['kernel_mean_abs_diff']:.4f} (max {metrics['kernel_max_abs_diff']:.4f}, "
               f"signed mean {metrics['kernel_mean_diff']:+.4f}, {metrics['kernel_values']} kernel values; "
               f"fidelity {metrics['fidelity']}, mitigation {metrics['mitigation']})"]
+    if metrics.get("depolarizing", "none") != "none":
+        lines.append(f"depolarising correction {metrics['depolarizing']}: {metrics['echoes']} echo circuit(s) per job, "
+                     f"mean rate λ̂ = {metrics['depolarizing_rate']:.4f}")
     if metrics["calibration"]:
         cal = metrics["calibration"]
         lines.append(f"readout calibration of qubits {cal['qubits']} ({cal['date']}): "

@@ -71,6 +71,17 @@ def test_the_correction_runs_on_the_readout_mitigated_sampler(checkpoint, tmp_pa
     assert 0.0 <= m3["depolarizing_rate"] < plain["depolarizing_rate"] / 3
 
 
+def test_the_cli_reports_the_correction(checkpoint, tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--backend", "aer", "--shots", "64", "--out", str(out),
+                 "--depolarizing", "average", "--echoes", "2", "--no-progress"]) == 0
+    saved = json.loads((out / "metrics.json").read_text())
+    assert (saved["depolarizing"], saved["echoes"]) == ("average", 2)
+    assert f"depolarising correction average: 2 echo circuit(s) per job, mean rate λ̂ = {saved['depolarizing_rate']:.4f}" \
+        in capsys.readouterr().out
+    assert all(r["num_bindings"] == 32 + 2 for r in _submitted(out))
+
+
 def test_the_estimate_counts_the_echoes(checkpoint):
     est = estimate_checkpoint(checkpoint, "aer", sampling=Sampling(100),
                               mitigation=Mitigation(depolarizing="average", echoes=3))
@@ -83,6 +94,7 @@ def test_the_estimate_counts_the_echoes(checkpoint):
     (["--depolarizing", "average", "--echoes", "0"], "argument --echoes: expected an integer >= 1, got 0"),
     (["--depolarizing", "single", "--echoes", "3"], "expected echoes 1 for depolarizing 'single'"),
     (["--echoes", "2"], "expected echoes only with depolarizing single or average, got 2"),
+    (["--depolarizing", "average", "--estimator", "shadows"], "expected no --depolarizing/--echoes with --estimator"),
 ])
 def test_a_bad_option_is_one_line_and_creates_nothing(checkpoint, tmp_path, capsys, flags, message):
     out = tmp_path / "eval"
