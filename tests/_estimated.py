@@ -1,10 +1,8 @@
-"""The kernel-estimator run as ``qk-lstm evaluate --estimator`` makes it, and a toy classification data set."""
+"""The kernel-estimator run as ``qk-lstm evaluate --estimator`` makes it."""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import numpy as np
 
 from qk_lstm_qiskit.cli.estimators import estimator_work
 from qk_lstm_qiskit.evaluation.estimated import evaluate_estimated
@@ -21,17 +19,3 @@ def estimated(checkpoint, backend: str = "fake:manila", *, estimator: str = "tom
         budget=Budget(dry_run=dry_run, max_qpu_seconds=max_qpu_seconds, job_overhead_seconds=job_overhead_seconds))
     work, load = estimator_work(checkpoint, request)
     return evaluate_estimated(checkpoint, request, work, load=load, estimator=estimator, resolved=resolved)
-
-
-def toy_npz(path: Path, seed: int = 0, n_per_class: int = 6, length: int = 5) -> str:
-    """Two classes of 2-channel sequences of lengths 2…``length`` (as tests/training/test_classification.py)."""
-    rng = np.random.default_rng(seed)
-    X = np.zeros((2 * n_per_class, length, 2))
-    lengths, y = [], []
-    for i in range(2 * n_per_class):
-        n = int(rng.integers(2, length + 1))
-        X[i, :n] = rng.normal(loc=1.0 if i % 2 else -1.0, size=(n, 2))
-        lengths.append(n)
-        y.append("up" if i % 2 else "down")
-    np.savez(path, X=X, y=np.array(y), lengths=np.array(lengths))
-    return str(path)

@@ -82,8 +82,8 @@ def _check_request(request: EvaluationRequest, estimator: str) -> None:
     """One line for an option the estimator run cannot take."""
     check_choice("evaluate", "estimator", estimator, ESTIMATORS)
     check_int("evaluate", request.label("sampling.shots"), request.sampling.shots, 1)
-    unsupported = {"mitigation.method": "none", "sampling.target_error": None, "sampling.fidelity": None,
-                   "jobs.parallel_batches": 1}
+    unsupported = {"mitigation.method": "none", "mitigation.depolarizing": "none", "mitigation.echoes": None,
+                   "sampling.target_error": None, "sampling.fidelity": None, "jobs.parallel_batches": 1}
     for name, default in unsupported.items():
         group, _, field = name.partition(".")
         value = getattr(getattr(request, group), field)

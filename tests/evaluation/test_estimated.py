@@ -12,14 +12,15 @@ import torch
 from qk_lstm_qiskit.cli.estimators import estimator_work
 from qk_lstm_qiskit.config import load_config
 from qk_lstm_qiskit.evaluation.estimated import evaluate_estimated
-from qk_lstm_qiskit.evaluation.options import EvaluationRequest, Sampling
+from qk_lstm_qiskit.evaluation.options import EvaluationRequest, Mitigation, Sampling
 from qk_lstm_qiskit.hardware.backends import ResolvedBackend, resolve_backend
 from qk_lstm_qiskit.kernels.active_rows import ActiveRowsFidelity
 from qk_lstm_qiskit.kernels.kernel import exact_fidelity
 from qk_lstm_qiskit.nn.cell import QKLSTMCell
 from qk_lstm_qiskit.training.experiment import run_training
 
-from _estimated import estimated, toy_npz
+from _estimated import estimated
+from _sequences import toy_config, toy_npz
 from _samplers import interrupting_sampler
 
 FORECAST = Path(__file__).resolve().parents[2] / "configs" / "forecast_qklstm.yaml"
@@ -108,12 +109,7 @@ def test_an_interrupted_run_resumes_without_paying_twice(forecaster, tmp_path):
 def classifier(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cls")
     train, test = toy_npz(folder / "train.npz"), toy_npz(folder / "test.npz", seed=1)
-    config = load_config(overrides={
-        "task": "classification", "model": {"kind": "qk-lstm", "hidden_dim": 3, "num_qubits": 2, "num_references": 1},
-        "data": {"source": train, "validation_fraction": 0.34}, "classify": {"test_source": test, "pooling": "mean"},
-        "train": {"epochs": 2, "lr": 0.05, "batch_size": 4},
-    })
-    run_training(config, folder / "run", progress=False)
+    run_training(toy_config(train, test, "qk-lstm", epochs=2), folder / "run", progress=False)
     return folder / "run" / "model.pt", np.load(test)["lengths"]
 
 
@@ -138,3 +134,12 @@ def test_classification_on_a_fake_device_samples_to_the_budget(classifier, tmp_p
     exact = evaluate_classification(checkpoint, tmp_path / "exact")
     assert metrics["exact_full"] == pytest.approx(exact["accuracy"])
     assert metrics["exact_full_inside_interval"] == (low <= exact["accuracy"] <= high)
+
+
+def test_options_the_estimator_decides_are_refused_in_one_line(forecaster, tmp_path):
+    for mitigation in (Mitigation(depolarizing="average"), Mitigation("m3")):
+        request = EvaluationRequest(backend="aer", out_dir=tmp_path / "x", mitigation=mitigation)
+        work, load = estimator_work(forecaster, request)
+        with pytest.raises(ValueError, match=r"^evaluate: expected no mitigation\.\w+ with --estimator .*got '(average|m3)'$"):
+            evaluate_estimated(forecaster, request, work, load=load, estimator="tomography")
+    assert not (tmp_path / "x").exists()
