@@ -43,12 +43,13 @@ from ..checkpoint import load_tagger
 from ..data.tasks import EvaluationData, evaluation_data, evaluation_sentences
 from ..hardware.backends import resolve_backend
 from ..hardware.cost import (
-    CalibrationCost, CostEstimate, DryRunSampler, JobLimits, batch_shapes, check_budget, estimate_model_cost,
-    isa_circuit, sampler_kernels,
+    CalibrationCost, CostEstimate, DryRunSampler, JobLimits, active_rows, batch_shapes, check_budget,
+    estimate_model_cost, isa_circuit, sampler_kernels,
 )
 from ..hardware.journal import JOURNAL_NAME, JournaledSampler
 from ..hardware.mitigation import MITIGATIONS, MitigatedSampler, plan_mitigation, shots_for_target_error
 from ..hardware.readout import DEFAULT_CALIBRATION_SHOTS
+from ..kernels.active_rows import ActiveRowsFidelity
 from ..kernels.depolarizing import DEFAULT_ECHOES, DEPOLARIZING_METHODS, DepolarizingCorrectedFidelity
 from ..kernels.fidelity import FIDELITIES, Fidelity, Reference, make_fidelity
 from ..kernels.kernel import QuantumKernel, exact_fidelity
@@ -149,7 +150,8 @@ def _check_options(command: str, request: EvaluationRequest, rb) -> int:
 def _backend_model(load: Loader, checkpoint, sampler, pass_manager, fidelity: str | None,
                    mitigation: Mitigation) -> nn.Module:
     """The checkpoint's model with its kernels on ``sampler`` (through the registered ``fidelity`` when named),
-    depolarising-corrected when ``mitigation.depolarizing`` asks (options checked by ``_check_options``).
+    depolarising-corrected when ``mitigation.depolarizing`` asks (options checked by ``_check_options``), each
+    behind an :class:`~qk_lstm_qiskit.kernels.active_rows.ActiveRowsFidelity`: padded time steps send nothing.
 
     Raises:
         ValueError: the model has no quantum kernel (only a qk-lstm runs on a sampler).
@@ -166,6 +168,8 @@ def _backend_model(load: Loader, checkpoint, sampler, pass_manager, fidelity: st
         for kernel in kernels:
             kernel.fidelity = DepolarizingCorrectedFidelity(kernel.fidelity, kernel.feature_map,
                                                             method=mitigation.depolarizing, echoes=mitigation.echoes)
+    for kernel in kernels:
+        kernel.fidelity = ActiveRowsFidelity(kernel.fidelity, kernel.feature_map)
     return model
 
 
@@ -198,14 +202,16 @@ def _circuit_limit(rb, max_circuits_per_job: int | None) -> int | None:
 def _estimate(model, resolved, lengths: Sequence[int], batch_size: int, *, training: bool, epochs: int, shots: int,
               plan, request: EvaluationRequest) -> CostEstimate:
     """The cost of ``model`` over examples of ``lengths`` batched ``batch_size`` at a time in length order,
-    at ``shots`` per circuit with the mitigation ``plan``."""
+    at ``shots`` per circuit with the mitigation ``plan``; an evaluation sends no padded step (active rows),
+    training sends every row of every step."""
     calibration = CalibrationCost() if plan is None else CalibrationCost(
         plan.method, plan.calibration_circuits, plan.calibration_shots, plan.calibration_circuit, plan.variance_factor)
+    ordered = sorted(lengths)
     return estimate_model_cost(
-        model, batch_shapes(sorted(lengths), batch_size), resolved, training=training, epochs=epochs,
+        model, batch_shapes(ordered, batch_size), resolved, training=training, epochs=epochs,
         job_overhead_seconds=request.budget.job_overhead_seconds, shots=shots, target_error=request.sampling.target_error,
         jobs=JobLimits(_circuit_limit(resolved, request.jobs.max_circuits_per_job), request.jobs.parallel_batches),
-        calibration=calibration,
+        calibration=calibration, active_rows=None if training else active_rows(ordered, batch_size),
     )
 
 
@@ -232,15 +238,17 @@ def estimate_on_backend(checkpoint: str | Path, request: EvaluationRequest, leng
 class _KernelComparison:
     """Forward hooks on each device kernel's fidelity that compare its values with the exact kernel.
 
-    The hook sits on the kernel's :class:`~qk_lstm_qiskit.kernels.fidelity.Fidelity`, whose inputs are
-    the angles ``ax`` ``(N, P)`` and the prepared reference side: the exact value
-    ``|<ψ(ay_m)|ψ(ax_n)>|²`` comes from the map's exact fidelity on the same angles.
+    The hook sits on the kernel's :class:`~qk_lstm_qiskit.kernels.fidelity.Fidelity` (inside an
+    :class:`~qk_lstm_qiskit.kernels.active_rows.ActiveRowsFidelity`: on the one it wraps, so only the rows
+    sent count), whose inputs are the angles ``ax`` ``(N, P)`` and the prepared reference side: the exact
+    value ``|<ψ(ay_m)|ψ(ax_n)>|²`` comes from the map's exact fidelity on the same angles.
     """
 
     def __init__(self, kernels: list) -> None:
         self._by_batch: dict[int, list[torch.Tensor]] = {}  # batch index → diffs in call order
         self._local = threading.local()
-        self.handles = [k.fidelity.register_forward_hook(self._hook(exact_fidelity(k.feature_map))) for k in kernels]
+        sent = [k.fidelity.inner if isinstance(k.fidelity, ActiveRowsFidelity) else k.fidelity for k in kernels]
+        self.handles = [f.register_forward_hook(self._hook(exact_fidelity(k.feature_map))) for f, k in zip(sent, kernels)]
 
     @contextmanager
     def batch(self, index: int):
@@ -289,9 +297,12 @@ def _run_concurrently(model: nn.Module, work: BackendWork, sampler: JournaledSam
     running batches finish their current wait, and the exception is re-raised.
     """
     batches = work.batches
+    skipping = [m for m in model.modules() if isinstance(m, ActiveRowsFidelity)]
 
     def one(i: int) -> Any:
-        with sampler.stream(f"batch-{i}"), comparison.batch(i):
+        with ExitStack() as rows, sampler.stream(f"batch-{i}"), comparison.batch(i):
+            for fidelity in skipping:  # each kernel sends, at step t, only the examples still running
+                rows.enter_context(fidelity.schedule(work.batch_lengths(batches[i])))
             out = work.run(model, [batches[i]])
         bar.update(1)
         return out

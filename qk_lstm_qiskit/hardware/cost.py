@@ -12,7 +12,8 @@ are differentiated is read off the built model (:func:`estimate_model_cost`): th
 the references, the bandwidth or the map's trainable layers require gradients.
 
 Counts, for batches ``b`` of ``N_b`` sentences padded to length ``L_b`` (padding is computed
-too), ``E`` epochs (1 for inference) and ``S`` shots per circuit:
+too, except in an evaluation whose kernels skip padded rows: ``N_b L_b`` becomes ``Σ_t a_{b,t}``, the rows
+still running at each step, :func:`active_rows`), ``E`` epochs (1 for inference) and ``S`` shots per circuit:
 
 .. math::
     C_{fwd} = E \\sum_b K L_b N_b G R f, \\qquad C_{bwd} = E \\sum_b K L_b N_b G R b\\ (training),\\ 0\\ (inference)
@@ -69,6 +70,7 @@ __all__ = [
     "KernelLoad",
     "DEFAULT_JOB_OVERHEAD_S",
     "OPEN_PLAN_SECONDS",
+    "active_rows",
     "batch_shapes",
     "check_budget",
     "estimate_cost",
@@ -90,6 +92,8 @@ FORMULA = (
 )
 CALIBRATION_FORMULA = " + J_cal·t_job + S_cal·C_cal·(t_cal + t_rep)"
 PER_CALL_FORMULA = "; with e circuits per forward call (job): C_fwd = E·Σ_b K·L_b·(N_b·G·R·f + e)"
+ACTIVE_ROWS_FORMULA = ("; padded steps not sent: N_b·L_b → Σ_t a_b,t (a_b,t = rows of batch b still running at step t), "
+                       "one job per step")
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,8 @@ class CostEstimate:
         num_layers, num_gates, num_references: ``K``, ``G``, ``R``.
         shift_parameters: ``P_s``; circuits_per_value, backward_circuits_per_value: ``f``, ``b``;
         circuits_per_call: ``e`` (echo circuits per forward job); ``epochs``: ``E``; ``batches``: ``((N_b, L_b), …)``.
+        active_rows: per batch, the rows still running at each step ``(a_b,0, …, a_b,L_b−1)``: padded steps are
+            not sent (inference); ``None``: every row of every step (padding computed too).
         circuit_seconds, rep_delay_seconds, job_overhead_seconds: ``t_circ``, ``t_rep``, ``t_job``.
         max_circuits_per_job: ``M`` (``None``: no limit); parallel_batches: ``W``.
         mitigation: ``none``, ``m3`` or ``marginal``; calibration_circuits, calibration_shots,
@@ -139,6 +145,7 @@ class CostEstimate:
     calibration_circuit_seconds: float | None = None
     target_error: float | None = None
     variance_factor: float = 1.0
+    active_rows: tuple[tuple[int, ...], ...] | None = None
     forward_circuits: int = field(init=False)
     backward_circuits: int = field(init=False)
     circuits: int = field(init=False)
@@ -154,17 +161,24 @@ class CostEstimate:
         limit = self.max_circuits_per_job
         return 0 if bindings == 0 else 1 if limit is None else -(-bindings // limit)
 
+    def steps(self) -> list[list[int]]:
+        """Per batch, the input rows sent at each of its time steps (``N_b`` each, or the active rows)."""
+        if self.active_rows is not None:
+            return [list(rows) for rows in self.active_rows]
+        return [[size] * length for size, length in self.batches]
+
     def __post_init__(self) -> None:
         per_step = self.num_gates * self.num_references  # kernel values per input row and step
-        kernel_values = self.epochs * sum(self.num_layers * length * size * per_step for size, length in self.batches)
+        steps = self.steps()
+        kernel_values = self.epochs * sum(self.num_layers * sum(rows) * per_step for rows in steps)
         backward_per_value = self.backward_circuits_per_value if self.training else 0
         calls = self.epochs * sum(self.num_layers * length for _, length in self.batches)  # forward calls
         forward = kernel_values * self.circuits_per_value + calls * self.circuits_per_call
         backward = kernel_values * backward_per_value
         jobs = self.epochs * sum(
-            self.num_layers * length * (self._jobs(size * per_step * self.circuits_per_value + self.circuits_per_call)
-                                        + self._jobs(size * per_step * backward_per_value))
-            for size, length in self.batches
+            self.num_layers * (self._jobs(a * per_step * self.circuits_per_value + self.circuits_per_call)
+                               + self._jobs(a * per_step * backward_per_value))
+            for rows in steps for a in rows
         )
         passes = (self.circuits_per_value + self.circuits_per_call > 0) + (backward_per_value > 0)  # rounds per step
         workers = [0] * self.parallel_batches  # list scheduling of each batch's sequential rounds
@@ -198,11 +212,13 @@ class CostEstimate:
     @property
     def formula(self) -> str:
         return (FORMULA + (PER_CALL_FORMULA if self.circuits_per_call else "")
+                + (ACTIVE_ROWS_FORMULA if self.active_rows is not None else "")
                 + (CALIBRATION_FORMULA if self.calibration_circuits else ""))
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["batches"] = [list(b) for b in self.batches]
+        out["active_rows"] = None if self.active_rows is None else [list(rows) for rows in self.active_rows]
         out["formula"] = self.formula
         out["open_plan_months"] = None if self.qpu_seconds is None else self.qpu_seconds / OPEN_PLAN_SECONDS
         return out
@@ -219,7 +235,10 @@ class CostEstimate:
             f"b={self.backward_circuits_per_value} backward circuits per kernel value"
             + (f", e={self.circuits_per_call} echo circuits per forward job" if self.circuits_per_call else ""),
             f"  data: {len(self.batches)} batch(es) × E={self.epochs} epoch(s); N_b in [{min(sizes, default=0)}, "
-            f"{max(sizes, default=0)}], L_b in [{min(lengths, default=0)}, {max(lengths, default=0)}]",
+            f"{max(sizes, default=0)}], L_b in [{min(lengths, default=0)}, {max(lengths, default=0)}]"
+            + ("" if self.active_rows is None else
+               f"; padded steps not sent ({sum(map(sum, self.active_rows)):,} of {sum(n * n_l for n, n_l in self.batches):,} "
+               "input rows)"),
             f"  circuits (bindings): {self.circuits:,} = {self.forward_circuits:,} forward + {self.backward_circuits:,} backward",
             f"  shots: {self.total_shots:,} (S={self.shots:,} per circuit"
             + (f", chosen for a kernel standard error ≤ {self.target_error:g}" if self.target_error is not None else "")
@@ -331,6 +350,7 @@ def estimate_cost(
     jobs: JobLimits = JobLimits(),
     calibration: CalibrationCost = CalibrationCost(),
     target_error: float | None = None,
+    active_rows: Iterable[Sequence[int]] | None = None,
 ) -> CostEstimate:
     """Count circuits, shots, jobs and QPU seconds of a run (formula in the module docstring).
 
@@ -344,9 +364,11 @@ def estimate_cost(
         jobs: the :class:`JobLimits` (default no job limit, one batch at a time).
         calibration: the readout calibration to run (:class:`CalibrationCost`; default none).
         target_error: the kernel standard error the shots were chosen for (recorded).
+        active_rows: per batch, the rows sent at each step (:func:`active_rows`; inference without padded steps);
+            ``None``: ``N_b`` rows at every step.
 
     Raises:
-        ValueError: a count or batch shape that is not a positive int.
+        ValueError: a count or batch shape that is not a positive int; active rows that do not fit the batches.
 
     Example:
         >>> est = estimate_cost([(2, 5)], KernelLoad(num_references=4), shots=1000)
@@ -357,6 +379,11 @@ def estimate_cost(
     for index, (size, length) in enumerate(batches):
         if size < 1 or length < 1:
             raise ValueError(f"estimate_cost: expected batch {index} of >= 1 sentences of length >= 1, got {(size, length)}")
+    active = None if active_rows is None else tuple(tuple(int(a) for a in rows) for rows in active_rows)
+    if active is not None and (training or len(active) != len(batches) or any(
+            len(rows) != length or not all(0 < a <= size for a in rows) for rows, (size, length) in zip(active, batches))):
+        raise ValueError(f"estimate_cost: expected active_rows of inference, 1..N_b rows at each of the L_b steps of "
+                         f"batches {batches}, got {active} (training: {training})")
     for name, value, minimum in (
         ("num_references", load.num_references, 1), ("shots", shots, 1), ("num_layers", load.num_layers, 1),
         ("num_gates", load.num_gates, 1), ("circuits_per_value", load.circuits_per_value, 0),
@@ -390,6 +417,7 @@ def estimate_cost(
         mitigation=calibration.method,
         calibration_circuits=calibration.circuits, calibration_shots=calibration.shots,
         calibration_circuit_seconds=t_cal, target_error=target_error, variance_factor=calibration.variance_factor,
+        active_rows=active,
     )
 
 
@@ -415,6 +443,18 @@ def check_budget(estimate: CostEstimate, max_qpu_seconds: float | None) -> None:
             f"max_qpu_seconds={max_qpu_seconds:g}; use fewer shots, sentences or a smaller batch"
         )
     logger.info("budget: ≈ %.1f of %g QPU seconds", estimate.qpu_seconds, max_qpu_seconds)
+
+
+def active_rows(lengths: Sequence[int], batch_size: int) -> list[tuple[int, ...]]:
+    """Per consecutive batch of ``batch_size`` sequences of ``lengths``, the rows still running at each step:
+    ``a_t = #{i : l_i > t}`` for ``t < L_b`` (what a kernel that skips padded rows sends)."""
+    if batch_size < 1:
+        raise ValueError(f"active_rows: expected batch_size >= 1, got {batch_size}")
+    out = []
+    for i in range(0, len(lengths), batch_size):
+        batch = lengths[i : i + batch_size]
+        out.append(tuple(sum(1 for n in batch if n > t) for t in range(max(batch))))
+    return out
 
 
 def batch_shapes(lengths: Sequence[int], batch_size: int) -> list[tuple[int, int]]:
@@ -493,8 +533,10 @@ def estimate_model_cost(
     model: torch.nn.Module, batches: Iterable[tuple[int, int]], resolved, *, training: bool, epochs: int = 1,
     job_overhead_seconds: float | None = None, shots: int | None = None, target_error: float | None = None,
     jobs: JobLimits = JobLimits(), calibration: CalibrationCost = CalibrationCost(),
+    active_rows: Iterable[Sequence[int]] | None = None,
 ) -> CostEstimate:
-    """:func:`estimate_cost` of running the built ``model`` (on ``resolved``'s pass manager) over ``batches``.
+    """:func:`estimate_cost` of running the built ``model`` (on ``resolved``'s pass manager) over ``batches``
+    (``active_rows``: padded steps not sent).
 
     The load comes from the model itself (:func:`kernel_load`), the ISA circuit from its first device
     kernel. ``shots`` overrides ``resolved.shots``.
@@ -507,4 +549,5 @@ def estimate_model_cost(
     return estimate_cost(
         batches, kernel_load(model, training=training), shots=shots or resolved.shots or 1, training=training,
         epochs=epochs, timing=timing, jobs=jobs, calibration=calibration, target_error=target_error,
+        active_rows=active_rows,
     )

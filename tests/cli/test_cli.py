@@ -157,12 +157,13 @@ def test_train_note_comes_from_the_model_not_from_config_names(tmp_path, capsys,
 
 @pytest.mark.fake_backend
 def test_evaluate_dry_run_prints_the_estimate_and_writes_nothing(tmp_path, capsys):
-    """2 sentences in one batch, 5 time steps × 4 gates × R = 4 references: 160 circuits in 5 jobs, nothing written."""
+    """2 sentences (5 and 4 tokens) in one batch: 9 token steps × 4 gates × R = 4 references = 144 circuits in 5 jobs,
+    nothing written."""
     assert cli.main(["train", "--epochs", "1", "--out", str(tmp_path / "run"), "--no-progress"]) == 0
     capsys.readouterr()
     argv = ["evaluate", "--checkpoint", str(tmp_path / "run"), "--backend", "fake:manila", "--shots", "256", "--dry-run",
             "--out", str(tmp_path / "ev")]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
-    assert "circuits (bindings): 160 = 160 forward + 0 backward" in out and "jobs: 5 in 5" in out
+    assert "circuits (bindings): 144 = 144 forward + 0 backward" in out and "jobs: 5 in 5" in out
     assert out.strip().endswith("dry run: nothing submitted") and not (tmp_path / "ev").exists()

@@ -67,12 +67,14 @@ def test_evaluate_on_a_fake_device(checkpoint, tmp_path, monkeypatch):
     model, words, tags, _ = load_tagger(checkpoint)
     batches = make_batches(encode_corpus(paper_corpus(), words, tags), 32)
     assert saved["exact_accuracy"] == pytest.approx(evaluate(model, batches)["accuracy"])
-    # one job per time step: both sentences in one batch padded to 5 steps; 2·4 gates·4 refs per job
+    # one job per time step of the batch of both sentences (5 and 4 tokens): a row of 4 gates·4 refs per sentence
+    # still running, so 2 rows at steps 0-3 and 1 at step 4 (the padded step is not sent)
     records = _journal(out / "jobs.jsonl")
     submitted = [r for r in records if r["event"] == "submitted"]
     assert len(submitted) == 5 == saved["jobs_submitted"] == saved["estimate"]["jobs"]
-    assert all(r["num_bindings"] == 32 and r["shots"] == SHOTS and r["backend"] == "fake_manila" for r in submitted)
-    assert saved["kernel_values"] == saved["estimate"]["circuits"] == 160
+    assert [r["num_bindings"] for r in submitted] == [32, 32, 32, 32, 16]
+    assert all(r["shots"] == SHOTS and r["backend"] == "fake_manila" for r in submitted)
+    assert saved["kernel_values"] == saved["estimate"]["circuits"] == (5 + 4) * 16
     # the device noise moves kernels by a few percent: the mean shift is small but not zero
     assert 0.0 < saved["kernel_mean_abs_diff"] < 0.15
     # tokens tagged alike are right or wrong alike: the accuracies differ by at most the disagreement
@@ -87,7 +89,7 @@ def test_dry_run_submits_and_writes_nothing(checkpoint, tmp_path):
     result = evaluate_checkpoint(checkpoint, "fake:manila", sampling=Sampling(SHOTS), out_dir=tmp_path / "dry",
                                  budget=Budget(dry_run=True))
     assert result["dry_run"] and not (tmp_path / "dry").exists()
-    assert result["estimate"]["circuits"] == 160 and result["estimate"]["jobs"] == 5
+    assert result["estimate"]["circuits"] == 144 and result["estimate"]["jobs"] == 5  # 9 tokens x 16, 5 steps
     assert "T_QPU ≈ J·t_job" in result["estimate_summary"]
 
 
@@ -163,7 +165,8 @@ def test_cli_evaluate_leaves_no_trace_of_the_token(checkpoint, tmp_path, monkeyp
 def test_cli_estimate_and_dry_run(checkpoint, capsys):
     assert main(["estimate", "--checkpoint", str(checkpoint), "--backend", "aer", "--shots", "100"]) == 0
     text = capsys.readouterr().out
-    assert "circuits (bindings): 160" in text and "QPU seconds: 0 (simulator)" in text
+    assert "circuits (bindings): 144" in text and "QPU seconds: 0 (simulator)" in text
+    assert "padded steps not sent (9 of 10 input rows)" in text
     assert main(["estimate", "--checkpoint", str(checkpoint), "--backend", "fake:nope"]) == 2
     assert "unknown fake device 'nope'" in capsys.readouterr().err
 
@@ -201,7 +204,7 @@ def test_an_exact_sampler_reproduces_the_exact_executor(checkpoint, tmp_path):
 
     rb = ResolvedBackend(name="qml-exact", kind="aer", sampler=QMLSampler(shots=None))
     metrics = evaluate_checkpoint(checkpoint, resolved=rb, out_dir=tmp_path / "qml")
-    assert metrics["kernel_values"] == 160
+    assert metrics["kernel_values"] == 144
     assert metrics["kernel_mean_abs_diff"] < 1e-6  # float32 through TorchConnector
     assert metrics["accuracy"] == metrics["exact_accuracy"] and metrics["agreement"] == 1.0
 

@@ -43,8 +43,8 @@ def test_average_correction_moves_the_kernel_bias_towards_zero(checkpoint, tmp_p
         assert (saved["depolarizing"], saved["echoes"]) == (depolarizing, echoes)
         submitted = _submitted(out)
         assert len(submitted) == saved["jobs_submitted"] == saved["estimate"]["jobs"] == 5
-        assert all(r["num_bindings"] == 32 + echoes for r in submitted)
-        assert saved["estimate"]["circuits"] == 160 + 5 * echoes and saved["kernel_values"] == 160
+        assert [r["num_bindings"] for r in submitted] == [32 + echoes] * 4 + [16 + echoes]  # step 4: one sentence
+        assert saved["estimate"]["circuits"] == 144 + 5 * echoes and saved["kernel_values"] == 144
     none, average = runs["none"], runs["average"]
     assert none["depolarizing_rate"] is None
     rate = average["depolarizing_rate"]
@@ -79,13 +79,13 @@ def test_the_cli_reports_the_correction(checkpoint, tmp_path, capsys):
     assert (saved["depolarizing"], saved["echoes"]) == ("average", 2)
     assert f"depolarising correction average: 2 echo circuit(s) per job, mean rate λ̂ = {saved['depolarizing_rate']:.4f}" \
         in capsys.readouterr().out
-    assert all(r["num_bindings"] == 32 + 2 for r in _submitted(out))
+    assert [r["num_bindings"] for r in _submitted(out)] == [32 + 2] * 4 + [16 + 2]
 
 
 def test_the_estimate_counts_the_echoes(checkpoint):
     est = estimate_checkpoint(checkpoint, "aer", sampling=Sampling(100),
                               mitigation=Mitigation(depolarizing="average", echoes=3))
-    assert (est.circuits, est.jobs, est.circuits_per_call) == (160 + 5 * 3, 5, 3)
+    assert (est.circuits, est.jobs, est.circuits_per_call) == (144 + 5 * 3, 5, 3)
     assert "e=3 echo circuits per forward job" in est.summary()
 
 

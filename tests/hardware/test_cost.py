@@ -217,3 +217,30 @@ def test_a_training_estimate_counts_what_the_model_submits(options, reference_si
     assert dry.bindings == est.circuits and len(dry.calls) == est.jobs
     x_angles = model.cells[0].kernel.feature_map.num_parameters
     assert load.shift_parameters == (2 * x_angles if reference_side else x_angles)
+
+
+@pytest.mark.parametrize("lengths, batch_size, limit", [([3, 5, 1, 4, 4, 2, 7], 3, None), ([6, 2, 2, 9], 4, 20),
+                                                         ([5], 1, None)])
+def test_an_evaluation_without_padded_steps_counts_what_step_cost_counts(lengths, batch_size, limit):
+    """Active rows: the estimate's circuits, jobs and QPU seconds equal step_cost's independent count (a row per
+    sequence still running at each step), and never exceed the padded count."""
+    from qk_lstm_qiskit.hardware.cost import active_rows
+    from qk_lstm_qiskit.hardware.step_cost import step_cost
+
+    ordered = sorted(lengths)
+    load = KernelLoad(num_references=3, num_layers=2)
+    timing = DeviceTiming(device=fake_backend("manila"), isa_circuit=QuantumCircuit(1), on_qpu=True)
+    jobs = JobLimits(max_circuits_per_job=limit)
+    kwargs = dict(shots=100, timing=timing, jobs=jobs)
+    skipped = estimate_cost(batch_shapes(ordered, batch_size), load, active_rows=active_rows(ordered, batch_size), **kwargs)
+    padded = estimate_cost(batch_shapes(ordered, batch_size), load, **kwargs)
+    reference = step_cost(ordered, circuits_per_input=4 * 3, shots=100, circuit_seconds=skipped.circuit_seconds,
+                          rep_delay_seconds=skipped.rep_delay_seconds, job_overhead_seconds=skipped.job_overhead_seconds,
+                          layers=2, batch_size=batch_size, max_circuits_per_job=limit)
+    assert (skipped.circuits, skipped.jobs) == (reference.circuits, reference.jobs)
+    assert skipped.qpu_seconds == pytest.approx(reference.qpu_seconds)
+    assert skipped.circuits == 2 * 4 * 3 * sum(lengths) <= padded.circuits
+    assert active_rows([1, 2, 4], 3) == [(3, 2, 1, 1)]
+    with pytest.raises(ValueError, match="expected active_rows of inference"):
+        estimate_cost(batch_shapes(ordered, batch_size), load, active_rows=active_rows(ordered, batch_size), training=True,
+                      **kwargs)

@@ -94,10 +94,11 @@ def test_cli_train_evaluate_estimate(tmp_path, capsys):
     assert "expected --mitigation only with a sampler backend, got --backend exact" in capsys.readouterr().err
     assert main(["estimate", "--checkpoint", str(tmp_path / "run"), "--backend", "fake:manila", "--batch-size", "4"]) == 0
     summary = capsys.readouterr().out
-    # 12 test sequences sorted by length in batches of 4: Σ_b L_b · N_b · G · R circuits, one layer, 4 gates, 1 reference
+    # 12 test sequences, one layer of 4 gates with 1 reference each: G·R circuits per step of each sequence (padded
+    # steps are not sent), one job per step of each batch of 4 sequences sorted by length
     lengths = sorted(read_test_split(test, ("down", "up"), prepare_sequences(train).scaler).lengths.tolist())
-    circuits = sum(max(lengths[i:i + 4]) * len(lengths[i:i + 4]) * 4 * 1 for i in range(0, 12, 4))
-    assert f"circuits (bindings): {circuits:,}" in summary
+    jobs = sum(max(lengths[i:i + 4]) for i in range(0, 12, 4))
+    assert f"circuits (bindings): {sum(lengths) * 4 * 1:,}" in summary and f"jobs: {jobs} in {jobs}" in summary
 
 
 @pytest.mark.fake_backend
@@ -113,7 +114,7 @@ def test_a_few_test_sequences_on_a_fake_device(tmp_path):
     assert sampled["accuracy"] == sum(correct) / 4 and sampled["sequences"] == 4
     assert sampled["agreement"] == sum(a == b for a, b in zip(sampled["predictions"], exact["predictions"])) / 4
     estimate = estimate_classification(tmp_path / "run", "fake:torino", max_sequences=4, batch_size=4)
-    assert estimate.to_dict()["circuits"] == max(gold.lengths[:4].tolist()) * 4 * 4 * 1
+    assert estimate.to_dict()["circuits"] == sum(gold.lengths[:4].tolist()) * 4 * 1  # G·R per step of each sequence
 
 
 def _train_classifier(trainer_class, train_path: str):
