@@ -106,8 +106,8 @@ class CostEstimate:
         num_layers, num_gates, num_references: ``K``, ``G``, ``R``.
         shift_parameters: ``P_s``; circuits_per_value, backward_circuits_per_value: ``f``, ``b``;
         circuits_per_call: ``e`` (echo circuits per forward job); ``epochs``: ``E``; ``batches``: ``((N_b, L_b), …)``.
-        active_rows: per batch, the rows still running at each step ``(a_b,0, …, a_b,L_b−1)``: padded steps are
-            not sent (inference); ``None``: every row of every step (padding computed too).
+        active_rows: per batch, the rows still running at each step ``(a_b,0, …, a_b,L_b−1)`` (padded steps
+        not sent, inference); ``None``: every row of every step (padding computed too).
         circuit_seconds, rep_delay_seconds, job_overhead_seconds: ``t_circ``, ``t_rep``, ``t_job``.
         max_circuits_per_job: ``M`` (``None``: no limit); parallel_batches: ``W``.
         mitigation: ``none``, ``m3`` or ``marginal``; calibration_circuits, calibration_shots,
