@@ -120,3 +120,33 @@ def test_torchrun_two_ranks_train_a_forecaster_like_one_process(tmp_path):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5) and a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
     assert metrics["test_rmse"] == pytest.approx(one["test_rmse"], rel=1e-4)
     assert (tmp_path / "ranks" / "forecast.png").is_file()
+
+
+@pytest.mark.slow
+def test_torchrun_two_ranks_train_a_classifier_like_one_process(tmp_path):
+    """Sequence classification through ``torchrun`` too: rank 0 writes the run folder and confusion.png, the epochs
+    match one process, and the test accuracy is scored once."""
+    pytest.importorskip("aeon")
+    from _sequences import toy_npz
+
+    from qk_lstm_qiskit.config import load_config
+    from qk_lstm_qiskit.training.experiment import run_training
+
+    train, test = toy_npz(tmp_path / "train.npz"), toy_npz(tmp_path / "test.npz", seed=1)
+    config = tmp_path / "cls.yaml"
+    config.write_text("task: classification\nmodel: {kind: qk-lstm, hidden_dim: 3, num_qubits: 2, num_references: 1}\n"
+                      f"data: {{source: {train}, validation_fraction: 0.34}}\n"
+                      f"classify: {{test_source: {test}, pooling: mean}}\ntrain: {{epochs: 2, batch_size: 4, lr: 0.05}}\n")
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "QK_LSTM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    ranks = subprocess.run([str(bin_dir / "torchrun"), "--nproc_per_node=2", "--no-python", str(bin_dir / "qk-lstm"),
+                            "train", "--config", str(config), "--out", str(tmp_path / "ranks"), "--no-progress"],
+                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert ranks.returncode == 0, ranks.stderr[-2000:]
+    assert ranks.stdout.count("test accuracy:") == 1  # rank 0 alone prints the report
+    one = run_training(load_config(config), tmp_path / "one", progress=False)
+    metrics = json.loads((tmp_path / "ranks" / "metrics.json").read_text())
+    for a, b in zip(metrics["epochs"], one["epochs"], strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5) and a["val_accuracy"] == b["val_accuracy"]
+    assert metrics["test_accuracy"] == one["test_accuracy"]
+    assert (tmp_path / "ranks" / "confusion.png").is_file()
