@@ -10,11 +10,9 @@ import torch
 
 from qk_lstm_qiskit.hardware.backends import ResolvedBackend, resolve_backend
 from qk_lstm_qiskit.cli import main
-from qk_lstm_qiskit.config import load_config
 from qk_lstm_qiskit.errors import QKLSTMError
 from qk_lstm_qiskit.evaluation.backend import default_eval_dir, estimate_checkpoint, evaluate_checkpoint
 from qk_lstm_qiskit.evaluation.options import Budget, Sampling
-from qk_lstm_qiskit.training.experiment import run_training
 from qk_lstm_qiskit.circuits.feature_map import FeatureMap
 from qk_lstm_qiskit.kernels.kernel import QuantumKernel
 
@@ -22,14 +20,6 @@ from _samplers import JobRegistry, ibm_standin
 
 DUMMY_TOKEN = "dummy-token-123-do-not-leak-9f8e7d"
 SHOTS = 256
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A QK-LSTM tagger trained exactly for a few epochs on the paper's two sentences."""
-    out = tmp_path_factory.mktemp("paper")
-    run_training(load_config(overrides={"train": {"epochs": 4}}), out, progress=False)
-    return out / "model.pt"
 
 
 def _journal(path):

@@ -8,20 +8,10 @@ import math
 import pytest
 
 from qk_lstm_qiskit.cli import main
-from qk_lstm_qiskit.config import load_config
 from qk_lstm_qiskit.evaluation.backend import estimate_checkpoint, evaluate_checkpoint
 from qk_lstm_qiskit.evaluation.options import Mitigation, Sampling
-from qk_lstm_qiskit.training.experiment import run_training
 
 SHOTS, ECHOES, LEVELS = 4096, 4, 2**4  # the paper map: 4 qubits
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A QK-LSTM tagger trained exactly for a few epochs on the paper's two sentences."""
-    out = tmp_path_factory.mktemp("paper")
-    run_training(load_config(overrides={"train": {"epochs": 4}}), out, progress=False)
-    return out / "model.pt"
 
 
 def _submitted(out):

@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
 from qiskit.circuit import Parameter
-from qiskit.primitives import BaseSamplerV2, BitArray, DataBin, PrimitiveResult, SamplerPubResult, StatevectorSampler
+from qiskit.primitives import BitArray, DataBin, PrimitiveResult, SamplerPubResult, StatevectorSampler
 from qiskit_aer.primitives import SamplerV2 as AerSampler
 
 from qk_lstm_qiskit.errors import QKLSTMError
 from qk_lstm_qiskit.hardware.journal import JournaledSampler
 from qk_lstm_qiskit.hardware.result_store import read_result, write_result
+
+from _samplers import interrupting_sampler
 
 SHOTS = 64  # two qubits at θ = π/2: two runs agree on every shot with probability 4**-64
 
@@ -34,28 +36,9 @@ def _pubs(k: int) -> list:
     return [(_circuit(), np.array([[np.pi / 2 + 0.01 * k], [np.pi / 3]]), SHOTS)]
 
 
-class _InterruptOnce:
-    def __init__(self, job):
-        self._job = job
-
-    def __getattr__(self, name):
-        return getattr(self._job, name)
-
-    def result(self):
-        raise KeyboardInterrupt  # the process "dies" while waiting for this job
-
-
-class _Local(BaseSamplerV2):
+def _local(seed: int, interrupt_at: int | None = None):
     """A local sampler (no service): fresh random bits on every run; counts runs; ``interrupt_at`` one wait."""
-
-    def __init__(self, seed: int, interrupt_at: int | None = None):
-        self.inner = StatevectorSampler(seed=np.random.default_rng(seed))
-        self.interrupt_at, self.runs = interrupt_at, 0
-
-    def run(self, pubs, *, shots=None):
-        job = self.inner.run(pubs, shots=shots)
-        self.runs += 1
-        return _InterruptOnce(job) if self.runs - 1 == self.interrupt_at else job
+    return interrupting_sampler(StatevectorSampler(seed=np.random.default_rng(seed)), interrupt_at=interrupt_at)
 
 
 class _NoService:
@@ -79,7 +62,7 @@ def _same(a, b) -> bool:
 
 def _interrupted_run(tmp_path, n: int, k: int, **options):
     """Calls ``0..k`` of ``n`` through a journaled local sampler; the wait for call ``k`` is interrupted."""
-    local = _Local(seed=7, interrupt_at=k)
+    local = _local(seed=7, interrupt_at=k)
     sampler = JournaledSampler(local, tmp_path / "jobs.jsonl", results_dir=tmp_path / "results", **options)
     results = [sampler.run(_pubs(i)).result() for i in range(k)]
     with pytest.raises(KeyboardInterrupt):
@@ -135,7 +118,7 @@ def test_resumed_local_run_replays_stored_results_and_reruns_only_the_rest(tmp_p
     assert [r["result"] for r in done] == ["main-0.npz", "main-1.npz", "main-2.npz"]
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["main-0.npz", "main-1.npz", "main-2.npz"]
 
-    local = _Local(seed=8)
+    local = _local(seed=8)
     resumed = JournaledSampler(local, tmp_path / "jobs.jsonl", resume=True, results_dir=tmp_path / "results")
     caplog.clear()  # the interrupted run's own warning
     with caplog.at_level(logging.WARNING, logger="qk_lstm_qiskit.hardware.journal"):
@@ -143,7 +126,7 @@ def test_resumed_local_run_replays_stored_results_and_reruns_only_the_rest(tmp_p
     assert local.runs == n - k  # call k (its job died with the process) and the calls never made
     assert (resumed.fetched, resumed.replayed, resumed.submitted) == (k, k, n - k)
     assert all(_same(a, b) for a, b in zip(first, again[:k]))
-    rerun = _Local(seed=8).run(_pubs(0)).result()  # what a rerun of call 0 would have given instead
+    rerun = _local(seed=8).run(_pubs(0)).result()  # what a rerun of call 0 would have given instead
     assert not _same(rerun, first[0])
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and f"call {k}: job" in warnings[0] and "submitting it again" in warnings[0]
@@ -151,7 +134,7 @@ def test_resumed_local_run_replays_stored_results_and_reruns_only_the_rest(tmp_p
     assert [r["attempt"] for r in resubmitted] == [0, 1]
 
     # a second resume replays every call, now with a service that must not be asked
-    idle = _Local(seed=9)
+    idle = _local(seed=9)
     last = JournaledSampler(idle, tmp_path / "jobs.jsonl", resume=True, results_dir=tmp_path / "results",
                             service=_NoService())
     final = [last.run(_pubs(i)).result() for i in range(n)]
@@ -161,7 +144,7 @@ def test_resumed_local_run_replays_stored_results_and_reruns_only_the_rest(tmp_p
 
 def test_streams_replay_in_another_thread_order(tmp_path):
     path, results = tmp_path / "jobs.jsonl", tmp_path / "results"
-    local = _Local(seed=1)
+    local = _local(seed=1)
     first = JournaledSampler(local, path, results_dir=results)
     got: dict[tuple[str, int], PrimitiveResult] = {}
 
@@ -179,7 +162,7 @@ def test_streams_replay_in_another_thread_order(tmp_path):
     assert {p.name for p in results.iterdir()} == {f"batch-{b}-{i}.npz" for b in range(3) for i in range(2)}
     expected, got = dict(got), {}
 
-    idle = _Local(seed=2)
+    idle = _local(seed=2)
     resumed = JournaledSampler(idle, path, resume=True, results_dir=results)
     threads = [threading.Thread(target=work, args=(resumed, f"batch-{b}", 10 * b)) for b in (2, 0, 1)]
     for t in threads:  # another order, one at a time
@@ -193,13 +176,13 @@ def test_split_calls_store_each_job_and_replay_the_joined_result(tmp_path):
     path, results = tmp_path / "jobs.jsonl", tmp_path / "results"
     values = np.linspace(0, np.pi, 5)[:, None]
     pubs = [(_circuit(), values, SHOTS), (_circuit(), np.array([[0.0], [np.pi]]), SHOTS)]  # 7 bindings, 3 jobs
-    local = _Local(seed=3)
+    local = _local(seed=3)
     first = JournaledSampler(local, path, results_dir=results, max_circuits_per_job=3).run(pubs).result()
     assert local.runs == 3
     assert sorted(p.name for p in results.iterdir()) == ["main-0.npz", "main-1.npz", "main-2.npz"]
     assert read_result(results / "main-1.npz").result[0].data.meas.shape == (2,)  # rows 3-4 of the first PUB
 
-    idle = _Local(seed=4)
+    idle = _local(seed=4)
     resumed = JournaledSampler(idle, path, resume=True, results_dir=results, max_circuits_per_job=3)
     again = resumed.run(pubs).result()
     assert idle.runs == 0 and resumed.replayed == 3
@@ -213,7 +196,7 @@ def test_tampered_fingerprint_is_refused_in_one_line(tmp_path):
     path = tmp_path / "results" / "main-1.npz"
     stored = read_result(path)
     write_result(stored.result, path, job_id=stored.job_id, fingerprint="0" * 64)
-    local = _Local(seed=5)
+    local = _local(seed=5)
     resumed = JournaledSampler(local, tmp_path / "jobs.jsonl", resume=True, results_dir=tmp_path / "results")
     resumed.run(_pubs(0)).result()
     with pytest.raises(QKLSTMError, match=r"call 1 does not match the result stored in .*main-1\.npz") as info:
@@ -225,7 +208,7 @@ def test_corrupt_result_file_is_one_line_naming_it(tmp_path):
     _interrupted_run(tmp_path, 3, 2)
     path = tmp_path / "results" / "main-0.npz"
     path.write_bytes(path.read_bytes()[:40])  # truncated
-    local = _Local(seed=5)
+    local = _local(seed=5)
     resumed = JournaledSampler(local, tmp_path / "jobs.jsonl", resume=True, results_dir=tmp_path / "results")
     with pytest.raises(QKLSTMError, match=r"cannot read the stored job result .*main-0\.npz \(BadZipFile: ") as info:
         resumed.run(_pubs(0))
@@ -236,7 +219,7 @@ def test_corrupt_result_file_is_one_line_naming_it(tmp_path):
 
 def test_resume_with_a_service_fetches_jobs_without_a_stored_result(tmp_path):
     path = tmp_path / "jobs.jsonl"
-    local = _Local(seed=6)
+    local = _local(seed=6)
     jobs = {}
 
     class Service:
@@ -247,7 +230,7 @@ def test_resume_with_a_service_fetches_jobs_without_a_stored_result(tmp_path):
     job = plain.run(_pubs(0))
     jobs[job.job_id()] = job
     first = job.result()
-    resumed = JournaledSampler(_Local(seed=7), path, resume=True, service=Service(), results_dir=tmp_path / "r")
+    resumed = JournaledSampler(_local(seed=7), path, resume=True, service=Service(), results_dir=tmp_path / "r")
     again = resumed.run(_pubs(0)).result()
     assert _same(first, again) and (resumed.fetched, resumed.replayed, resumed.submitted) == (1, 0, 0)
     assert (tmp_path / "r" / "main-0.npz").is_file()  # the fetched result is kept for next time
@@ -255,7 +238,7 @@ def test_resume_with_a_service_fetches_jobs_without_a_stored_result(tmp_path):
 
 
 def test_stream_names_must_be_file_name_safe_with_a_results_dir(tmp_path):
-    sampler = JournaledSampler(_Local(seed=0), tmp_path / "jobs.jsonl", results_dir=tmp_path / "r")
+    sampler = JournaledSampler(_local(seed=0), tmp_path / "jobs.jsonl", results_dir=tmp_path / "r")
     for name in ("../x", "main", "a b"):
         with pytest.raises(ValueError, match=r"JournaledSampler.stream: expected a name of letters, digits"):
             with sampler.stream(name):
@@ -265,7 +248,7 @@ def test_stream_names_must_be_file_name_safe_with_a_results_dir(tmp_path):
 def test_a_missing_result_file_means_the_job_runs_again(tmp_path, caplog):
     first = _interrupted_run(tmp_path, 3, 2)
     (tmp_path / "results" / "main-1.npz").unlink()
-    local = _Local(seed=5)
+    local = _local(seed=5)
     resumed = JournaledSampler(local, tmp_path / "jobs.jsonl", resume=True, results_dir=tmp_path / "results")
     with caplog.at_level(logging.WARNING, logger="qk_lstm_qiskit.hardware.journal"):
         again = [resumed.run(_pubs(i)).result() for i in range(2)]
