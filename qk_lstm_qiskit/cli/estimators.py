@@ -1,10 +1,10 @@
 """The kernel-estimator options of ``qk-lstm estimate`` (the shot planner) and ``qk-lstm evaluate`` (budgeted runs).
 
-``estimate --target-accuracy-loss X`` runs :func:`~qk_lstm_qiskit.evaluation.planner.plan_checkpoint`
-(exact shot noise, nothing submitted) and prints its table and choice; ``evaluate --estimator NAME``
-runs :func:`~qk_lstm_qiskit.evaluation.estimated.evaluate_estimated` on the checkpoint's task's work
-(tagging, forecasting, classification), where ``--max-qpu-seconds`` sizes a seeded random sample of
-examples to the budget instead of refusing the run.
+``estimate --target-loss X`` runs :func:`~qk_lstm_qiskit.evaluation.planner.plan_checkpoint` on the
+checkpoint's task's work (tagging, forecasting, classification; exact shot noise, nothing submitted) and prints
+its table and choice; ``evaluate --estimator NAME`` runs
+:func:`~qk_lstm_qiskit.evaluation.estimated.evaluate_estimated` on the same work, where ``--max-qpu-seconds``
+sizes a seeded random sample of examples to the budget instead of refusing the run.
 """
 
 from __future__ import annotations
@@ -32,9 +32,13 @@ def add_estimate_options(parser: argparse.ArgumentParser) -> None:
     from ..evaluation.planner import ESTIMATORS
 
     group = parser.add_argument_group("shot planner (exact shot noise; nothing is submitted)")
-    group.add_argument("--target-accuracy-loss", type=float,
-                       help="plan estimators x shot counts and pick the cheapest whose mean accuracy loss against exact "
-                       "is at most this fraction (0.01 = 1 point)")
+    target = group.add_mutually_exclusive_group()
+    target.add_argument("--target-loss", type=float,
+                        help="plan estimators x shot counts and pick the cheapest whose mean loss against exact is at most "
+                        "this: for an accuracy (tagging, classification) the fraction of points lost (0.01 = 1 point), "
+                        "for a test RMSE (forecasting) its relative increase (0.2 = 20%%)")
+    target.add_argument("--target-accuracy-loss", type=float,
+                        help="--target-loss for an accuracy: at most this fraction of accuracy lost (0.01 = 1 point)")
     group.add_argument("--estimators", default=",".join(ESTIMATORS),
                        help=f"comma-separated, from {', '.join(ESTIMATORS)} (default all)")
     group.add_argument("--plan-shots", type=_shots, default=(64, 128, 256, 512, 1024),
@@ -52,15 +56,22 @@ def add_evaluate_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sample-seed", type=int, default=0, help="seed of the budget-sized sample (default 0)")
 
 
-def run_plan(args: argparse.Namespace) -> int:
+def run_plan(args: argparse.Namespace, request) -> int:
+    """``qk-lstm estimate --target-loss X``: the shot plan of the checkpoint's task's work (:func:`estimator_work`;
+    one batch of every example unless ``--batch-size``), its table, choice and ``--json``."""
     from ..evaluation.planner import plan_checkpoint
     from ..rundir import make_out_dir, write_json_atomic
 
     estimators = tuple(e for e in args.estimators.split(",") if e)
+    work, load = estimator_work(args.checkpoint, request)
+    if args.target_accuracy_loss is not None and work.metric_name != "accuracy":
+        raise ValueError(f"estimate: expected --target-loss for this checkpoint (its metric is {work.metric_name}, "
+                         f"the loss its relative increase), got --target-accuracy-loss {args.target_accuracy_loss}")
+    target = args.target_loss if args.target_loss is not None else args.target_accuracy_loss
     plan = plan_checkpoint(
-        args.checkpoint, args.backend, data=args.data, max_sentences=args.max_sentences, estimators=estimators,
-        shot_counts=args.plan_shots, repeats=args.plan_repeats, target_loss=args.target_accuracy_loss,
-        seed=args.seed, optimization_level=args.optimization_level, job_overhead_seconds=args.job_overhead)
+        args.checkpoint, args.backend, work=work, load=load, estimators=estimators, shot_counts=args.plan_shots,
+        repeats=args.plan_repeats, target_loss=target, seed=args.seed, optimization_level=args.optimization_level,
+        job_overhead_seconds=args.job_overhead)
     print(plan.summary())
     if args.json:
         make_out_dir(Path(args.json).parent)

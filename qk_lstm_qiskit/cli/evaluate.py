@@ -135,8 +135,8 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     estimate = task.estimate_checkpoint(Path(args.checkpoint), _request(args), training=args.training,
                                         epochs=args.epochs)
     print(estimate.summary())
-    if args.target_accuracy_loss is not None:
-        return run_plan(args)  # the plan's table, its choice (and its JSON)
+    if args.target_loss is not None or args.target_accuracy_loss is not None:
+        return run_plan(args, _request(args))  # the plan's table, its choice (and its JSON)
     if args.json:
         make_out_dir(Path(args.json).parent)
         write_json_atomic(estimate.to_dict(), args.json)

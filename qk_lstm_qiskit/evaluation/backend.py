@@ -89,6 +89,11 @@ class BackendWork:
         source: what is evaluated (``metrics.json``'s ``data``).
         batch_lengths: a batch → its examples' time steps ``(N_b,)`` (padded steps send no circuit when the
             kernels skip them: :class:`~qk_lstm_qiskit.kernels.active_rows.ActiveRowsFidelity`).
+        metric: the task's headline metric of a run's outputs (``run``'s return value): tagging token accuracy,
+            classification sequence accuracy, forecasting test RMSE (series units; for several targets the mean over
+            targets of RMSE / persistence RMSE). The shot planner scores estimators with it.
+        metric_name: what :attr:`metric` is (``"accuracy"``, ``"test RMSE"``, ``"relative test RMSE"``).
+        higher_is_better: ``True`` for accuracies, ``False`` for errors.
         select: sorted indices into :attr:`lengths` → the work on that sample of the examples (``None``: the
             task cannot sample; a budget too small for everything is then refused).
     """
@@ -101,6 +106,9 @@ class BackendWork:
     score: Callable[[Any, Any, Path, str, Any], dict[str, Any]]
     source: str
     batch_lengths: Callable[[Any], torch.Tensor]
+    metric: Callable[[Any], float]
+    metric_name: str
+    higher_is_better: bool
     select: Callable[[Sequence[int]], "BackendWork"] | None = None
 
     @property
@@ -534,7 +542,7 @@ def _tagging_work(data: EvaluationData, words, tags, batch_size: int, config, po
     return BackendWork(
         batches=batches, lengths=data.lengths, batch_size=batch_size, run=tag_batches, combine=TaggedTokens.concatenate,
         score=score, source=data.source, batch_lengths=lambda batch: batch.mask.sum(1),
-        select=select if population is None else None,
+        metric=lambda tagged: tagged.accuracy, metric_name="accuracy", higher_is_better=True, select=select if population is None else None,
     )
 
 

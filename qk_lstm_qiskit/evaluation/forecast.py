@@ -204,7 +204,9 @@ def forecast_work(windows: SeriesWindows | TableWindows, model_kind: str, data: 
     them when given: a sample), ``batch_size`` at a time (default all in one batch: one job per time step): the
     test RMSE and MAE on the backend (per target for a table), the exact model's, ``backend_rmse_vs_exact``,
     persistence, ``forecast.png``; on a sample, each RMSE's 95 % interval
-    (:func:`~qk_lstm_qiskit.evaluation.sampling.rmse_interval`) and the exact RMSE over every test window."""
+    (:func:`~qk_lstm_qiskit.evaluation.sampling.rmse_interval`) and the exact RMSE over every test window.
+    Headline metric: the test RMSE in the series' units; for a table, the mean over targets of
+    ``RMSE / persistence RMSE`` (``"relative test RMSE"``, unit-free)."""
     from .backend import BackendWork, interval_metrics
 
     table = isinstance(windows, TableWindows)
@@ -241,12 +243,19 @@ def forecast_work(windows: SeriesWindows | TableWindows, model_kind: str, data: 
             metrics.update(interval_metrics(rmse_interval(errors, len(windows.test_index)), full["test_rmse"]))
         return metrics
 
+    def metric(predicted: torch.Tensor) -> float:
+        scored = scores(predicted)
+        if not table:
+            return scored["test_rmse"]
+        return float(np.mean([scored["test_rmse"][n] / scored["persistence_rmse"][n] for n in scored["targets"]]))
+
     def select(indices) -> Any:
         return forecast_work(windows, model_kind, data, batch_size, rows=np.asarray(indices, dtype=int))
 
     return BackendWork(batches=list(inputs.split(size)), lengths=[int(inputs.size(1))] * len(inputs), batch_size=size,
                        run=run, combine=torch.cat, score=score, source=data,
-                       batch_lengths=lambda batch: torch.full((len(batch),), batch.size(1)),
+                       batch_lengths=lambda batch: torch.full((len(batch),), batch.size(1)), metric=metric,
+                       metric_name="relative test RMSE" if table else "test RMSE", higher_is_better=False,
                        select=select if rows is None else None)
 
 

@@ -1,15 +1,20 @@
-"""The shot planner: which kernel estimator and how many shots keep a checkpoint's accuracy, at what QPU cost.
+"""The shot planner: which kernel estimator and how many shots keep a checkpoint's metric, at what QPU cost.
 
-No circuit runs and no QPU time is spent. For each estimator × shot count the model tags the data
-``repeats`` times with its kernels replaced by the estimator's *exact shot-noise* fidelity (counts drawn
-from the exact outcome distributions: :class:`~qk_lstm_qiskit.kernels.shot_noise.ComputeUncomputeShots`,
+Any task: the planner runs a task's :class:`~qk_lstm_qiskit.evaluation.backend.BackendWork` (tagging,
+classification, forecasting) and scores it with the work's headline metric (``work.metric``). No circuit runs
+and no QPU time is spent. For each estimator × shot count the model runs the work ``repeats`` times with its
+kernels replaced by the estimator's *exact shot-noise* fidelity (counts drawn from the exact outcome
+distributions: :class:`~qk_lstm_qiskit.kernels.shot_noise.ComputeUncomputeShots`,
 :class:`~qk_lstm_qiskit.kernels.tomography.TomographyFidelity`,
 :class:`~qk_lstm_qiskit.kernels.shadows.ShadowFidelity`; the measured-state estimators also with the
-device's reported readout errors, corrected as on the device). The accuracy loss against the exact
-model (mean and spread over the repeats) sits next to the QPU cost on the device
-(:func:`~qk_lstm_qiskit.hardware.step_cost.step_cost`: one job per time step holding a row per
-active sentence, the estimator's circuits per row, the ISA circuits' durations, a readout calibration
+device's reported readout errors, corrected as on the device). The loss against the exact model sits next to
+the QPU cost on the device (:func:`~qk_lstm_qiskit.hardware.step_cost.step_cost`: one job per time step holding
+a row per active example, the estimator's circuits per row, the ISA circuits' durations, a readout calibration
 for the measured-state estimators), and ``target_loss`` picks the cheapest entry whose mean loss meets it.
+
+The loss (:func:`metric_loss`): for a metric where higher is better (accuracy) the points lost,
+``exact − value`` (a fraction: 0.01 = 1 point); for an error (test RMSE) its relative increase,
+``(value − exact) / exact`` (0.2 = 20 % worse).
 
 Shot counts mean: shots per circuit (compute–uncompute), per setting (tomography, 3 settings), and for
 shadows the per-input shots of compute–uncompute at that count, ``G·R·S``, spent as ``G·R·S/8``
@@ -37,9 +42,10 @@ from ..kernels.shot_noise import ComputeUncomputeShots
 from ..kernels.tomography import TomographyFidelity
 from ..nn.cell import QKLSTMCell
 from ..validation import check_choice, check_int
-from .loop import tag_batches
+from .backend import BackendWork
 
-__all__ = ["ESTIMATORS", "PlanEntry", "ShotPlan", "plan_checkpoint", "plan_estimators", "SHADOW_SHOTS_PER_SETTING"]
+__all__ = ["ESTIMATORS", "PlanEntry", "ShotPlan", "metric_loss", "plan_checkpoint", "plan_estimators",
+           "SHADOW_SHOTS_PER_SETTING"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,57 +53,93 @@ ESTIMATORS = ("compute-uncompute", "tomography", "shadows")  #: the kernel estim
 SHADOW_SHOTS_PER_SETTING = 8  #: shots per random Pauli setting of the shadows estimator
 
 
+def metric_loss(value: float, exact: float, higher_is_better: bool) -> float:
+    """The loss of ``value`` against the exact model's ``exact``: ``exact − value`` for a metric where higher is
+    better (accuracy, a fraction), else the relative increase ``(value − exact) / exact`` (an error such as RMSE).
+
+    >>> round(metric_loss(0.9, 0.95, True), 6), round(metric_loss(1.2, 1.0, False), 6)
+    (0.05, 0.2)
+    """
+    return exact - value if higher_is_better else (value - exact) / exact
+
+
+def _check_target_loss(target_loss: float | None, metric_name: str, higher_is_better: bool) -> None:
+    """One line for a target loss out of range: ``[0, 1)`` for an accuracy, ``>= 0`` for a relative error increase."""
+    if target_loss is None:
+        return
+    if higher_is_better and not 0 <= target_loss < 1:
+        raise ValueError(f"plan: expected a target loss in [0, 1) for {metric_name} (a fraction: 0.01 = 1 point), "
+                         f"got {target_loss!r}")
+    if not higher_is_better and not 0 <= target_loss < float("inf"):
+        raise ValueError(f"plan: expected a target loss >= 0 for {metric_name} (a relative increase: 0.2 = 20 %), "
+                         f"got {target_loss!r}")
+
+
 @dataclass(frozen=True)
 class PlanEntry:
-    """One estimator at one shot count: accuracies of the repeats and the cost on the device."""
+    """One estimator at one shot count: the metric's values over the repeats, their mean loss, the cost on the device."""
 
     estimator: str
     shots: int
-    accuracies: tuple[float, ...]
+    values: tuple[float, ...]
+    loss: float
     cost: StepCost
 
     @property
-    def accuracy(self) -> float:
-        return statistics.fmean(self.accuracies)
+    def value(self) -> float:
+        """The metric's mean over the repeats."""
+        return statistics.fmean(self.values)
 
     @property
     def spread(self) -> float:
-        """Standard deviation of the accuracy over the repeats (0 for one repeat)."""
-        return statistics.stdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
+        """Standard deviation of the metric over the repeats (0 for one repeat)."""
+        return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
 
-    def to_dict(self, exact_accuracy: float) -> dict[str, Any]:
-        return {"estimator": self.estimator, "shots": self.shots, "accuracies": list(self.accuracies),
-                "accuracy": self.accuracy, "spread": self.spread, "accuracy_loss": exact_accuracy - self.accuracy,
-                "cost": self.cost.to_dict()}
+    def to_dict(self) -> dict[str, Any]:
+        return {"estimator": self.estimator, "shots": self.shots, "values": list(self.values), "value": self.value,
+                "spread": self.spread, "loss": self.loss, "cost": self.cost.to_dict()}
 
 
 @dataclass(frozen=True)
 class ShotPlan:
-    """Every :class:`PlanEntry`, the exact accuracy, and the cheapest entry within ``target_loss`` (``choice``)."""
+    """Every :class:`PlanEntry`, the exact model's metric, and the cheapest entry within ``target_loss`` (``choice``).
+
+    ``metric`` names the task's headline metric (``"accuracy"``, ``"test RMSE"``, ``"relative test RMSE"``);
+    losses are :func:`metric_loss` (accuracy points as a fraction, or an error's relative increase).
+    """
 
     backend: str
-    exact_accuracy: float
+    metric: str
+    higher_is_better: bool
+    exact: float
     entries: tuple[PlanEntry, ...]
     target_loss: float | None = None
     choice: PlanEntry | None = field(default=None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"backend": self.backend, "exact_accuracy": self.exact_accuracy, "target_accuracy_loss": self.target_loss,
-                "entries": [e.to_dict(self.exact_accuracy) for e in self.entries],
-                "choice": None if self.choice is None else self.choice.to_dict(self.exact_accuracy)}
+        return {"backend": self.backend, "metric": self.metric, "higher_is_better": self.higher_is_better,
+                "loss": "exact - value" if self.higher_is_better else "(value - exact) / exact",
+                "exact": self.exact, "target_loss": self.target_loss, "entries": [e.to_dict() for e in self.entries],
+                "choice": None if self.choice is None else self.choice.to_dict()}
 
     def summary(self) -> str:
-        lines = [f"shot plan on {self.backend} (exact shot noise, nothing submitted); exact accuracy "
-                 f"{self.exact_accuracy:.4f}",
-                 f"  {'estimator':<19}{'shots':>6}{'circuits':>10}{'jobs':>6}{'QPU s':>10}{'accuracy':>10}"
-                 f"{'± spread':>10}{'loss (pt)':>10}"]
+        """The entries by QPU seconds: circuits, jobs, QPU s, the metric (± spread over repeats) and the loss
+        (accuracy points, or % increase of an error), and the choice."""
+        fmt, unit = (".4f", "pt") if self.higher_is_better else (".4g", "%")
+        width = max(10, len(self.metric) + 2)
+        lines = [f"shot plan on {self.backend} (exact shot noise, nothing submitted); exact {self.metric} "
+                 f"{self.exact:{fmt}}",
+                 f"  {'estimator':<19}{'shots':>6}{'circuits':>10}{'jobs':>6}{'QPU s':>10}{self.metric:>{width}}"
+                 f"{'± spread':>10}{f'loss ({unit})':>10}"]
         for e in sorted(self.entries, key=lambda e: e.cost.qpu_seconds):
             mark = "  <- choice" if e is self.choice else ""
             lines.append(f"  {e.estimator:<19}{e.shots:>6}{e.cost.circuits:>10,}{e.cost.jobs:>6}"
-                         f"{e.cost.qpu_seconds:>10,.1f}{e.accuracy:>10.4f}{e.spread:>10.4f}"
-                         f"{100 * (self.exact_accuracy - e.accuracy):>10.2f}{mark}")
+                         f"{e.cost.qpu_seconds:>10,.1f}{e.value:>{width}{fmt}}{e.spread:>10{fmt}}"
+                         f"{100 * e.loss:>10.2f}{mark}")
         if self.target_loss is not None:
-            lines.append(f"  target: accuracy loss <= {100 * self.target_loss:g} point(s): " + (
+            target = (f"{self.metric} loss <= {100 * self.target_loss:g} point(s)" if self.higher_is_better
+                      else f"{self.metric} increase <= {100 * self.target_loss:g} %")
+            lines.append(f"  target: {target}: " + (
                 f"{self.choice.estimator} at {self.choice.shots} shots, ≈ {self.choice.cost.qpu_seconds:,.1f} QPU s"
                 if self.choice is not None else "no entry meets it (more shots, or another estimator)"))
         return "\n".join(lines)
@@ -134,34 +176,42 @@ def _design(estimator: str, cell: QKLSTMCell, shots: int, pass_manager) -> tuple
     return max(1, references * shots // SHADOW_SHOTS_PER_SETTING), SHADOW_SHOTS_PER_SETTING, circuit
 
 
-def plan_estimators(model, batches: Sequence, lengths: Sequence[int], *, device, pass_manager, backend: str,
+def plan_estimators(model, work: BackendWork, *, device, pass_manager, backend: str,
                     estimators: Sequence[str] = ESTIMATORS, shot_counts: Sequence[int] = (64, 128, 256, 512, 1024),
                     repeats: int = 3, target_loss: float | None = None, seed: int = 0, readout_noise: bool = True,
-                    job_overhead_seconds: float = DEFAULT_JOB_OVERHEAD_S, batch_size: int | None = None,
+                    job_overhead_seconds: float = DEFAULT_JOB_OVERHEAD_S,
                     calibration_shots: int = DEFAULT_CALIBRATION_SHOTS) -> ShotPlan:
-    """The :class:`ShotPlan` of a tagger ``model`` over ``batches`` (sentences of ``lengths``) on ``device``.
+    """The :class:`ShotPlan` of ``model`` on a task's ``work`` on ``device``.
+
+    The exact value is ``work.metric(work.run(model, work.batches))`` with the model's own (exact) kernels; repeat
+    ``r`` of an estimator at a shot count swaps layer ``i``'s fidelity for the estimator's simulated one seeded
+    ``seed + 1000·r + i``. Costs: :func:`~qk_lstm_qiskit.hardware.step_cost.step_cost` over ``work.lengths``,
+    ``work.batch_size`` examples a batch.
 
     Args:
-        model: a QK-LSTM tagger (its cells' fidelities are swapped during the plan and restored).
-        batches: the data, batched (padding does not change the simulated accuracy: it is masked).
-        lengths: sentence lengths for the cost (sentences sorted, ``batch_size`` per batch, default one batch).
+        model: a QK-LSTM model of the work's task (its cells' fidelities are swapped during the plan and restored).
+        work: the task's examples, runner and headline metric
+            (:class:`~qk_lstm_qiskit.evaluation.backend.BackendWork`).
         device, pass_manager, backend: the device whose ISA circuits, durations and readout errors count.
-        estimators, shot_counts, repeats: the grid; ``target_loss``: accuracy loss (fraction) to meet.
+        estimators, shot_counts, repeats: the grid; ``target_loss``: the mean loss to meet (:func:`metric_loss`:
+            accuracy points as a fraction in ``[0, 1)``, or an error's relative increase ``>= 0``).
         readout_noise: simulate the measured-state estimators with the device's reported readout errors
             (and their correction); compute–uncompute always with shot noise alone.
         job_overhead_seconds, calibration_shots: as the cost estimate.
 
     Raises:
-        ValueError: an unknown estimator, no shot count, a non-QK-LSTM model, tomography on an entangling map.
+        ValueError: an unknown estimator, no shot count, a target loss out of range, a non-QK-LSTM model,
+            tomography on an entangling map.
     """
     for name in estimators:
         check_choice("plan_estimators", "estimator", name, ESTIMATORS)
     check_int("plan_estimators", "repeats", repeats, 1)
     if not shot_counts:
         raise ValueError("plan_estimators: expected at least one shot count, got none")
+    _check_target_loss(target_loss, work.metric_name, work.higher_is_better)
     cells = _cells(model)
     originals = [cell.kernel.fidelity for cell in cells]
-    exact = tag_batches(model, batches).accuracy
+    exact = work.metric(work.run(model, work.batches))
     t_rep = rep_delay(device)
     entries = []
     try:
@@ -178,54 +228,66 @@ def plan_estimators(model, batches: Sequence, lengths: Sequence[int], *, device,
             t_circ = circuit_duration(isa, device.target)
             for shots in shot_counts:
                 per_input, per_circuit, _ = _design(estimator, cell, shots, pass_manager)
-                cost = step_cost(lengths, circuits_per_input=per_input, shots=per_circuit, circuit_seconds=t_circ or 0.0,
-                                 rep_delay_seconds=t_rep, job_overhead_seconds=job_overhead_seconds, layers=len(cells),
-                                 batch_size=batch_size, calibration_circuits=calibration[0],
+                cost = step_cost(work.lengths, circuits_per_input=per_input, shots=per_circuit,
+                                 circuit_seconds=t_circ or 0.0, rep_delay_seconds=t_rep,
+                                 job_overhead_seconds=job_overhead_seconds, layers=len(cells),
+                                 batch_size=work.batch_size, calibration_circuits=calibration[0],
                                  calibration_shots=calibration[1], calibration_circuit_seconds=calibration[2])
-                accuracies = []
+                values = []
                 for r in range(repeats):
                     for i, c in enumerate(cells):
                         c.kernel.fidelity = _simulated(estimator, c, shots, seed + 1000 * r + i, assignment)
-                    accuracies.append(tag_batches(model, batches).accuracy)
-                entries.append(PlanEntry(estimator, shots, tuple(accuracies), cost))
-                logger.info("plan: %s at %d shots: accuracy %.4f (exact %.4f), %.1f QPU s", estimator, shots,
-                            entries[-1].accuracy, exact, cost.qpu_seconds)
+                    values.append(work.metric(work.run(model, work.batches)))
+                loss = metric_loss(statistics.fmean(values), exact, work.higher_is_better)
+                entries.append(PlanEntry(estimator, shots, tuple(values), loss, cost))
+                logger.info("plan: %s at %d shots: %s %.4g (exact %.4g), %.1f QPU s", estimator, shots,
+                            work.metric_name, entries[-1].value, exact, cost.qpu_seconds)
     finally:
         for c, fidelity in zip(cells, originals):
             c.kernel.fidelity = fidelity
     choice = None
     if target_loss is not None:
-        meeting = [e for e in entries if exact - e.accuracy <= target_loss]
+        meeting = [e for e in entries if e.loss <= target_loss]
         choice = min(meeting, key=lambda e: e.cost.qpu_seconds, default=None)
-    return ShotPlan(backend, exact, tuple(entries), target_loss, choice)
+    return ShotPlan(backend, work.metric_name, work.higher_is_better, exact, tuple(entries), target_loss, choice)
 
 
-def plan_checkpoint(checkpoint, backend: str = "fake:torino", *, data: str | None = None,
-                    max_sentences: int | None = None, estimators: Sequence[str] = ESTIMATORS,
-                    shot_counts: Sequence[int] = (64, 128, 256, 512, 1024), repeats: int = 3,
-                    target_loss: float | None = None, seed: int = 0, optimization_level: int = 2,
-                    job_overhead_seconds: float | None = None, batch_size: int | None = None) -> ShotPlan:
-    """:func:`plan_estimators` for a tagger checkpoint on ``data`` (default: its validation split) and a device backend.
+def plan_checkpoint(checkpoint, backend: str = "fake:torino", *, work: BackendWork | None = None, load=None,
+                    data: str | None = None, max_sentences: int | None = None, batch_size: int | None = None,
+                    estimators: Sequence[str] = ESTIMATORS, shot_counts: Sequence[int] = (64, 128, 256, 512, 1024),
+                    repeats: int = 3, target_loss: float | None = None, seed: int = 0, optimization_level: int = 2,
+                    job_overhead_seconds: float | None = None) -> ShotPlan:
+    """:func:`plan_estimators` for a checkpoint's model on a device ``backend``.
+
+    Any task: pass its ``(work, load)`` (``Task.backend_work``; ``load()`` → the exact model), as
+    ``qk-lstm estimate --target-loss`` does. Without them, a tagger's: ``data`` (default its validation split),
+    its first ``max_sentences``, ``batch_size`` sentences a batch (default all in one batch: one job per time step).
 
     Raises:
-        ValueError: a backend without a device (``exact``, ``aer``), a non-QK-LSTM checkpoint, bad grid values.
+        ValueError: a backend without a device (``exact``, ``aer``), a non-QK-LSTM checkpoint, bad grid values,
+            ``work`` without ``load`` (or the reverse), ``data``/``max_sentences``/``batch_size`` with ``work``.
     """
-    from ..checkpoint import load_tagger
-    from ..data.tasks import evaluation_data
-    from ..hardware.backends import resolve_backend
-    from .loop import sorted_batches
+    from dataclasses import replace
 
-    if target_loss is not None and not 0 <= target_loss < 1:
-        raise ValueError(f"plan: expected a target accuracy loss in [0, 1) (a fraction: 0.01 = 1 point), got {target_loss!r}")
+    from ..hardware.backends import resolve_backend
+    from .backend import tagging_backend_work
+    from .options import EvaluationRequest
+
+    if (work is None) != (load is None):
+        raise ValueError("plan: expected both work and load (a task's backend_work) or neither, got one")
+    if work is not None and (data, max_sentences, batch_size) != (None, None, None):
+        raise ValueError("plan: expected no data/max_sentences/batch_size with work (it holds its examples), "
+                         f"got {data!r}, {max_sentences!r}, {batch_size!r}")
     rb = resolve_backend(backend, shots=1, seed=seed, optimization_level=optimization_level)
     if rb.device is None:
         raise ValueError(f"plan: expected a device backend (aer-noisy:, fake:, ibm:) for its durations, got {rb.name!r}")
-    model, words, tags, config = load_tagger(checkpoint)
-    if config.model.kind != "qk-lstm":
-        raise ValueError(f"plan: expected a qk-lstm checkpoint, got model kind {config.model.kind!r}")
-    eval_data = evaluation_data(data, config.data, words, tags, max_sentences=max_sentences)
+    if work is None:
+        request = EvaluationRequest(backend=backend, data=data, max_items=max_sentences, batch_size=batch_size)
+        work, load = tagging_backend_work(checkpoint, request)
+        if batch_size is None and work.batch_size < work.population:
+            work, load = tagging_backend_work(checkpoint, replace(request, batch_size=work.population))
+    _check_target_loss(target_loss, work.metric_name, work.higher_is_better)
     return plan_estimators(
-        model, sorted_batches(eval_data, 32, words.pad_index or 0), eval_data.lengths, device=rb.device,
-        pass_manager=rb.pass_manager, backend=rb.name, estimators=estimators, shot_counts=shot_counts,
-        repeats=repeats, target_loss=target_loss, seed=seed, batch_size=batch_size,
+        load(), work, device=rb.device, pass_manager=rb.pass_manager, backend=rb.name, estimators=estimators,
+        shot_counts=shot_counts, repeats=repeats, target_loss=target_loss, seed=seed,
         job_overhead_seconds=DEFAULT_JOB_OVERHEAD_S if job_overhead_seconds is None else job_overhead_seconds)

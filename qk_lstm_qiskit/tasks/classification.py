@@ -300,7 +300,8 @@ def classification_work(task: ClassificationTask, test: LabelledSequences, batch
 
     return BackendWork(batches=batches, lengths=[int(n) for n in test.lengths], batch_size=batch_size, run=run,
                        combine=combine, score=score, source=source, batch_lengths=lambda batch: batch.lengths,
-                       select=select if population is None else None)
+                       metric=lambda outputs: float((outputs[0] == outputs[1]).double().mean()), metric_name="accuracy",
+                       higher_is_better=True, select=select if population is None else None)
 
 
 def classification_backend_work(checkpoint: str | os.PathLike, request: EvaluationRequest) -> tuple[BackendWork, Any]:
