@@ -129,11 +129,11 @@ class ShotPlan:
         width = max(10, len(self.metric) + 2)
         lines = [f"shot plan on {self.backend} (exact shot noise, nothing submitted); exact {self.metric} "
                  f"{self.exact:{fmt}}",
-                 f"  {'estimator':<19}{'shots':>6}{'circuits':>10}{'jobs':>6}{'QPU s':>10}{self.metric:>{width}}"
+                 f"  {'estimator':<19}{'shots':>6}{'circuits':>12}{'jobs':>6}{'QPU s':>10}{self.metric:>{width}}"
                  f"{'± spread':>10}{f'loss ({unit})':>10}"]
         for e in sorted(self.entries, key=lambda e: e.cost.qpu_seconds):
             mark = "  <- choice" if e is self.choice else ""
-            lines.append(f"  {e.estimator:<19}{e.shots:>6}{e.cost.circuits:>10,}{e.cost.jobs:>6}"
+            lines.append(f"  {e.estimator:<19}{e.shots:>6}{e.cost.circuits:>12,}{e.cost.jobs:>6}"
                          f"{e.cost.qpu_seconds:>10,.1f}{e.value:>{width}{fmt}}{e.spread:>10{fmt}}"
                          f"{100 * e.loss:>10.2f}{mark}")
         if self.target_loss is not None:
