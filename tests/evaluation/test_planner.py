@@ -24,13 +24,6 @@ from qk_lstm_qiskit.training.experiment import run_training
 from _estimated import estimated
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    out = tmp_path_factory.mktemp("paper")
-    run_training(load_config(overrides={"train": {"epochs": 4}}), out, progress=False)
-    return out / "model.pt"
-
-
 def _plan(checkpoint, shot_counts, target):
     work, load = tagging_backend_work(checkpoint, EvaluationRequest(backend="fake:manila"))
     model = load()
