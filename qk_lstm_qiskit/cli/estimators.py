@@ -150,6 +150,8 @@ def run_estimated(args: argparse.Namespace, request) -> int:
         return 0
     for line in _metric_lines(m):
         print(line)
+    print(f"mean |k_backend - k_exact|: {m['kernel_mean_abs_diff']:.4f} (max {m['kernel_max_abs_diff']:.4f}, signed mean "
+          f"{m['kernel_mean_diff']:+.4f}, {m['kernel_values']:,} kernel values)")
     print(f"rows sent {m['rows_sent']:,}, padded rows skipped {m['rows_skipped_padding']:,}; jobs: {m['jobs_submitted']} "
           f"submitted, {m['jobs_resumed']} fetched again; outputs: {m['out_dir']}/metrics.json")
     return 0

@@ -61,7 +61,7 @@ from .options import Budget, EvaluationRequest, JobPolicy, Mitigation, RuntimeOp
 from .sampling import MetricInterval, accuracy_interval, sample_for_budget
 
 __all__ = ["BackendWork", "default_eval_dir", "estimate_checkpoint", "estimate_on_backend", "evaluate_checkpoint",
-           "evaluate_on_backend", "interval_metrics",
+           "evaluate_on_backend", "fit_budget", "interval_metrics", "journaled_samplers", "run_and_score",
            "tagging_backend_work"]
 
 logger = logging.getLogger(__name__)
@@ -332,7 +332,7 @@ def _run_concurrently(model: nn.Module, work: BackendWork, sampler: JournaledSam
     return work.combine(parts)
 
 
-def _journaled_samplers(rb, out: Path, *, mitigation: Mitigation, jobs: JobPolicy, resume: bool):
+def journaled_samplers(rb, out: Path, *, mitigation: Mitigation, jobs: JobPolicy, resume: bool):
     """``(journal path, journaled sampler, the kernels' sampler)`` of an evaluation writing to ``out``: every
     job recorded in the journal and its result kept in ``out/results`` (on ``resume`` a finished job is replayed
     from there, an unfinished one fetched again by id from IBM, or rerun on a local backend whose jobs died with
@@ -352,24 +352,43 @@ def _journaled_samplers(rb, out: Path, *, mitigation: Mitigation, jobs: JobPolic
     return journal_path, sampler, kernel_sampler
 
 
-def _fit_budget(work: BackendWork, estimate: CostEstimate, cost: Callable[[Sequence[int]], CostEstimate],
-                budget: Budget) -> tuple[BackendWork, CostEstimate]:
-    """``work`` when its ``estimate`` fits ``budget.max_qpu_seconds`` (or there is no budget, or no QPU time to
-    count); else, if the task can sample, the largest seeded random sample of its examples that fits
-    (:func:`~qk_lstm_qiskit.evaluation.sampling.sample_for_budget`, seed ``budget.sample_seed``) with its estimate.
-    When not even one example fits, ``work`` is returned unchanged for :func:`check_budget` to refuse."""
+def fit_budget(work: BackendWork, estimate, cost: Callable[[Sequence[int]], Any],
+               budget: Budget) -> tuple[BackendWork, Any, list[int] | None]:
+    """``(work, its estimate, None)`` when the ``estimate`` (anything with ``qpu_seconds``) fits
+    ``budget.max_qpu_seconds`` (or there is no budget, or no QPU time to count); else, if the task can sample,
+    the largest seeded random sample of its examples that fits (:func:`~qk_lstm_qiskit.evaluation.sampling.sample_for_budget`,
+    seed ``budget.sample_seed``), its estimate and the chosen indices. When not even one example fits, ``work``
+    is returned unchanged for the caller to refuse. ``cost``: example lengths → estimate."""
     limit = budget.max_qpu_seconds
     if limit is None or estimate.qpu_seconds is None or estimate.qpu_seconds <= limit or work.select is None:
-        return work, estimate
+        return work, estimate, None
     lengths = work.lengths
     chosen = sample_for_budget(work.population, lambda idx: cost([lengths[i] for i in idx]).qpu_seconds or 0.0, limit,
                                seed=budget.sample_seed)
     if not chosen:
-        return work, estimate
+        return work, estimate, None
     sample = work.select(chosen)
     logger.info("evaluate: %d of %d examples fit max_qpu_seconds=%g (sample seed %d)", sample.population,
                 work.population, limit, budget.sample_seed)
-    return sample, cost(sample.lengths)
+    return sample, cost(sample.lengths), chosen
+
+
+def run_and_score(model: nn.Module, load: Loader, work: BackendWork, full: BackendWork, sampler: JournaledSampler, *,
+                  out: Path, title: str, workers: int = 1, progress: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(the task's scores, the kernel differences)`` of running ``work`` with the backend ``model`` (batch ``i``
+    as journal stream ``batch-i``, ``workers`` batches at a time, padded rows skipped) and with the exact model
+    (``load()``) on the same batches; when ``work`` is a sample of ``full``, the exact model on every example too."""
+    exact_model = load()
+    exact = work.run(exact_model, work.batches)
+    exact_full = None if work is full else full.run(exact_model, full.batches)
+    comparison = _KernelComparison(sampler_kernels(model))
+    try:
+        bar = tqdm(total=len(work.batches), desc=f"evaluate {title}", unit="batch", disable=not progress,
+                   dynamic_ncols=True)
+        on_backend = _run_concurrently(model, work, sampler, comparison, workers=workers, bar=bar)
+    finally:
+        comparison.remove()
+    return work.score(on_backend, exact, out, title, exact_full), comparison.summary()
 
 
 def interval_metrics(interval: MetricInterval, exact_full: float) -> dict[str, Any]:
@@ -422,7 +441,7 @@ def evaluate_on_backend(checkpoint: str | Path, request: EvaluationRequest, work
                 check_out_dir(cache_dir, command="evaluate", outputs=(), flag="--calibration-dir")
             stack.enter_context(claim_out_dir(out, command="evaluate", outputs=files, resume=request.resume,
                                               resume_from=JOURNAL_NAME))
-        journal_path, sampler, kernel_sampler = (None, rb.sampler, rb.sampler) if budget.dry_run else _journaled_samplers(
+        journal_path, sampler, kernel_sampler = (None, rb.sampler, rb.sampler) if budget.dry_run else journaled_samplers(
             rb, out, mitigation=Mitigation(method, calibration_shots, cache_dir), jobs=jobs, resume=request.resume)
         model = _backend_model(load, checkpoint, kernel_sampler, rb.pass_manager, sampling.fidelity, mitigation)
         plan, shots = _plan(model, rb, method, shots=rb.shots, target_error=sampling.target_error,
@@ -434,7 +453,7 @@ def evaluate_on_backend(checkpoint: str | Path, request: EvaluationRequest, work
                              request=request)
 
         full = work
-        work, estimate = _fit_budget(work, cost(work.lengths), cost, budget)
+        work, estimate, _ = fit_budget(work, cost(work.lengths), cost, budget)
         sample = None if work is full else {"examples": work.population, "population": full.population,
                                             "seed": budget.sample_seed}
         logger.info("evaluate: estimate\n%s", estimate.summary())
@@ -447,21 +466,13 @@ def evaluate_on_backend(checkpoint: str | Path, request: EvaluationRequest, work
         if plan.method != "none":
             with sampler.stream("calibration"):
                 calibration = kernel_sampler.calibrate(plan.qubits)
-        exact_model = load()
-        exact = work.run(exact_model, work.batches)
-        exact_full = None if sample is None else full.run(exact_model, full.batches)
-        comparison = _KernelComparison(sampler_kernels(model))
-        try:
-            bar = tqdm(total=len(work.batches), desc=f"evaluate on {rb.name}", unit="batch", disable=not request.progress,
-                       dynamic_ncols=True)
-            on_backend = _run_concurrently(model, work, sampler, comparison, workers=jobs.parallel_batches, bar=bar)
-        finally:
-            comparison.remove()
-        scored = work.score(on_backend, exact, out, f"on {rb.name} ({shots} shots)", exact_full)
+        scored, kernel_differences = run_and_score(model, load, work, full, sampler, out=out,
+                                                   title=f"on {rb.name} ({shots} shots)",
+                                                   workers=jobs.parallel_batches, progress=request.progress)
         metrics = {
             **scored,
             "sample": sample,
-            **comparison.summary(),
+            **kernel_differences,
             **rb.info(),
             "shots": shots,
             "target_error": sampling.target_error,

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..hardware.backends import ResolvedBackend, resolve_backend
 from ..hardware.cost import DEFAULT_JOB_OVERHEAD_S
-from ..hardware.journal import JOURNAL_NAME, JournaledSampler
+from ..hardware.journal import JOURNAL_NAME
 from ..hardware.readout import (
     DEFAULT_CALIBRATION_SHOTS, ReadoutCalibration, calibration_circuits, calibration_counts, find_calibration,
     measured_qubits, run_calibration,
@@ -41,10 +40,9 @@ from ..kernels.tomography import TomographyFidelity
 from ..nn.cell import QKLSTMCell
 from ..rundir import check_out_dir, claim_out_dir, write_json_atomic
 from ..validation import check_choice, check_int
-from .backend import RESULTS_DIR, BackendWork, Loader, default_eval_dir
-from .options import EvaluationRequest
+from .backend import BackendWork, Loader, default_eval_dir, fit_budget, journaled_samplers, run_and_score
+from .options import EvaluationRequest, Mitigation
 from .planner import ESTIMATORS, SHADOW_SHOTS_PER_SETTING
-from .sampling import sample_for_budget
 
 __all__ = ["evaluate_estimated"]
 
@@ -181,20 +179,14 @@ def _run(checkpoint: str | Path, request: EvaluationRequest, work: BackendWork, 
                          calibration_circuit_seconds=cal_seconds)
 
     full, lengths = work, work.lengths
-    chosen = list(range(full.population))
-    if budget.max_qpu_seconds is not None:
-        chosen = sample_for_budget(full.population, lambda idx: cost([lengths[i] for i in idx]).qpu_seconds,
-                                   budget.max_qpu_seconds, seed=budget.sample_seed)
-        if not chosen:
-            needs = min(cost([n]).qpu_seconds for n in set(lengths))
-            raise ValueError(f"evaluate: expected max_qpu_seconds to fit at least one example, got "
-                             f"{budget.max_qpu_seconds:g} (one example needs ≈ {needs:,.1f} s)")
-        if len(chosen) < full.population:
-            if full.select is None:
-                raise ValueError(f"evaluate: expected max_qpu_seconds to fit every example (this task cannot sample), "
-                                 f"got {budget.max_qpu_seconds:g} (all need ≈ {cost(lengths).qpu_seconds:,.1f} s)")
-            work = full.select(chosen)
-    estimate = cost(work.lengths)
+    work, estimate, chosen = fit_budget(full, cost(lengths), cost, budget)
+    if budget.max_qpu_seconds is not None and estimate.qpu_seconds > budget.max_qpu_seconds:
+        if full.select is None:
+            raise ValueError(f"evaluate: expected max_qpu_seconds to fit every example (this task cannot sample), "
+                             f"got {budget.max_qpu_seconds:g} (all need ≈ {estimate.qpu_seconds:,.1f} s)")
+        needs = min(cost([n]).qpu_seconds for n in set(lengths))
+        raise ValueError(f"evaluate: expected max_qpu_seconds to fit at least one example, got "
+                         f"{budget.max_qpu_seconds:g} (one example needs ≈ {needs:,.1f} s)")
     sample = None if work is full else {"examples": work.population, "population": full.population,
                                         "seed": budget.sample_seed, "indices": chosen}
     logger.info("evaluate: %s on %s, %d of %d examples, ≈ %.1f QPU s", estimator, rb.name, work.population,
@@ -211,11 +203,8 @@ def _run(checkpoint: str | Path, request: EvaluationRequest, work: BackendWork, 
     if measured_state and request.mitigation.calibration_dir is not None:
         check_out_dir(cache, command="evaluate", outputs=(), flag="--calibration-dir")
     with claim_out_dir(out, command="evaluate", outputs=files, resume=request.resume, resume_from=JOURNAL_NAME):
-        journal = out / JOURNAL_NAME
-        sampler = JournaledSampler(
-            rb.sampler, journal, service=rb.service, resume=request.resume, results_dir=out / RESULTS_DIR,
-            backend_name=rb.device_name or rb.name, shots=shots, max_retries=jobs.max_retries,
-            backoff_seconds=jobs.backoff_seconds, timeout_seconds=jobs.timeout_seconds, max_circuits_per_job=limit)
+        journal, sampler, _ = journaled_samplers(rb, out, mitigation=Mitigation(), jobs=jobs, resume=request.resume)
+        sampler.shots = shots
         paid = calibration is None and measured_state
         if paid:
             with sampler.stream("calibration"):
@@ -229,20 +218,11 @@ def _run(checkpoint: str | Path, request: EvaluationRequest, work: BackendWork, 
             wrapper = ActiveRowsFidelity(fidelity, cell.kernel.feature_map)
             cell.kernel.fidelity = wrapper
             wrappers.append(wrapper)
-        model.eval()
-        parts = []
-        for i, batch in enumerate(work.batches):
-            with sampler.stream(f"batch-{i}"), ExitStack() as schedules:
-                for wrapper in wrappers:
-                    schedules.enter_context(wrapper.schedule(work.batch_lengths(batch)))
-                parts.append(work.run(model, [batch]))
-        on_backend = work.combine(parts)
-        exact_model = load()
-        exact = work.run(exact_model, work.batches)
-        exact_full = None if sample is None else full.run(exact_model, full.batches)
-        scored = work.score(on_backend, exact, out, f"on {rb.name} ({estimator}, {shots} shots)", exact_full)
+        scored, kernel_differences = run_and_score(model, load, work, full, sampler, out=out,
+                                                   title=f"on {rb.name} ({estimator}, {shots} shots)",
+                                                   progress=request.progress)
         metrics = {
-            **scored, **plan,
+            **scored, **plan, **kernel_differences,
             "rows_sent": sum(w.rows_sent for w in wrappers), "rows_skipped_padding": sum(w.rows_skipped for w in wrappers),
             "jobs_submitted": sampler.submitted, "jobs_resumed": sampler.fetched, "journal": str(journal),
             "calibration": None if calibration is None else {**calibration.to_dict(), "paid": paid},

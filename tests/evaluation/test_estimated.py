@@ -78,6 +78,10 @@ def test_forecasting_kernels_carry_shot_noise_only(forecaster, tmp_path, monkeyp
     # the values of one x are correlated: the standard error of the mean uses one value per row (conservative)
     assert abs(float(diffs.mean())) <= 5 * (bound / (rows * steps)) ** 0.5
     assert 0 < metrics["backend_rmse_vs_exact"] < 0.05 * metrics["exact_test_rmse"]
+    # the run's own kernel comparison (the engine's hooks on the fidelity it wraps) sees the same values
+    assert metrics["kernel_values"] == diffs.numel()
+    assert metrics["kernel_mean_abs_diff"] == pytest.approx(float(diffs.abs().mean()), rel=1e-6)
+    assert metrics["kernel_mean_diff"] == pytest.approx(float(diffs.mean()), rel=1e-6, abs=1e-12)
     saved = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert saved["estimator"] == estimator and saved["test_rmse"] == metrics["test_rmse"]
     assert (tmp_path / "e" / "forecast.png").is_file()
