@@ -69,3 +69,15 @@ def rng() -> np.random.Generator:
 def gen() -> torch.Generator:
     """A seeded torch generator."""
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A QK-LSTM tagger trained exactly for a few epochs on the paper's two sentences (one per test module; a
+    module's own ``checkpoint`` fixture takes precedence)."""
+    from qk_lstm_qiskit.config import load_config
+    from qk_lstm_qiskit.training.experiment import run_training
+
+    out = tmp_path_factory.mktemp("paper")
+    run_training(load_config(overrides={"train": {"epochs": 4}}), out, progress=False)
+    return out / "model.pt"

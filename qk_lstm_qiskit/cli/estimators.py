@@ -38,7 +38,7 @@ def add_estimate_options(parser: argparse.ArgumentParser) -> None:
                         "this: for an accuracy (tagging, classification) the fraction of points lost (0.01 = 1 point), "
                         "for a test RMSE (forecasting) its relative increase (0.2 = 20%%)")
     target.add_argument("--target-accuracy-loss", type=float,
-                        help="--target-loss for an accuracy: at most this fraction of accuracy lost (0.01 = 1 point)")
+                        help="for an accuracy, the same as --target-loss: at most this fraction of accuracy lost (0.01 = 1 point)")
     group.add_argument("--estimators", default=",".join(ESTIMATORS),
                        help=f"comma-separated, from {', '.join(ESTIMATORS)} (default all)")
     group.add_argument("--plan-shots", type=_shots, default=(64, 128, 256, 512, 1024),
