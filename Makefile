@@ -21,7 +21,7 @@ run: setup            ## train the paper's QK-LSTM on the built-in task and prin
 
 test: setup           ## layer contract, lint, types; the tests (docs built with -W -n), docstring examples, notebooks (quick)
 	$(BIN)/lint-imports
-	$(BIN)/ruff check qk_lstm_qiskit
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 	QK_LSTM_TUTORIAL_QUICK=1 $(BIN)/python -m pytest -q --nbmake --doctest-modules tests notebooks qk_lstm_qiskit
 

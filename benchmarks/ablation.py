@@ -458,7 +458,7 @@ def markdown(tables: dict[tuple[str, str], dict[str, Any]], command: str, total:
         spec = TASKS[task]
         digits = ".4f" if spec.series is None else ".3g"  # MSEs span 1e-5 … 0.4: significant digits
 
-        def v(x: float, sign: str = "") -> str:
+        def v(x: float, sign: str = "", digits: str = digits) -> str:
             return f"{x:{sign}{digits}}"
         target = BUDGETS[budget][0]
         better = "higher" if spec.higher_is_better else "lower"

@@ -77,7 +77,7 @@ def concentration_section(max_qubits: int, samples: int) -> None:
         for reps in (1, 2):
             for n in qubits:
                 start = time.perf_counter()
-                rows = concentration(lambda q: build_feature_map(kind, q, reps=reps), (n,), (1.0, 0.1),
+                rows = concentration(lambda q, kind=kind, reps=reps: build_feature_map(kind, q, reps=reps), (n,), (1.0, 0.1),
                                      num_samples=samples)
                 elapsed = time.perf_counter() - start
                 a, b = rows

@@ -167,9 +167,9 @@ def run_case(impl: str, n: int, dtypes: list[str], repeats: int) -> dict:
         Path("/proc/self/clear_refs").write_text("5")  # Linux: reset the peak RSS (VmHWM) to the current RSS
         baseline = psutil.Process().memory_info().rss
         entry = {}
-        entry["fwd_wall"], entry["fwd_cpu"] = _timed(lambda: run(x, y, False), repeats)
+        entry["fwd_wall"], entry["fwd_cpu"] = _timed(lambda run=run, x=x, y=y: run(x, y, False), repeats)
         if impl != "qiskit-ml":
-            entry["grad_wall"], entry["grad_cpu"] = _timed(lambda: run(x, y, True), repeats)
+            entry["grad_wall"], entry["grad_cpu"] = _timed(lambda run=run, x=x, y=y: run(x, y, True), repeats)
         entry["peak_above_baseline_gb"] = (_peak_rss() - baseline) / 2**30
         results[name] = entry
     return results

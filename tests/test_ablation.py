@@ -122,7 +122,7 @@ def test_hidden_dims_hit_the_budget(sweep):
             model = ModelConfig(**metrics["config"]["model"])
             assert model.hidden_dim == row["hidden_dim"]
 
-            def outside_embedding(h: int) -> int:
+            def outside_embedding(h: int, model: ModelConfig = model, task: str = task) -> int:
                 m = replace(model, hidden_dim=h)
                 if task == "shm":
                     return count_parameters(build_forecaster(m, 1))
