@@ -2,120 +2,67 @@
 
 :func:`evaluate_on_backend` is the one path every task's checkpoint takes to a backend
 (:func:`~qk_lstm_qiskit.hardware.backends.resolve_backend`). A task describes its
-:class:`BackendWork` (the examples' lengths, their batches, how a model runs a batch, how the
-outputs are scored) and how its model is loaded; the path then
+:class:`~qk_lstm_qiskit.evaluation.work.BackendWork` (the examples' lengths, their batches, how a model runs
+a batch, how the outputs are scored) and how its model is loaded; the path then
 
-* estimates the cost first (:mod:`~qk_lstm_qiskit.hardware.cost`, batches as the work holds them)
-  and refuses a run over ``Budget.max_qpu_seconds`` before any job or folder;
-* runs every batch on the backend behind a :class:`~qk_lstm_qiskit.hardware.journal.JournaledSampler`
-  (each time step of a batch is one job, or several above the device's circuits-per-job limit;
-  batch ``i`` is journal stream ``batch-i`` and ``JobPolicy.parallel_batches`` run concurrently, so
-  resume is order-free), readout-corrected by ``Mitigation`` (``m3``, ``marginal``:
-  :mod:`~qk_lstm_qiskit.hardware.mitigation`, with a calibration measured first or reused) and with
-  the kernels' fidelity ``Sampling.fidelity`` (default compute–uncompute), corrected for global depolarising
-  noise by echo circuits in each job when ``Mitigation.depolarizing`` asks
-  (:class:`~qk_lstm_qiskit.kernels.depolarizing.DepolarizingCorrectedFidelity`);
+* estimates the cost first (:mod:`~qk_lstm_qiskit.hardware.cost`, batches as the work holds them, no padded
+  step sent); when it is over ``Budget.max_qpu_seconds``, evaluates the largest seeded random sample of
+  examples that fits (:func:`~qk_lstm_qiskit.evaluation.work.fit_budget`), and refuses, before any job or
+  folder, only when not one example fits;
+* runs every batch on the backend (:mod:`~qk_lstm_qiskit.evaluation.runner`: a journaled sampler whose
+  finished jobs are kept for ``--resume``, one journal stream per batch, ``JobPolicy.parallel_batches`` at
+  once), readout-corrected by ``Mitigation`` (``m3``, ``marginal``: :mod:`~qk_lstm_qiskit.hardware.mitigation`,
+  with a calibration measured first or reused), with the kernels' fidelity ``Sampling.fidelity`` (default
+  compute–uncompute), corrected for global depolarising noise by echo circuits in each job when
+  ``Mitigation.depolarizing`` asks (:class:`~qk_lstm_qiskit.kernels.depolarizing.DepolarizingCorrectedFidelity`);
 * runs the same batches on the exact executor and reports, next to the task's metrics of both,
   ``kernel_mean_abs_diff`` = mean ``|k_backend − k_exact|`` over every kernel value the backend
   computed (the exact value on the same inputs, i.e. along the backend's own hidden-state trajectory).
 
 :func:`estimate_on_backend` is the estimate alone (nothing submitted). :func:`evaluate_checkpoint`
 and :func:`estimate_checkpoint` are the tagging task's entries (sentences sorted by length before
-batching, so a batch pads little: padded positions still cost circuits on the device).
+batching, so a batch pads little).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..checkpoint import load_tagger
 from ..data.tasks import EvaluationData, evaluation_data, evaluation_sentences
 from ..hardware.backends import resolve_backend
 from ..hardware.cost import (
     CalibrationCost, CostEstimate, DryRunSampler, JobLimits, active_rows, batch_shapes, check_budget,
-    estimate_model_cost, isa_circuit, sampler_kernels,
+    estimate_model_cost, isa_circuit,
 )
-from ..hardware.journal import JOURNAL_NAME, JournaledSampler
-from ..hardware.mitigation import MITIGATIONS, MitigatedSampler, plan_mitigation, shots_for_target_error
+from ..hardware.journal import JOURNAL_NAME
+from ..hardware.mitigation import MITIGATIONS, plan_mitigation, shots_for_target_error
 from ..hardware.readout import DEFAULT_CALIBRATION_SHOTS
 from ..kernels.active_rows import ActiveRowsFidelity
 from ..kernels.depolarizing import DEFAULT_ECHOES, DEPOLARIZING_METHODS, DepolarizingCorrectedFidelity
-from ..kernels.fidelity import FIDELITIES, Fidelity, Reference, make_fidelity
-from ..kernels.kernel import QuantumKernel, exact_fidelity
+from ..kernels.fidelity import FIDELITIES, make_fidelity
+from ..kernels.kernel import QuantumKernel
 from ..rundir import check_out_dir, claim_out_dir, write_json_atomic
 from ..validation import check_choice, check_int
 from .loop import TaggedTokens, sorted_batches, tag_batches, tagged_metrics
 from .metrics import write_confusion_png
 from .options import Budget, EvaluationRequest, JobPolicy, Mitigation, RuntimeOptions, Sampling
-from .sampling import MetricInterval, accuracy_interval, sample_for_budget
+from .runner import circuit_limit, journaled_samplers, run_and_score
+from .sampling import accuracy_interval
+from .work import BackendWork, Loader, fit_budget, interval_metrics
 
-__all__ = ["BackendWork", "default_eval_dir", "estimate_checkpoint", "estimate_on_backend", "evaluate_checkpoint",
-           "evaluate_on_backend", "fit_budget", "interval_metrics", "journaled_samplers", "run_and_score",
+__all__ = ["default_eval_dir", "estimate_checkpoint", "estimate_on_backend", "evaluate_checkpoint", "evaluate_on_backend",
            "tagging_backend_work"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 32
-RESULTS_DIR = "results"  #: each finished job's result, replayed on resume (:class:`~qk_lstm_qiskit.hardware.journal.JournaledSampler`)
-Loader = Callable[..., nn.Module]  #: ``load(sampler=None, pass_manager=None) → model`` of a checkpoint, in eval mode
-
-
-@dataclass(frozen=True)
-class BackendWork:
-    """What a task sends to a sampler backend and how it scores what comes back.
-
-    Attributes:
-        batches: the examples in batches (sorted by length, so they pad little); batch ``i`` is journal stream
-            ``batch-i`` and one job per time step.
-        lengths: time steps of every example, in the task's order of examples (the estimate sorts them and
-            batches them ``batch_size`` at a time, as :attr:`batches` holds them).
-        batch_size: examples per batch.
-        run: ``(model, batches) → outputs`` of a model over some batches (eval mode, no gradient).
-        combine: the outputs of consecutive batches → one (``TaggedTokens.concatenate``, ``torch.cat``).
-        score: ``(backend outputs, exact outputs, out_dir, title, exact_full) → metrics`` of the task (it may
-            draw into ``out_dir``); for a sample (:attr:`select`) ``exact_full`` is the exact model's outputs on
-            every example (``None`` otherwise) and the metrics add the sample's 95 % interval.
-        source: what is evaluated (``metrics.json``'s ``data``).
-        batch_lengths: a batch → its examples' time steps ``(N_b,)`` (padded steps send no circuit when the
-            kernels skip them: :class:`~qk_lstm_qiskit.kernels.active_rows.ActiveRowsFidelity`).
-        metric: the task's headline metric of a run's outputs (``run``'s return value): tagging token accuracy,
-            classification sequence accuracy, forecasting test RMSE (series units; for several targets the mean over
-            targets of RMSE / persistence RMSE). The shot planner scores estimators with it.
-        metric_name: what :attr:`metric` is (``"accuracy"``, ``"test RMSE"``, ``"relative test RMSE"``).
-        higher_is_better: ``True`` for accuracies, ``False`` for errors.
-        select: sorted indices into :attr:`lengths` → the work on that sample of the examples (``None``: the
-            task cannot sample; a budget too small for everything is then refused).
-    """
-
-    batches: Sequence[Any]
-    lengths: Sequence[int]
-    batch_size: int
-    run: Callable[[nn.Module, Sequence[Any]], Any]
-    combine: Callable[[list[Any]], Any]
-    score: Callable[[Any, Any, Path, str, Any], dict[str, Any]]
-    source: str
-    batch_lengths: Callable[[Any], torch.Tensor]
-    metric: Callable[[Any], float]
-    metric_name: str
-    higher_is_better: bool
-    select: Callable[[Sequence[int]], "BackendWork"] | None = None
-
-    @property
-    def population(self) -> int:
-        """The number of examples."""
-        return len(self.lengths)
-
 
 def default_eval_dir(checkpoint: str | Path, backend: str) -> Path:
     """``<checkpoint folder>/eval-<backend>`` with ``:`` replaced (``runs/paper/eval-fake-manila``)."""
@@ -199,14 +146,6 @@ def _plan(model, rb, mitigation: str, *, shots: int | None, target_error: float 
     return plan, shots
 
 
-def _circuit_limit(rb, max_circuits_per_job: int | None) -> int | None:
-    """``max_circuits_per_job``, else the device's ``max_circuits`` (``None``: no limit)."""
-    if max_circuits_per_job is not None:
-        return max_circuits_per_job
-    limit = getattr(rb.device, "max_circuits", None)
-    return limit if isinstance(limit, int) and limit > 0 else None
-
-
 def _estimate(model, resolved, lengths: Sequence[int], batch_size: int, *, training: bool, epochs: int, shots: int,
               plan, request: EvaluationRequest) -> CostEstimate:
     """The cost of ``model`` over examples of ``lengths`` batched ``batch_size`` at a time in length order,
@@ -218,7 +157,7 @@ def _estimate(model, resolved, lengths: Sequence[int], batch_size: int, *, train
     return estimate_model_cost(
         model, batch_shapes(ordered, batch_size), resolved, training=training, epochs=epochs,
         job_overhead_seconds=request.budget.job_overhead_seconds, shots=shots, target_error=request.sampling.target_error,
-        jobs=JobLimits(_circuit_limit(resolved, request.jobs.max_circuits_per_job), request.jobs.parallel_batches),
+        jobs=JobLimits(circuit_limit(resolved, request.jobs.max_circuits_per_job), request.jobs.parallel_batches),
         calibration=calibration, active_rows=None if training else active_rows(ordered, batch_size),
     )
 
@@ -241,161 +180,6 @@ def estimate_on_backend(checkpoint: str | Path, request: EvaluationRequest, leng
                         calibration_shots=calibration_shots, cache_dir=mitigation.calibration_dir, any_date=False)
     return _estimate(model, rb, lengths, batch_size, training=training, epochs=epochs, shots=shots, plan=plan,
                      request=request)
-
-
-class _KernelComparison:
-    """Forward hooks on each device kernel's fidelity that compare its values with the exact kernel.
-
-    The hook sits on the kernel's :class:`~qk_lstm_qiskit.kernels.fidelity.Fidelity` (inside an
-    :class:`~qk_lstm_qiskit.kernels.active_rows.ActiveRowsFidelity`: on the one it wraps, so only the rows
-    sent count), whose inputs are the angles ``ax`` ``(N, P)`` and the prepared reference side: the exact
-    value ``|<ψ(ay_m)|ψ(ax_n)>|²`` comes from the map's exact fidelity on the same angles.
-    """
-
-    def __init__(self, kernels: list) -> None:
-        self._by_batch: dict[int, list[torch.Tensor]] = {}  # batch index → diffs in call order
-        self._local = threading.local()
-        sent = [k.fidelity.inner if isinstance(k.fidelity, ActiveRowsFidelity) else k.fidelity for k in kernels]
-        self.handles = [f.register_forward_hook(self._hook(exact_fidelity(k.feature_map))) for f, k in zip(sent, kernels)]
-
-    @contextmanager
-    def batch(self, index: int):
-        """Attribute this thread's kernel values to batch ``index`` (batches may run concurrently)."""
-        self._local.batch = index
-        try:
-            yield
-        finally:
-            self._local.batch = None
-
-    @property
-    def diffs(self) -> list[torch.Tensor]:
-        return [d for i in sorted(self._by_batch) for d in self._by_batch[i]]
-
-    def _hook(self, exact: Fidelity):
-        def hook(module, inputs, output):
-            ax, reference = inputs
-            with torch.no_grad():
-                angles = reference.angles if isinstance(reference, Reference) else reference
-                exact_values = exact(ax.detach(), angles.detach().to(ax.dtype))  # (N, M)
-                diff = (output.detach().double() - exact_values.double()).flatten()  # signed
-            self._by_batch.setdefault(getattr(self._local, "batch", None) or 0, []).append(diff)
-
-        return hook
-
-    def remove(self) -> None:
-        for handle in self.handles:
-            handle.remove()
-
-    def summary(self) -> dict[str, float | int]:
-        diffs = self.diffs
-        values = torch.cat(diffs) if diffs else torch.zeros(1, dtype=torch.float64)
-        return {
-            "kernel_mean_abs_diff": float(values.abs().mean()),  # mean |k_backend − k_exact|
-            "kernel_max_abs_diff": float(values.abs().max()),
-            "kernel_mean_diff": float(values.mean()),  # signed: noise bias (device noise pulls k towards 2**-n)
-            "kernel_values": sum(int(d.numel()) for d in diffs),
-        }
-
-
-def _run_concurrently(model: nn.Module, work: BackendWork, sampler: JournaledSampler, comparison: _KernelComparison, *,
-                      workers: int, bar) -> Any:
-    """``work.run`` per batch, ``workers`` at a time in threads; batch ``i`` is journal stream ``batch-i``.
-
-    On an interrupt or failure the journaled sampler is stopped (no thread submits another job),
-    running batches finish their current wait, and the exception is re-raised.
-    """
-    batches = work.batches
-    skipping = [m for m in model.modules() if isinstance(m, ActiveRowsFidelity)]
-
-    def one(i: int) -> Any:
-        with ExitStack() as rows, sampler.stream(f"batch-{i}"), comparison.batch(i):
-            for fidelity in skipping:  # each kernel sends, at step t, only the examples still running
-                rows.enter_context(fidelity.schedule(work.batch_lengths(batches[i])))
-            out = work.run(model, [batches[i]])
-        bar.update(1)
-        return out
-
-    model.eval()  # the runs restore the mode they find: keep it eval in every thread
-    if workers == 1:
-        parts = [one(i) for i in range(len(batches))]
-    else:
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="qk-batch")
-        futures = [pool.submit(one, i) for i in range(len(batches))]
-        try:
-            parts = [f.result() for f in futures]
-        except BaseException:
-            sampler.stop()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        pool.shutdown(wait=True)
-    bar.close()
-    return work.combine(parts)
-
-
-def journaled_samplers(rb, out: Path, *, mitigation: Mitigation, jobs: JobPolicy, resume: bool):
-    """``(journal path, journaled sampler, the kernels' sampler)`` of an evaluation writing to ``out``: every
-    job recorded in the journal and its result kept in ``out/results`` (on ``resume`` a finished job is replayed
-    from there, an unfinished one fetched again by id from IBM, or rerun on a local backend whose jobs died with
-    their process), readout-mitigated unless ``mitigation.method`` is ``none``."""
-    journal_path = out / JOURNAL_NAME
-    sampler = kernel_sampler = JournaledSampler(
-        rb.sampler, journal_path, service=rb.service, resume=resume, results_dir=out / RESULTS_DIR,
-        backend_name=rb.device_name or rb.name, max_retries=jobs.max_retries, backoff_seconds=jobs.backoff_seconds,
-        timeout_seconds=jobs.timeout_seconds, max_circuits_per_job=_circuit_limit(rb, jobs.max_circuits_per_job),
-    )
-    if mitigation.method != "none":
-        kernel_sampler = MitigatedSampler(
-            sampler, mitigation.method, device=rb.device,
-            calibration_shots=mitigation.calibration_shots or DEFAULT_CALIBRATION_SHOTS,
-            cache_dir=mitigation.calibration_dir, backend_name=rb.device_name, any_date=resume,
-        )
-    return journal_path, sampler, kernel_sampler
-
-
-def fit_budget(work: BackendWork, estimate, cost: Callable[[Sequence[int]], Any],
-               budget: Budget) -> tuple[BackendWork, Any, list[int] | None]:
-    """``(work, its estimate, None)`` when the ``estimate`` (anything with ``qpu_seconds``) fits
-    ``budget.max_qpu_seconds`` (or there is no budget, or no QPU time to count); else, if the task can sample,
-    the largest seeded random sample of its examples that fits (:func:`~qk_lstm_qiskit.evaluation.sampling.sample_for_budget`,
-    seed ``budget.sample_seed``), its estimate and the chosen indices. When not even one example fits, ``work``
-    is returned unchanged for the caller to refuse. ``cost``: example lengths → estimate."""
-    limit = budget.max_qpu_seconds
-    if limit is None or estimate.qpu_seconds is None or estimate.qpu_seconds <= limit or work.select is None:
-        return work, estimate, None
-    lengths = work.lengths
-    chosen = sample_for_budget(work.population, lambda idx: cost([lengths[i] for i in idx]).qpu_seconds or 0.0, limit,
-                               seed=budget.sample_seed)
-    if not chosen:
-        return work, estimate, None
-    sample = work.select(chosen)
-    logger.info("evaluate: %d of %d examples fit max_qpu_seconds=%g (sample seed %d)", sample.population,
-                work.population, limit, budget.sample_seed)
-    return sample, cost(sample.lengths), chosen
-
-
-def run_and_score(model: nn.Module, load: Loader, work: BackendWork, full: BackendWork, sampler: JournaledSampler, *,
-                  out: Path, title: str, workers: int = 1, progress: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(the task's scores, the kernel differences)`` of running ``work`` with the backend ``model`` (batch ``i``
-    as journal stream ``batch-i``, ``workers`` batches at a time, padded rows skipped) and with the exact model
-    (``load()``) on the same batches; when ``work`` is a sample of ``full``, the exact model on every example too."""
-    exact_model = load()
-    exact = work.run(exact_model, work.batches)
-    exact_full = None if work is full else full.run(exact_model, full.batches)
-    comparison = _KernelComparison(sampler_kernels(model))
-    try:
-        bar = tqdm(total=len(work.batches), desc=f"evaluate {title}", unit="batch", disable=not progress,
-                   dynamic_ncols=True)
-        on_backend = _run_concurrently(model, work, sampler, comparison, workers=workers, bar=bar)
-    finally:
-        comparison.remove()
-    return work.score(on_backend, exact, out, title, exact_full), comparison.summary()
-
-
-def interval_metrics(interval: MetricInterval, exact_full: float) -> dict[str, Any]:
-    """What a sampled evaluation adds to its metric: the 95 % interval, its standard error and the exact model's
-    value on every example (``exact_full``), inside the interval or not."""
-    return {"interval_95": [interval.low, interval.high], "standard_error": interval.standard_error,
-            "exact_full": exact_full, "exact_full_inside_interval": interval.covers(exact_full)}
 
 
 def evaluate_on_backend(checkpoint: str | Path, request: EvaluationRequest, work: BackendWork, *, load: Loader,

@@ -3,7 +3,7 @@
 The kernels of every QK-LSTM cell run through one estimator — ``compute-uncompute`` (the sampler
 fidelity), ``tomography`` (product maps, 3 circuits per input) or ``shadows`` — behind an
 :class:`~qk_lstm_qiskit.kernels.active_rows.ActiveRowsFidelity`, so padded time steps send nothing.
-What runs and how it is scored is the task's :class:`~qk_lstm_qiskit.evaluation.backend.BackendWork`
+What runs and how it is scored is the task's :class:`~qk_lstm_qiskit.evaluation.work.BackendWork`
 (``Task.backend_work``): batch ``i`` of the work is journal stream ``batch-i``, one job per time step
 and layer. The measured-state estimators correct readout with a calibration of their measured qubits
 (run first through the journaled sampler, or reused from ``calibration_dir`` if measured today).
@@ -40,7 +40,9 @@ from ..kernels.tomography import TomographyFidelity
 from ..nn.cell import QKLSTMCell
 from ..rundir import check_out_dir, claim_out_dir, write_json_atomic
 from ..validation import check_choice, check_int
-from .backend import BackendWork, Loader, default_eval_dir, fit_budget, journaled_samplers, run_and_score
+from .backend import default_eval_dir
+from .runner import journaled_samplers, run_and_score
+from .work import BackendWork, Loader, fit_budget
 from .options import EvaluationRequest, Mitigation
 from .planner import ESTIMATORS, SHADOW_SHOTS_PER_SETTING
 

@@ -21,6 +21,7 @@ from torch import nn
 from ..data.scaling import ChannelScaler
 from ..data.series import Scaler, SeriesWindows, TableWindows
 from .sampling import rmse_interval, rmse_intervals_by_target
+from .work import BackendWork, interval_metrics
 from ..rundir import atomic_write, claim_out_dir, write_json_atomic
 
 __all__ = ["regression_metrics", "predict", "forecast_report", "series_scores", "plot_forecast", "evaluate_forecast",
@@ -200,15 +201,13 @@ def _restored_windows(checkpoint: Path) -> tuple[nn.Module, SeriesWindows | Tabl
 
 def forecast_work(windows: SeriesWindows | TableWindows, model_kind: str, data: str, batch_size: int | None = None,
                   rows: np.ndarray | None = None):
-    """The :class:`~qk_lstm_qiskit.evaluation.backend.BackendWork` of forecasting the test windows (``rows`` of
+    """The :class:`~qk_lstm_qiskit.evaluation.work.BackendWork` of forecasting the test windows (``rows`` of
     them when given: a sample), ``batch_size`` at a time (default all in one batch: one job per time step): the
     test RMSE and MAE on the backend (per target for a table), the exact model's, ``backend_rmse_vs_exact``,
     persistence, ``forecast.png``; on a sample, each RMSE's 95 % interval
     (:func:`~qk_lstm_qiskit.evaluation.sampling.rmse_interval`) and the exact RMSE over every test window.
     Headline metric: the test RMSE in the series' units; for a table, the mean over targets of
     ``RMSE / persistence RMSE`` (``"relative test RMSE"``, unit-free)."""
-    from .backend import BackendWork, interval_metrics
-
     table = isinstance(windows, TableWindows)
     inputs = windows.test[0] if rows is None else windows.test[0][torch.as_tensor(rows)]
     size = batch_size or max(len(inputs), 1)

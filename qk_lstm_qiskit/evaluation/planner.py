@@ -1,6 +1,6 @@
 """The shot planner: which kernel estimator and how many shots keep a checkpoint's metric, at what QPU cost.
 
-Any task: the planner runs a task's :class:`~qk_lstm_qiskit.evaluation.backend.BackendWork` (tagging,
+Any task: the planner runs a task's :class:`~qk_lstm_qiskit.evaluation.work.BackendWork` (tagging,
 classification, forecasting) and scores it with the work's headline metric (``work.metric``). No circuit runs
 and no QPU time is spent. For each estimator × shot count the model runs the work ``repeats`` times with its
 kernels replaced by the estimator's *exact shot-noise* fidelity (counts drawn from the exact outcome
@@ -42,7 +42,7 @@ from ..kernels.shot_noise import ComputeUncomputeShots
 from ..kernels.tomography import TomographyFidelity
 from ..nn.cell import QKLSTMCell
 from ..validation import check_choice, check_int
-from .backend import BackendWork
+from .work import BackendWork
 
 __all__ = ["ESTIMATORS", "PlanEntry", "ShotPlan", "metric_loss", "plan_checkpoint", "plan_estimators",
            "SHADOW_SHOTS_PER_SETTING"]
@@ -191,7 +191,7 @@ def plan_estimators(model, work: BackendWork, *, device, pass_manager, backend: 
     Args:
         model: a QK-LSTM model of the work's task (its cells' fidelities are swapped during the plan and restored).
         work: the task's examples, runner and headline metric
-            (:class:`~qk_lstm_qiskit.evaluation.backend.BackendWork`).
+            (:class:`~qk_lstm_qiskit.evaluation.work.BackendWork`).
         device, pass_manager, backend: the device whose ISA circuits, durations and readout errors count.
         estimators, shot_counts, repeats: the grid; ``target_loss``: the mean loss to meet (:func:`metric_loss`:
             accuracy points as a fraction in ``[0, 1)``, or an error's relative increase ``>= 0``).

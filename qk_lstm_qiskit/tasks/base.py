@@ -170,7 +170,7 @@ class Task(abc.ABC):
         """Lines ``qk-lstm evaluate`` prints about ``metrics`` (what :meth:`evaluate_checkpoint` returned)."""
 
     def backend_work(self, checkpoint: Path, request: EvaluationRequest) -> tuple[Any, Any]:
-        """``(work, load)``: the :class:`~qk_lstm_qiskit.evaluation.backend.BackendWork` of evaluating the request's
+        """``(work, load)``: the :class:`~qk_lstm_qiskit.evaluation.work.BackendWork` of evaluating the request's
         data with the checkpoint's model on a sampler backend, and ``load(sampler=None, pass_manager=None)`` → that
         model (what :func:`~qk_lstm_qiskit.evaluation.backend.evaluate_on_backend` and the kernel-estimator run
         :func:`~qk_lstm_qiskit.evaluation.estimated.evaluate_estimated` take)."""

@@ -33,7 +33,8 @@ from ..data.sequences import (
     prepare_sequences, test_sequences,
 )
 from ..evaluation.classification import classification_metrics, classify, plot_class_confusion
-from ..evaluation.backend import BackendWork, default_eval_dir, estimate_on_backend, evaluate_on_backend, interval_metrics
+from ..evaluation.backend import default_eval_dir, estimate_on_backend, evaluate_on_backend
+from ..evaluation.work import BackendWork, interval_metrics
 from ..evaluation.sampling import proportion_interval
 from ..evaluation.options import Budget, EvaluationRequest, Sampling
 from ..hardware.cost import CostEstimate
@@ -261,7 +262,7 @@ def _qk_lstm(task: ClassificationTask, command: str, backend: str) -> None:
 
 def classification_work(task: ClassificationTask, test: LabelledSequences, batch_size: int, source: str,
                         population: int | None = None) -> BackendWork:
-    """The :class:`~qk_lstm_qiskit.evaluation.backend.BackendWork` of classifying ``test`` in batches of
+    """The :class:`~qk_lstm_qiskit.evaluation.work.BackendWork` of classifying ``test`` in batches of
     ``batch_size`` sequences sorted by length (one job per time step of a batch): accuracy, macro-F1, the
     confusion matrix and ``confusion.png`` on the backend, ``exact_accuracy``, ``exact_macro_f1`` and
     ``agreement`` (fraction of sequences both models put in the same class); predictions in ``test``'s order.

@@ -16,7 +16,7 @@ import torch
 from qiskit.circuit import QuantumCircuit
 
 from qk_lstm_qiskit.circuits.feature_map import FeatureMap
-from qk_lstm_qiskit.evaluation.backend import _KernelComparison
+from qk_lstm_qiskit.evaluation.runner import KernelComparison
 from qk_lstm_qiskit.hardware.cost import estimate_model_cost, isa_circuit, kernel_load, sampler_kernels
 from qk_lstm_qiskit.kernels import fidelity as fidelity_module
 from qk_lstm_qiskit.kernels.fidelity import Fidelity, FidelityCost, Reference, register_fidelity
@@ -162,7 +162,7 @@ def test_the_backend_evaluation_compares_the_new_fidelity_with_the_exact_kernel(
     against the map's exact kernel: an exact new fidelity differs by rounding only, a biased one by its bias."""
     model = QKLSTM(3, 4, num_qubits=3, num_references=2, reps=2, fidelity=einsum, dtype=F64)
     x = torch.randn(6, 2, 3, dtype=F64, generator=gen)  # (L, N, in)
-    comparison = _KernelComparison(sampler_kernels(model))
+    comparison = KernelComparison(sampler_kernels(model))
     try:
         with torch.no_grad(), comparison.batch(0):
             model.cells[0].fused = False  # the hook sees each step's kernel call
@@ -179,7 +179,7 @@ def test_the_backend_evaluation_compares_the_new_fidelity_with_the_exact_kernel(
 
     biased = QKLSTM(3, 4, num_qubits=3, num_references=2, reps=2, fidelity=Biased, dtype=F64)
     biased.load_state_dict(model.state_dict())
-    comparison = _KernelComparison(sampler_kernels(biased))
+    comparison = KernelComparison(sampler_kernels(biased))
     try:
         with torch.no_grad(), comparison.batch(0):
             biased.cells[0].fused = False
