@@ -88,7 +88,8 @@ def _request(args: argparse.Namespace):
             value = getattr(args, dest)
             groups.setdefault(group, {})[name] = Path(value) if dest == "out" and value is not None else value
     labels = {option: "--" + dest.replace("_", "-") for dest, option in OPTION_FLAGS.items()}
-    labels.update({"runtime.dynamical_decoupling": "--dd", "jobs.timeout_seconds": "--timeout"})
+    labels.update({"runtime.dynamical_decoupling": "--dd", "jobs.timeout_seconds": "--timeout",
+                   "max_items": "--max-sentences/--max-examples"})
     return EvaluationRequest(
         **groups[""], sampling=Sampling(**groups.get("sampling", {})), mitigation=Mitigation(**groups.get("mitigation", {})),
         jobs=JobPolicy(**groups.get("jobs", {})), runtime=RuntimeOptions(**groups.get("runtime", {})),
