@@ -212,3 +212,22 @@ def test_cli_classification_dry_run_and_a_run_on_aer(classifier, tmp_path, capsy
     assert "accuracy on aer (128 shots)" in printed and "jobs: " in printed and "on 4 sequences" in printed
     m = json.loads((tmp_path / "aer" / "metrics.json").read_text())
     assert m["sequences"] == 4 and torch.tensor(m["predictions"]).numel() == 4
+
+
+def test_parallel_batches_give_the_numbers_of_one_batch_at_a_time(classifier, tmp_path):
+    """Three batches in flight (threads): each batch its journal stream and its own padded-row schedule; the seeded
+    jobs give the same predictions and kernel differences as one batch at a time."""
+    from qk_lstm_qiskit.evaluation.options import JobPolicy
+    from qk_lstm_qiskit.tasks.classification import evaluate_classification_on_backend
+
+    runs = {}
+    for workers in (1, 3):
+        request = EvaluationRequest(backend="aer", out_dir=tmp_path / f"w{workers}", batch_size=4,
+                                    sampling=Sampling(SHOTS, seed=2), jobs=JobPolicy(parallel_batches=workers))
+        runs[workers] = evaluate_classification_on_backend(classifier, request)
+    one, three = runs[1], runs[3]
+    assert one["batches"] == 3 and three["parallel_batches"] == 3
+    for key in ("predictions", "kernel_values", "kernel_mean_abs_diff", "kernel_mean_diff", "jobs_submitted"):
+        assert three[key] == one[key]
+    streams = {r["stream"] for r in _journal(tmp_path / "w3" / "jobs.jsonl") if r["event"] == "submitted"}
+    assert streams == {"batch-0", "batch-1", "batch-2"}
