@@ -48,6 +48,7 @@ from ..kernels.active_rows import ActiveRowsFidelity
 from ..kernels.depolarizing import DEFAULT_ECHOES, DEPOLARIZING_METHODS, DepolarizingCorrectedFidelity
 from ..kernels.fidelity import FIDELITIES, make_fidelity
 from ..kernels.kernel import QuantumKernel
+from ..kernels.measured_fidelity import MeasuredStateFidelity
 from ..rundir import check_out_dir, claim_out_dir, write_json_atomic
 from ..validation import check_choice, check_int
 from .loop import TaggedTokens, sorted_batches, tag_batches, tagged_metrics
@@ -82,6 +83,10 @@ def _check_options(command: str, request: EvaluationRequest, rb) -> int:
     check_choice(command, "mitigation", mitigation.method, MITIGATIONS)
     if sampling.fidelity is not None:
         check_choice(command, "sampling.fidelity", sampling.fidelity, tuple(FIDELITIES))
+        if issubclass(FIDELITIES[sampling.fidelity], MeasuredStateFidelity):  # priced per input row, calibrated first
+            raise ValueError(f"{command}: expected a fidelity priced per kernel value for sampling.fidelity (e.g. "
+                             f"compute-uncompute; measured-state estimators run with --estimator "
+                             f"{sampling.fidelity}), got {sampling.fidelity!r}")
     check_choice(command, "depolarizing", mitigation.depolarizing, ("none", *DEPOLARIZING_METHODS))
     if mitigation.depolarizing != "none":
         fidelity = sampling.fidelity or "compute-uncompute"

@@ -208,3 +208,15 @@ def test_resume_on_a_local_simulator_replays_every_finished_job(checkpoint, tmp_
     for key in ("accuracy", "kernel_mean_abs_diff", "kernel_max_abs_diff"):  # the first run's shots, not seed 7's
         assert again[key] == first[key]
     assert len(list((out / "results").glob("batch-0-*.npz"))) == 5
+
+
+@pytest.mark.parametrize("name", ["tomography", "shadows"])
+def test_a_measured_state_fidelity_is_sent_to_the_estimator_run(checkpoint, tmp_path, name):
+    """Priced per input row and readout-calibrated first, a measured-state estimator runs with --estimator; the
+    per-value engine refuses it in one line (its estimate would count no circuit) before any folder is made."""
+    with pytest.raises(ValueError, match=rf"^evaluate: expected a fidelity priced per kernel value .* --estimator {name}\), "
+                                         rf"got '{name}'$"):
+        evaluate_checkpoint(checkpoint, "aer", sampling=Sampling(SHOTS, fidelity=name), out_dir=tmp_path / "x")
+    with pytest.raises(ValueError, match="expected a fidelity priced per kernel value"):
+        estimate_checkpoint(checkpoint, "fake:manila", sampling=Sampling(SHOTS, fidelity=name))
+    assert not (tmp_path / "x").exists()

@@ -97,8 +97,8 @@ def test_a_bad_option_is_one_line_and_creates_nothing(checkpoint, tmp_path, caps
 
 def test_a_fidelity_without_compute_uncompute_circuits_or_training_is_refused(checkpoint, tmp_path):
     with pytest.raises(ValueError, match="expected a compute-uncompute fidelity for depolarizing 'average'"
-                                         ".* got fidelity 'tomography'"):
-        evaluate_checkpoint(checkpoint, "aer", sampling=Sampling(64, fidelity="tomography"),
+                                         ".* got fidelity 'compute-uncompute-shots'"):
+        evaluate_checkpoint(checkpoint, "aer", sampling=Sampling(64, fidelity="compute-uncompute-shots"),
                             mitigation=Mitigation(depolarizing="average"), out_dir=tmp_path / "eval")
     assert not (tmp_path / "eval").exists()
     with pytest.raises(ValueError, match="expected depolarizing none when training"):
