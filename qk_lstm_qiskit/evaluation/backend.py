@@ -83,7 +83,8 @@ def _check_options(command: str, request: EvaluationRequest, rb) -> int:
     check_choice(command, "mitigation", mitigation.method, MITIGATIONS)
     if sampling.fidelity is not None:
         check_choice(command, "sampling.fidelity", sampling.fidelity, tuple(FIDELITIES))
-        if issubclass(FIDELITIES[sampling.fidelity], MeasuredStateFidelity):  # priced per input row, calibrated first
+        factory = FIDELITIES[sampling.fidelity]
+        if isinstance(factory, type) and issubclass(factory, MeasuredStateFidelity):  # priced per row, calibrated first
             raise ValueError(f"{command}: expected a fidelity priced per kernel value for sampling.fidelity (e.g. "
                              f"compute-uncompute; measured-state estimators run with --estimator "
                              f"{sampling.fidelity}), got {sampling.fidelity!r}")
