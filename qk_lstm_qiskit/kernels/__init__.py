@@ -8,3 +8,7 @@ references); ``routes``: the kernels a fused recurrent layer runs; ``statevector
 ``diagnostics``: concentration, geometric difference, effective dimension; ``alignment``: kernel-target
 alignment training; ``qiskit_ml``: the qiskit-machine-learning ``BaseKernel`` adapter.
 """
+
+# Every fidelity module registers its fidelity on import: import them all, so that the registry
+# (``fidelity.FIDELITIES``) is complete wherever a fidelity is named.
+from . import exact, product, sampler, shadows, shift, shot_noise, tomography  # noqa: E402,F401
