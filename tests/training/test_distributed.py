@@ -97,6 +97,18 @@ def test_torchrun_two_ranks_train_write_once_and_resume(tmp_path):
     assert resumed["epochs"][:1] == metrics["epochs"]
 
 
+def _torchrun_train(config: Path, out: Path) -> subprocess.CompletedProcess:
+    """``torchrun --nproc_per_node=2 --no-python qk-lstm train --config CONFIG --out OUT`` (one thread per rank),
+    checked to succeed."""
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "QK_LSTM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    ranks = subprocess.run([str(bin_dir / "torchrun"), "--nproc_per_node=2", "--no-python", str(bin_dir / "qk-lstm"),
+                            "train", "--config", str(config), "--out", str(out), "--no-progress"],
+                           capture_output=True, text=True, env=env, cwd=out.parent, timeout=300)
+    assert ranks.returncode == 0, ranks.stderr[-2000:]
+    return ranks
+
+
 @pytest.mark.slow
 def test_torchrun_two_ranks_train_a_forecaster_like_one_process(tmp_path):
     """Forecasting goes through the same run: rank 0 writes the run folder and the plot, both ranks report its numbers."""
@@ -107,12 +119,7 @@ def test_torchrun_two_ranks_train_a_forecaster_like_one_process(tmp_path):
     config.write_text("task: forecasting\nmodel: {kind: qk-lstm, hidden_dim: 3, num_qubits: 2, num_references: 2}\n"
                       "data: {source: shm, validation_fraction: 0.2}\nforecast: {length: 80}\n"
                       "train: {epochs: 2, batch_size: 8, lr: 0.02}\n")
-    bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "QK_LSTM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    ranks = subprocess.run([str(bin_dir / "torchrun"), "--nproc_per_node=2", "--no-python", str(bin_dir / "qk-lstm"),
-                            "train", "--config", str(config), "--out", str(tmp_path / "ranks"), "--no-progress"],
-                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
-    assert ranks.returncode == 0, ranks.stderr[-2000:]
+    ranks = _torchrun_train(config, tmp_path / "ranks")
     assert ranks.stdout.count("test RMSE:") == 1  # rank 0 alone prints the report (issue 24)
     one = run_training(load_config(config), tmp_path / "one", progress=False)
     metrics = json.loads((tmp_path / "ranks" / "metrics.json").read_text())
@@ -137,12 +144,7 @@ def test_torchrun_two_ranks_train_a_classifier_like_one_process(tmp_path):
     config.write_text("task: classification\nmodel: {kind: qk-lstm, hidden_dim: 3, num_qubits: 2, num_references: 1}\n"
                       f"data: {{source: {train}, validation_fraction: 0.34}}\n"
                       f"classify: {{test_source: {test}, pooling: mean}}\ntrain: {{epochs: 2, batch_size: 4, lr: 0.05}}\n")
-    bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "QK_LSTM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    ranks = subprocess.run([str(bin_dir / "torchrun"), "--nproc_per_node=2", "--no-python", str(bin_dir / "qk-lstm"),
-                            "train", "--config", str(config), "--out", str(tmp_path / "ranks"), "--no-progress"],
-                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
-    assert ranks.returncode == 0, ranks.stderr[-2000:]
+    ranks = _torchrun_train(config, tmp_path / "ranks")
     assert ranks.stdout.count("test accuracy:") == 1  # rank 0 alone prints the report
     one = run_training(load_config(config), tmp_path / "one", progress=False)
     metrics = json.loads((tmp_path / "ranks" / "metrics.json").read_text())
